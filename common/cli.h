@@ -1,0 +1,78 @@
+/* cli.h: what every tgpt tool shares on the command line: messages with the
+ * program's name (glibc's err(3) family), sysexits codes, number parsing,
+ * --version, the refusal to write binary to a terminal, and progress on a
+ * terminal only. */
+#ifndef TGPT_CLI_H
+#define TGPT_CLI_H
+
+#include <err.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sysexits.h>
+
+#define TGPT_VERSION "0.1.0"
+
+/* Sets the program name that err(3) and our messages use. */
+void cli_init(int argc, char **argv);
+const char *cli_progname(void);
+
+/* Prints "PROG (tgpt) VERSION" and then one line per library the tool links
+ * (msgpack-c always; each tool adds its own, e.g. pcap_lib_version()). The
+ * list ends with NULL. Exits 0. */
+_Noreturn void cli_version(const char *const *libs);
+
+/* Prints the usage text to stdout and exits 0 (for -h/--help). */
+_Noreturn void cli_help(const char *usage);
+/* Prints "PROG: MSG" and the short usage to stderr and exits EX_USAGE. */
+_Noreturn void cli_usage_error(const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Strict numbers: the whole string, in [min, max]. Return 0 on success, -1 on
+ * a malformed or out-of-range string (errno says which: EINVAL or ERANGE). */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int parse_double(const char *s, double min, double max, double *out);
+/* parse_u64 or a usage error naming the option. */
+uint64_t opt_u64(const char *usage, const char *opt, const char *s, uint64_t min, uint64_t max);
+double opt_double(const char *usage, const char *opt, const char *s, double min, double max);
+
+/* Exits EX_USAGE unless stdout is not a terminal or force is set: binary
+ * msgpack or pcap on a terminal is never what the user meant. */
+void cli_refuse_tty(int force);
+
+/* Opens PATH for reading, "-" meaning stdin; exits EX_NOINPUT on failure. */
+FILE *cli_open_in(const char *path);
+/* Flushes and closes an output stream; exits EX_IOERR naming it on error. */
+void cli_close_out(FILE *f, const char *name);
+
+/* Atomic output file: writes go to PATH.tmp.PID, renamed onto PATH by
+ * atomic_commit. With PATH "-" it is stdout and commit only flushes. */
+struct atomic_file {
+	FILE *f;
+	char *path, *tmp;
+};
+void atomic_open(struct atomic_file *a, const char *path);
+void atomic_commit(struct atomic_file *a);
+void atomic_abort(struct atomic_file *a);
+
+/* Progress on stderr, only when it is a terminal and not quiet; at most two
+ * updates a second, each overwriting the last. */
+struct progress {
+	int on;
+	double last;
+};
+void progress_init(struct progress *p, int quiet);
+void progress_tick(struct progress *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void progress_done(struct progress *p);
+
+double now_seconds(void);
+
+/* Growable arrays without repeating the realloc dance. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* Ensures *buf holds at least need elements of size each; grows by doubling. */
+void grow(void **buf, size_t *cap, size_t need, size_t size);
+
+#endif

@@ -1,0 +1,64 @@
+/* packet.h: a bounds-checked decoder of captured frames, link layer to
+ * transport ports. pcap2flow keys flows with it, flow2tok masks addresses at
+ * the offsets it finds, and the evaluators read header fields through it.
+ * It never reads past caplen, whatever the bytes say. */
+#ifndef TGPT_PACKET_H
+#define TGPT_PACKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* pcap LINKTYPE_ values the decoder understands. */
+#define LT_NULL 0         /* BSD loopback, host byte order family */
+#define LT_ETHERNET 1
+#define LT_RAW 101        /* raw IPv4 or IPv6 */
+#define LT_LOOP 108       /* OpenBSD loopback, network byte order family */
+#define LT_LINUX_SLL 113
+#define LT_IPV4 228
+#define LT_IPV6 229
+#define LT_LINUX_SLL2 276
+
+struct pkt_info {
+	/* link layer */
+	int l2_addr_off[2];   /* offsets of link addresses (MACs), -1 when none */
+	uint8_t l2_addr_len[2];
+	uint16_t ethertype;   /* after VLAN tags; 0 when unknown */
+	uint8_t n_vlan;
+	uint16_t vlan[2];     /* VLAN ids, outer first (more tags: first two) */
+	int vlan_off[2];      /* offsets of the tags' TCI fields */
+	int l3_off;           /* start of the IP header, -1 when not IP */
+	/* IP */
+	uint8_t ip_version;   /* 0, 4 or 6 */
+	uint8_t ip_hlen;      /* IPv4 header length / 40 for IPv6 */
+	uint8_t addr_len;     /* 4 or 16 */
+	int src_off, dst_off; /* offsets of the addresses */
+	uint8_t ttl;          /* TTL or hop limit */
+	uint8_t proto;        /* transport protocol after IPv6 extension headers */
+	uint32_t ip_total_len; /* from the header: IPv4 total length, IPv6 40 + payload length */
+	int fragment;         /* part of a fragmented datagram */
+	int later_fragment;   /* not the first fragment: no transport header */
+	/* transport */
+	int l4_off;           /* start of TCP/UDP/ICMP header, -1 when absent */
+	int has_ports;        /* TCP or UDP with the ports captured */
+	uint16_t src_port, dst_port;
+	int port_off;         /* offset of the source port (dst port follows) */
+	uint8_t tcp_flags;    /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 ... */
+	uint8_t tcp_hlen;     /* TCP data offset in bytes */
+	uint16_t tcp_window;
+	uint32_t tcp_seq, tcp_ack;
+	int l4_payload_off;   /* first byte after the transport header, -1 */
+};
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+/* Decodes as far as the bytes allow; fields not reached keep "absent" values
+ * (offsets -1, versions 0). Returns 1 when the frame carries IP, 0 otherwise. */
+int pkt_decode(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_info *pi);
+
+/* Whether the decoder knows the link type at all. */
+int pkt_linktype_known(uint32_t linktype);
+
+#endif
