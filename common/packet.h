@@ -20,7 +20,8 @@
 
 struct pkt_info {
 	/* link layer */
-	int l2_addr_off[2];   /* offsets of link addresses (MACs), -1 when none */
+	int l2_addr_off[2];   /* offsets of link addresses (MACs), -1 when none;
+	                       * [0] source, [1] destination (SLL: source only) */
 	uint8_t l2_addr_len[2];
 	uint16_t ethertype;   /* after VLAN tags; 0 when unknown */
 	uint8_t n_vlan;

@@ -86,7 +86,7 @@ void flow_write(msgpack_packer *pk, const struct flow_rec *f)
 void tok_write(msgpack_packer *pk, const struct tok_rec *t, const uint16_t *tokens)
 {
 	int opt = (t->source != NULL) + (t->label != NULL) + (t->cut != 0);
-	msgpack_pack_map(pk, 3 + opt + (t->has_side ? 6 : 0));
+	msgpack_pack_map(pk, 3 + opt + (t->has_side ? 6 + (t->ts_ns != NULL) : 0));
 	mp_key(pk, "t"), mp_cstr(pk, "tok");
 	pack_u64(pk, "id", t->id);
 	if (t->source)
@@ -108,6 +108,12 @@ void tok_write(msgpack_packer *pk, const struct tok_rec *t, const uint16_t *toke
 		msgpack_pack_array(pk, t->n_packets);
 		for (size_t i = 0; i < t->n_packets; i++)
 			msgpack_pack_uint64(pk, t->index[i]);
+		if (t->ts_ns) {
+			mp_key(pk, "ts_ns");
+			msgpack_pack_array(pk, t->n_packets);
+			for (size_t i = 0; i < t->n_packets; i++)
+				msgpack_pack_uint64(pk, t->ts_ns[i]);
+		}
 	}
 	mp_key(pk, "tokens");
 	msgpack_pack_bin(pk, t->n_tokens * 2);
@@ -312,11 +318,31 @@ static int decode_side_array(const msgpack_object *o, const char *key, uint64_t 
 	return 0;
 }
 
+/* The optional exact time stamps ("ts_ns"): absent, or one per packet. */
+static int decode_ts(const msgpack_object *o, struct tok_rec *t, char *err, size_t n)
+{
+	const msgpack_object *a = mp_get(o, "ts_ns");
+	if (!a)
+		return 0;
+	if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != t->n_packets)
+		return fail(err, n, "field \"ts_ns\" is not an array of %zu entries", t->n_packets);
+	grow((void **)&t->ts_buf, &t->ts_cap, t->n_packets, sizeof *t->ts_buf);
+	for (size_t i = 0; i < t->n_packets; i++) {
+		const msgpack_object *e = &a->via.array.ptr[i];
+		if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return fail(err, n, "field \"ts_ns\": entry %zu is not a whole number", i + 1);
+		t->ts_buf[i] = e->via.u64;
+	}
+	t->ts_ns = t->ts_buf;
+	return 0;
+}
+
 static int decode_side(const msgpack_object *o, struct tok_rec *t, char *err, size_t n)
 {
 	uint64_t lt, snap, prec, first;
 	t->has_side = mp_get(o, "first_ns") != NULL;
 	t->n_packets = 0;
+	t->ts_ns = NULL;
 	if (!t->has_side)
 		return 0;
 	if (need_u64(o, "linktype", UINT32_MAX, &lt, err, n) < 0 ||
@@ -329,7 +355,8 @@ static int decode_side(const msgpack_object *o, struct tok_rec *t, char *err, si
 	t->linktype = (uint32_t)lt, t->snaplen = (uint32_t)snap;
 	t->tsprec = (uint8_t)prec, t->first_ns = first;
 	return decode_side_array(o, "index", UINT64_MAX, t, 1, err, n) < 0 ||
-	       decode_side_array(o, "wirelen", UINT32_MAX, t, 0, err, n) < 0 ? -1 : 0;
+	       decode_side_array(o, "wirelen", UINT32_MAX, t, 0, err, n) < 0 ||
+	       decode_ts(o, t, err, n) < 0 ? -1 : 0;
 }
 
 int tok_decode(const msgpack_object *o, struct tok_rec *t, char *err, size_t n)
@@ -365,9 +392,11 @@ void tok_rec_free(struct tok_rec *t)
 {
 	free(t->wirelen);
 	free(t->index);
+	free(t->ts_buf);
 	t->wirelen = NULL;
 	t->index = NULL;
-	t->side_cap = 0;
+	t->ts_ns = t->ts_buf = NULL;
+	t->side_cap = t->ts_cap = 0;
 }
 
 /* ------------------------------------------------------------ reader */
@@ -382,6 +411,12 @@ void rec_open_fd(struct rec_reader *r, int fd, const char *name)
 {
 	memset(r, 0, sizeof *r);
 	mp_open_fd(&r->mp, fd, name);
+}
+
+void rec_open_mem(struct rec_reader *r, const void *buf, size_t len, const char *name)
+{
+	memset(r, 0, sizeof *r);
+	mp_open_mem(&r->mp, buf, len, name);
 }
 
 static int reader_fail(struct rec_reader *r, const char *what)

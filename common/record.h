@@ -79,10 +79,15 @@ struct tok_rec {
 	size_t n_packets;
 	uint32_t *wirelen;   /* per packet, 0 = equal to the captured length */
 	uint64_t *index;     /* per packet, position in the source file */
+	const uint64_t *ts_ns; /* per packet exact time stamps, or NULL: optional side
+	                      * field "ts_ns", written only when an interval does not
+	                      * survive float64 seconds (flow2tok(1)) */
 	int cut;             /* the flow was cut by --max-tokens */
 	size_t n_tokens;
 	const uint8_t *tokens_le; /* n_tokens little-endian uint16 */
 	size_t side_cap;     /* decoder: capacity of wirelen/index */
+	uint64_t *ts_buf;    /* decoder: storage behind ts_ns */
+	size_t ts_cap;
 };
 
 static inline uint16_t tok_at(const struct tok_rec *t, size_t i)
@@ -115,6 +120,7 @@ struct rec_reader {
 /* Opens PATH ("-": stdin); returns -1 with errno on failure. */
 int rec_open(struct rec_reader *r, const char *path);
 void rec_open_fd(struct rec_reader *r, int fd, const char *name);
+void rec_open_mem(struct rec_reader *r, const void *buf, size_t len, const char *name);
 /* Next record of kind WANT (REC_FLOW or REC_TOK): returns WANT with r->flow
  * or r->tok filled, REC_END at a clean end, or -1 with r->error naming the
  * input and byte offset (damaged stream, wrong schema, wrong record type). */

@@ -19,6 +19,13 @@ void mp_open_fd(struct mp_reader *r, int fd, const char *name)
 	msgpack_unpacked_init(&r->result);
 }
 
+void mp_open_mem(struct mp_reader *r, const void *buf, size_t len, const char *name)
+{
+	mp_open_fd(r, -1, name);
+	r->mem = buf;
+	r->mem_len = len;
+}
+
 int mp_open(struct mp_reader *r, const char *path)
 {
 	if (!path || strcmp(path, "-") == 0) {
@@ -38,6 +45,15 @@ static int fill(struct mp_reader *r)
 		snprintf(r->error, sizeof r->error, "%s: out of memory at byte offset %llu",
 			 r->name, (unsigned long long)r->consumed);
 		return -1;
+	}
+	if (r->mem) {
+		size_t n = r->mem_len - r->mem_pos;
+		size_t cap = msgpack_unpacker_buffer_capacity(&r->unpacker);
+		n = n < cap ? n : cap;
+		memcpy(msgpack_unpacker_buffer(&r->unpacker), r->mem + r->mem_pos, n);
+		r->mem_pos += n;
+		msgpack_unpacker_buffer_consumed(&r->unpacker, n);
+		return n > 0;
 	}
 	for (;;) {
 		ssize_t n = read(r->fd, msgpack_unpacker_buffer(&r->unpacker),

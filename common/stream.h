@@ -18,12 +18,16 @@ struct mp_reader {
 	uint64_t record_offset; /* byte offset of the object last returned */
 	uint64_t consumed;      /* bytes of the objects returned so far */
 	char error[256];        /* why mp_next returned -1 */
+	const uint8_t *mem;     /* in-memory input (mp_open_mem), else NULL */
+	size_t mem_len, mem_pos;
 };
 
 /* Opens PATH ("-" or NULL: stdin). Returns 0, or -1 with errno set. */
 int mp_open(struct mp_reader *r, const char *path);
-/* Reads from an already open descriptor (tests, fuzzing). */
+/* Reads from an already open descriptor. */
 void mp_open_fd(struct mp_reader *r, int fd, const char *name);
+/* Reads from a buffer that outlives the reader (tests, fuzzing). */
+void mp_open_mem(struct mp_reader *r, const void *buf, size_t len, const char *name);
 /* Next object: 1 and *obj (valid until the next call), 0 at a clean end, -1
  * on damage with r->error holding "NAME: ... at byte offset N". */
 int mp_next(struct mp_reader *r, msgpack_object *obj);

@@ -174,8 +174,23 @@ static void test_getters(void)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* A map header that claims 2^32 - 1 entries, then nothing: an error, not a
+ * crash or a hang. */
+static void test_absurd_header(void)
+{
+	static const uint8_t bytes[] = { 0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 't' };
+	struct mp_reader r;
+	mp_open_mem(&r, bytes, sizeof bytes, "absurd");
+	msgpack_object o;
+	is_int(mp_next(&r, &o), -1, "a map of 2^32 - 1 entries with no data is an error");
+	ok(strstr(r.error, "absurd") && strstr(r.error, "byte offset 0"), "naming the offset of the map");
+	printf("# %s\n", r.error);
+	mp_close(&r);
+}
+
 int main(void)
 {
+	test_absurd_header();
 	test_round_trip();
 	test_concatenation();
 	test_truncation();
