@@ -1,0 +1,419 @@
+/* pcapcmp.c: compares two captures packet by packet (link type, timestamps at
+ * the coarser of the two files' precisions, caplen, wire length, bytes), for
+ * the round-trip tests: is what tok2pcap wrote the capture we started from?
+ * Reads pcap and pcapng through libpcap; "-" is stdin. With -c it only counts
+ * the packets libpcap can read, telling a clean file from a damaged one. */
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "cli.h" /* TGPT_VERSION only: the helper links nothing from common/ */
+
+#define NS_PER_S UINT64_C(1000000000)
+#define MAX_REPORTED 5 /* differences described on stderr */
+
+enum { SAME = 0, DIFFERENT = 1, TROUBLE = 2 };
+
+/* ---------------------------------------------------------------- precision */
+
+static uint32_t swap32(uint32_t v)
+{
+	return v >> 24 | (v >> 8 & 0xff00) | (v << 8 & 0xff0000) | v << 24;
+}
+
+/* if_tsresol to nanoseconds per unit (at least 1): 10^-k or 2^-k seconds. */
+static uint64_t tsresol_ns(uint8_t v)
+{
+	uint64_t res = NS_PER_S;
+	unsigned k = v & 0x7f;
+
+	if (v & 0x80)
+		return k >= 30 ? 1 : (NS_PER_S + (1ull << k) - 1) >> k;
+	for (; k > 0 && res > 1; k--)
+		res /= 10;
+	return res;
+}
+
+/* The if_tsresol option of an IDB body (after link type, reserved, snaplen),
+ * or 1000 (microseconds, the default). */
+static uint64_t idb_resolution(const uint8_t *body, size_t len, int swapped)
+{
+	size_t off = 8;
+
+	while (off + 4 <= len) {
+		uint16_t code, olen;
+
+		memcpy(&code, body + off, 2);
+		memcpy(&olen, body + off + 2, 2);
+		if (swapped) {
+			code = (uint16_t)(code >> 8 | code << 8);
+			olen = (uint16_t)(olen >> 8 | olen << 8);
+		}
+		if (code == 0)
+			break;
+		if (code == 9 && olen >= 1 && off + 5 <= len)
+			return tsresol_ns(body[off + 4]);
+		off += 4 + ((olen + 3u) & ~3u);
+	}
+	return 1000;
+}
+
+/* The coarsest resolution of a pcapng file's interfaces. Walks the block
+ * headers; a damaged block ends the walk (libpcap will report it). */
+static uint64_t pcapng_resolution(FILE *f)
+{
+	uint64_t coarsest = 0;
+	int swapped = 0;
+	long at = 0;
+	uint32_t head[3];
+	static uint8_t body[65536];
+
+	while (fseek(f, at, SEEK_SET) == 0 && fread(head, 4, 3, f) == 3) {
+		uint32_t type = head[0], len;
+
+		if (type == 0x0a0d0d0a) /* a section header sets the byte order */
+			swapped = head[2] == 0x4d3c2b1a;
+		len = swapped ? swap32(head[1]) : head[1];
+		if (len < 12 || len % 4)
+			break;
+		if ((swapped ? swap32(type) : type) == 1) { /* interface description */
+			size_t body_len = len - 12; /* between the header and the trailing length */
+			size_t want = body_len < sizeof body ? body_len : sizeof body;
+			size_t got = want > 4 ? fread(body + 4, 1, want - 4, f) : 0;
+			uint64_t r;
+
+			memcpy(body, &head[2], 4); /* the body's first word came with the header */
+			r = idb_resolution(body, 4 + got, swapped);
+			if (r > coarsest)
+				coarsest = r;
+		}
+		at += (long)len;
+	}
+	return coarsest ? coarsest : 1000;
+}
+
+/* Nanoseconds per timestamp unit of the file, from its header; whether it
+ * is pcapng. */
+static uint64_t file_resolution(FILE *f, int *pcapng)
+{
+	uint32_t magic = 0;
+	uint64_t res = 1000;
+
+	*pcapng = 0;
+	if (fread(&magic, 4, 1, f) == 1) {
+		if (magic == 0xa1b23c4d || magic == 0x4d3cb2a1)
+			res = 1;
+		else if ((*pcapng = magic == 0x0a0d0d0a))
+			res = pcapng_resolution(f);
+	}
+	rewind(f);
+	return res;
+}
+
+/* ---------------------------------------------------------------- captures */
+
+struct capture {
+	const char *name;
+	pcap_t *p;
+	uint64_t res_ns;  /* nanoseconds per timestamp unit in the file */
+	int pcapng;
+	uint64_t packets; /* read so far */
+	int done;
+};
+
+struct packet {
+	uint64_t ts_ns;
+	uint32_t caplen, len;
+	const uint8_t *data;
+};
+
+/* stdin copied to a temporary file, so its header can be read twice. */
+static FILE *copy_stdin(void)
+{
+	FILE *f = tmpfile();
+	char buf[65536];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
+		if (fwrite(buf, 1, n, f) != n)
+			return NULL;
+	if (ferror(stdin) || fflush(f) != 0)
+		return NULL;
+	rewind(f);
+	return f;
+}
+
+/* Opens PATH at nanosecond precision; returns 0, or -1 with a message. */
+static int capture_open(struct capture *c, const char *path)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	FILE *f = strcmp(path, "-") == 0 ? copy_stdin() : fopen(path, "rb");
+
+	memset(c, 0, sizeof *c);
+	c->name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+	if (!f) {
+		warn("%s", c->name);
+		return -1;
+	}
+	c->res_ns = file_resolution(f, &c->pcapng);
+	c->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+	if (!c->p) {
+		warnx("%s: %s", c->name, errbuf);
+		fclose(f);
+		return -1;
+	}
+	return 0;
+}
+
+/* A pcap file's seconds are unsigned 32-bit, but libpcap 1.10 reads them as
+ * signed: times after 2038 come out negative. pcapng's are 64-bit. */
+static uint64_t capture_seconds(const struct capture *c, time_t sec)
+{
+	return c->pcapng ? (uint64_t)sec : (uint32_t)sec;
+}
+
+/* Next packet: 1, 0 at the end, -1 on a read error (reported). */
+static int capture_next(struct capture *c, struct packet *pkt)
+{
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	int r;
+
+	if (c->done)
+		return 0;
+	r = pcap_next_ex(c->p, &h, &data);
+	if (r == PCAP_ERROR_BREAK) {
+		c->done = 1;
+		return 0;
+	}
+	if (r != 1) {
+		warnx("%s: packet %" PRIu64 ": %s", c->name, c->packets + 1, pcap_geterr(c->p));
+		return -1;
+	}
+	c->packets++;
+	pkt->ts_ns = capture_seconds(c, h->ts.tv_sec) * NS_PER_S + (uint64_t)h->ts.tv_usec;
+	pkt->caplen = h->caplen;
+	pkt->len = h->len;
+	pkt->data = data;
+	return 1;
+}
+
+/* ---------------------------------------------------------------- comparing */
+
+struct compare {
+	struct capture a, b;
+	uint64_t tolerance_ns; /* timestamps closer than this are equal */
+	uint64_t limit;        /* compare at most this many packets */
+	int prefix;            /* stop at the end of B */
+	int quiet;
+	uint64_t packets, mismatches;
+};
+
+static void describe_ts(char *buf, size_t len, uint64_t ns)
+{
+	snprintf(buf, len, "%" PRIu64 ".%09" PRIu64, ns / NS_PER_S, ns % NS_PER_S);
+}
+
+/* Appends what differs between two packets to WHY; returns whether any. */
+static int packet_differences(const struct compare *cmp, const struct packet *x,
+	const struct packet *y, char *why, size_t len)
+{
+	size_t at = 0, n = x->caplen < y->caplen ? x->caplen : y->caplen;
+	uint64_t dt = x->ts_ns > y->ts_ns ? x->ts_ns - y->ts_ns : y->ts_ns - x->ts_ns;
+
+	why[0] = '\0';
+	if (dt >= cmp->tolerance_ns) {
+		char ta[32], tb[32];
+
+		describe_ts(ta, sizeof ta, x->ts_ns);
+		describe_ts(tb, sizeof tb, y->ts_ns);
+		at += (size_t)snprintf(why + at, len - at, "; time %s vs %s", ta, tb);
+	}
+	if (x->caplen != y->caplen && at < len)
+		at += (size_t)snprintf(why + at, len - at, "; caplen %u vs %u", x->caplen, y->caplen);
+	if (x->len != y->len && at < len)
+		at += (size_t)snprintf(why + at, len - at, "; wirelen %u vs %u", x->len, y->len);
+	for (size_t i = 0; i < n && at < len; i++) {
+		if (x->data[i] != y->data[i]) {
+			at += (size_t)snprintf(why + at, len - at, "; byte %zu: 0x%02x vs 0x%02x",
+				i, x->data[i], y->data[i]);
+			break;
+		}
+	}
+	return why[0] != '\0';
+}
+
+static void mismatch(struct compare *cmp, const char *what)
+{
+	if (++cmp->mismatches <= MAX_REPORTED && !cmp->quiet)
+		fprintf(stderr, "pcapcmp: packet %" PRIu64 ": %s\n", cmp->packets, what);
+	else if (cmp->mismatches == MAX_REPORTED + 1 && !cmp->quiet)
+		fprintf(stderr, "pcapcmp: (more differences not shown)\n");
+}
+
+/* One step: reads a packet from each side and compares them. Returns 1 to
+ * go on, 0 when done, -1 on a read error. */
+static int compare_step(struct compare *cmp)
+{
+	struct packet x, y;
+	char why[512];
+	int ra, rb;
+
+	if (cmp->packets >= cmp->limit)
+		return 0;
+	rb = capture_next(&cmp->b, &y);
+	if (rb == 0 && cmp->prefix)
+		return 0;
+	ra = capture_next(&cmp->a, &x);
+	if (ra < 0 || rb < 0)
+		return -1;
+	if (ra == 0 && rb == 0)
+		return 0;
+	cmp->packets++;
+	if (ra == 0 || rb == 0) {
+		snprintf(why, sizeof why, "only in %s", ra ? cmp->a.name : cmp->b.name);
+		mismatch(cmp, why);
+	} else if (packet_differences(cmp, &x, &y, why, sizeof why)) {
+		mismatch(cmp, why + 2); /* skip the first "; " */
+	}
+	return 1;
+}
+
+/* The link types count only when there are packets: an empty capture's
+ * header says nothing a round trip could keep. */
+static void compare_linktypes(struct compare *cmp)
+{
+	int la = pcap_datalink(cmp->a.p), lb = pcap_datalink(cmp->b.p);
+	const char *na = pcap_datalink_val_to_name(la), *nb = pcap_datalink_val_to_name(lb);
+
+	if (la == lb || cmp->packets == 0)
+		return;
+	cmp->mismatches++;
+	if (!cmp->quiet)
+		fprintf(stderr, "pcapcmp: link type %d (%s) vs %d (%s)\n",
+			la, na ? na : "?", lb, nb ? nb : "?");
+}
+
+static int compare_files(struct compare *cmp, const char *pa, const char *pb)
+{
+	int r;
+
+	if (capture_open(&cmp->a, pa) < 0)
+		return TROUBLE;
+	if (capture_open(&cmp->b, pb) < 0) {
+		pcap_close(cmp->a.p);
+		return TROUBLE;
+	}
+	cmp->tolerance_ns = cmp->a.res_ns > cmp->b.res_ns ? cmp->a.res_ns : cmp->b.res_ns;
+	while ((r = compare_step(cmp)) > 0)
+		;
+	compare_linktypes(cmp);
+	pcap_close(cmp->a.p);
+	pcap_close(cmp->b.p);
+	if (r < 0)
+		return TROUBLE;
+	if (!cmp->quiet)
+		printf("packets %" PRIu64 ", mismatches %" PRIu64 "\n", cmp->packets, cmp->mismatches);
+	return cmp->mismatches ? DIFFERENT : SAME;
+}
+
+/* -c: prints how many packets libpcap reads from PATH; 0 when it reads to
+ * the end, 1 when it stops at damage, 2 when it cannot open the file. */
+static int count_packets(const char *path)
+{
+	struct capture c;
+	struct packet pkt;
+	int r;
+
+	if (capture_open(&c, path) < 0)
+		return TROUBLE;
+	while ((r = capture_next(&c, &pkt)) > 0)
+		;
+	printf("%" PRIu64 "\n", c.packets);
+	pcap_close(c.p);
+	return r < 0 ? DIFFERENT : SAME;
+}
+
+/* ---------------------------------------------------------------- CLI */
+
+static const char usage_text[] =
+	"usage: pcapcmp [-q] [-p | -n COUNT] A B\n"
+	"       pcapcmp -c FILE\n"
+	"Compares two captures packet by packet: link type (unless both are empty),\n"
+	"timestamps (at the coarser precision of the two), caplen, wire length\n"
+	"and bytes. Prints \"packets N, mismatches M\" on stdout and the first\n"
+	"differences on stderr.\n"
+	"Exit 0: identical, 1: different, 2: trouble (unreadable or damaged).\n"
+	"  -p, --prefix      compare only B's packets, with the first ones of A\n"
+	"  -n, --packets N   compare only the first N packets\n"
+	"  -c, --count       print the number of packets libpcap reads from FILE;\n"
+	"                    exit 0 when it reads to the end, 1 at damage, 2 when\n"
+	"                    it cannot open FILE\n"
+	"  -q, --quiet       print nothing, exit status only\n"
+	"  -h, --help        this help;  -V, --version  the version\n";
+
+static const struct option longopts[] = {
+	{ "prefix", no_argument, NULL, 'p' },
+	{ "packets", required_argument, NULL, 'n' },
+	{ "count", no_argument, NULL, 'c' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static _Noreturn void usage_error(const char *msg)
+{
+	fprintf(stderr, "pcapcmp: %s\n%s", msg, usage_text);
+	exit(EX_USAGE);
+}
+
+static uint64_t parse_count(const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-')
+		usage_error("bad number for -n");
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	struct compare cmp;
+	int ch, count = 0;
+
+	memset(&cmp, 0, sizeof cmp);
+	cmp.limit = UINT64_MAX;
+	while ((ch = getopt_long(argc, argv, "pn:cqhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'p': cmp.prefix = 1; break;
+		case 'n': cmp.limit = parse_count(optarg); break;
+		case 'c': count = 1; break;
+		case 'q': cmp.quiet = 1; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case 'V': printf("pcapcmp (tgpt) %s\n%s\n", TGPT_VERSION, pcap_lib_version()); return 0;
+		default: fputs(usage_text, stderr); return EX_USAGE;
+		}
+	}
+	if (count && argc - optind != 1)
+		usage_error("-c takes one FILE");
+	if (count)
+		return count_packets(argv[optind]);
+	if (argc - optind != 2)
+		usage_error("two captures to compare, please");
+	if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
+		usage_error("only one of A and B can be stdin");
+	return compare_files(&cmp, argv[optind], argv[optind + 1]);
+}
