@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# tokshard.t: tokshard's command line; the split (ratio, no source in two
+# splits, stratified by label, seeded, independent of the input order); long
+# flows cut or windowed at packet boundaries; byte-identical shards for the
+# same input; damaged input; the label table shared by the splits; and the
+# real pipeline mkpcap | pcap2flow | flow2tok | tokshard when it is built.
+. "$TGPT_TOP/tests/lib.sh"
+
+if ! command -v mkrec >/dev/null; then
+	echo "1..0 # skip mkrec (build/tests) is needed"
+	exit 0
+fi
+
+# gen FLOWS SOURCES [RARE]: mkrec input for FLOWS token records; flow i comes
+# from source i % SOURCES, labelled L(source % 4), and its packets carry the
+# source number in their first two bytes (tokens 10 and 11 of the flow), so
+# the shards tell which source a flow came from. RARE more sources of label
+# "rare" follow, two flows each.
+gen() {
+	awk -v n="$1" -v s="$2" -v rare="${3:-0}" 'BEGIN {
+		print "hdr tgpt.tok"
+		for (i = 0; i < n; i++) {
+			src = i % s
+			printf "tok id=%d source=cap%04d.pcap label=L%d : S 1 d0 x%04x%02x S 1 d0.001 x%04x0102 E\n",
+				i, src, src % 4, src, i % 256, src
+		}
+		for (r = 0; r < rare * 2; r++) {
+			src = 9000 + int(r / 2)
+			printf "tok id=%d source=cap%04d.pcap label=rare : S 1 d0 x%04x00 E\n", r, src, src
+		}
+	}'
+}
+# flows of the shard FILE: "LABEL_ID LEN TOKENS..." per line
+flows() {
+	tokshard --dump "$1" |
+	awk '$1 == "flow" { printf "%s %s", $3, $4; for (i = 6; i <= NF; i++) printf " %s", $i; print "" }'
+}
+# source numbers of the flows in shard FILE, one per line
+sources() { tokshard --dump "$1" | awk '$1 == "flow" { print $16 * 256 + $17 }'; }
+# a header field of shard FILE
+field() { tokshard --dump "$1" | awk -v k="$2" '$1 == k { print $2; exit }'; }
+
+gen 2000 400 3 | mkrec > big.tok || { echo "Bail out! mkrec"; exit 1; }
+
+# ------------------------------------------------------------ command line
+exits_with 0 "--help exits 0" tokshard --help
+like out '^usage: tokshard' "--help prints the usage on stdout"
+like out -- '--long' "--help lists the long options"
+exits_with 0 "--version exits 0" tokshard --version
+like out '^tokshard \(tgpt\) [0-9]' "--version names the tool"
+exits_with 64 "an unknown option exits 64" tokshard --bogus -o s big.tok
+like err '^usage: tokshard' "the usage goes to stderr"
+exits_with 64 "no -o DIR exits 64" tokshard big.tok
+exits_with 64 "--split needs three shares" tokshard -o s --split 90/10 big.tok
+exits_with 64 "--split shares are whole numbers" tokshard -o s --split 9.5/0.25/0.25 big.tok
+exits_with 64 "--split shares must not all be 0" tokshard -o s --split 0/0/0 big.tok
+exits_with 64 "--long knows cut, window, drop" tokshard -o s --long squeeze big.tok
+exits_with 64 "--group knows source and flow" tokshard -o s --group label big.tok
+exits_with 64 "--context below one packet exits 64" tokshard -o s --context 5 big.tok
+exits_with 64 "--dump needs a shard" tokshard --dump
+exits_with 66 "a missing input exits 66" tokshard -o s nosuch.tok
+like err 'nosuch.tok' "and names it"
+exits_with 73 "an output directory that cannot be made exits 73" tokshard -o no/such/dir big.tok
+
+# ------------------------------------------------------------ a default run
+exits_with 0 "tokshard -o s big.tok exits 0" tokshard -o s big.tok
+ok "writes train.shard" test -s s/train.shard
+ok "writes val.shard" test -s s/val.shard
+ok "writes test.shard" test -s s/test.shard
+ok "writes labels.tsv" test -s s/labels.tsv
+ok "writes groups.tsv" test -s s/groups.tsv
+is "$(ls -A s | grep -c tmp)" 0 "leaves no temporary file"
+like err '^train +L0 +[0-9]+ +[0-9]+' "prints a table of splits and labels on stderr"
+like err '^test +\(all\)' "with a total per split"
+is "$(head -c 8 s/train.shard)" "TGPTSHRD" "a shard starts with the magic"
+is "$(field s/train.shard version)" 1 "format version 1"
+is "$(field s/val.shard split)" val "the header names the split"
+is "$(field s/train.shard context)" 12032 "default context 12032"
+is "$(field s/train.shard vocab)" 260 "vocabulary 260"
+total=0
+for s in train val test; do total=$((total + $(field s/$s.shard flows))); done
+is "$total" 2006 "every flow is in one of the shards"
+exits_with 0 "-q" tokshard -q -o q big.tok
+is "$(cat err)" "" "-q prints nothing"
+
+# stdin
+tokshard -q -o a - < big.tok
+tokshard -q -o b < big.tok
+ok "'-' reads stdin" cmp -s s/train.shard a/train.shard
+ok "no FILE reads stdin" cmp -s s/train.shard b/train.shard
+
+# ------------------------------------------------------------ the split
+exits_with 0 "--split 80/10/10" tokshard -q -o r --split 80/10/10 big.tok
+for s in train val test; do
+	eval "n_$s=\$(field r/$s.shard flows)"
+done
+echo "# flows: train $n_train, val $n_val, test $n_test"
+ok "train holds about 80 % of the flows" test "$n_train" -ge 1550 -a "$n_train" -le 1660
+ok "val holds about 10 % of the flows" test "$n_val" -ge 170 -a "$n_val" -le 230
+ok "test holds about 10 % of the flows" test "$n_test" -ge 170 -a "$n_test" -le 230
+
+for s in train val test; do sources r/$s.shard | sort -u > src.$s; done
+is "$(cat src.train src.val src.test | sort | uniq -d | wc -l)" 0 "no source has flows in two splits"
+is "$(cat src.train src.val src.test | wc -l)" 403 "and every source is somewhere"
+is "$(awk '!/^#/ { print $5 }' r/groups.tsv | sort | uniq -d | wc -l)" 0 "groups.tsv lists each source once"
+is "$(awk '!/^#/ && $5 == "cap0007.pcap" { print $1 }' r/groups.tsv)" \
+   "$(grep -qx 7 src.val && echo val || { grep -qx 7 src.test && echo test || echo train; })" \
+   "groups.tsv says where a source went"
+
+# Each label L0..L3 has 100 sources: all three splits get some of each.
+for s in train val test; do
+	for l in 0 1 2 3; do
+		id=$(tokshard --dump r/$s.shard | awk -v l="L$l" '$1 == "label" && $3 == l { print $2 }')
+		c=$(flows r/$s.shard | awk -v id="$id" '$1 == id' | wc -l)
+		want=$([ $s = train ] && echo 400 || echo 50)
+		ok "$s has about its share of label L$l ($c flows)" test "$c" -ge $((want * 7 / 10)) -a "$c" -le $((want * 13 / 10))
+	done
+done
+# Ten labels of ten sources each: stratified, every split gets one source of
+# every label (a split drawn over all labels at once would miss some).
+awk 'BEGIN { print "hdr tgpt.tok"
+	for (i = 0; i < 200; i++)
+		printf "tok id=%d source=s%02d label=K%d : S 1 d0 x%04x E\n", i, i % 100, i % 10, i % 100 }' |
+	mkrec > ten.tok
+tokshard -q -o ten --split 80/10/10 ten.tok
+for s in train val test; do
+	is "$(flows ten/$s.shard | cut -d' ' -f1 | sort -u | wc -l)" 10 "$s has flows of all ten labels"
+done
+is "$(flows ten/val.shard | wc -l)" 20 "val has one source (two flows) of each"
+
+rare=$(tokshard --dump s/train.shard | awk '$1 == "label" && $3 == "rare" { print $2 }')
+ok "a label with 3 sources is in train (98/1/1)" test "$(flows s/train.shard | awk -v id="$rare" '$1 == id' | wc -l)" -ge 2
+
+# --group flow: flows of one source spread over the splits
+exits_with 0 "--group flow" tokshard -q -o g --group flow --split 80/10/10 big.tok
+for s in train val test; do sources g/$s.shard | sort -u > gsrc.$s; done
+ok "with --group flow, sources straddle splits" test "$(cat gsrc.train gsrc.val gsrc.test | sort | uniq -d | wc -l)" -gt 0
+is "$(field g/train.shard group)" flow "the header says --group flow"
+
+# ------------------------------------------------------------ determinism
+tokshard -q -o d1 --split 80/10/10 big.tok
+tokshard -q -o d2 --split 80/10/10 big.tok
+ok "the same input gives byte-identical train shards" cmp -s d1/train.shard d2/train.shard
+ok "... val shards" cmp -s d1/val.shard d2/val.shard
+ok "... test shards" cmp -s d1/test.shard d2/test.shard
+{ echo "hdr tgpt.tok"; gen 2000 400 3 | tail -n +2 | tac; } | mkrec > rev.tok
+tokshard -q -o d3 --split 80/10/10 rev.tok
+ok "the input's order does not change the split" cmp -s d1/groups.tsv d3/groups.tsv
+ok "nor the label ids" cmp -s d1/labels.tsv d3/labels.tsv
+tokshard -q -o d4 --split 80/10/10 --seed 2 big.tok
+is "$(cmp -s d1/groups.tsv d4/groups.tsv && echo same || echo other)" other "another --seed gives another split"
+is "$(field d4/train.shard seed)" 2 "the header keeps the seed"
+
+# ------------------------------------------------------------ labels
+for s in train val test; do tokshard --dump r/$s.shard | grep '^label ' > lab.$s; done
+ok "train and val share one label table" cmp -s lab.train lab.val
+ok "train and test share one label table" cmp -s lab.train lab.test
+is "$(cut -d' ' -f3 lab.train | tr '\n' ' ')" "L0 L1 L2 L3 rare " "labels numbered in byte order"
+is "$(awk '!/^#/ { print $1 ":" $2 }' r/labels.tsv | tr '\n' ' ')" "0:L0 1:L1 2:L2 3:L3 4:rare " \
+   "labels.tsv has the same ids"
+is "$(awk '!/^#/ && $2 == "L0" { print $3 + $4 + $5 }' r/labels.tsv)" 500 "labels.tsv counts the flows"
+printf 'hdr tgpt.tok\ntok source=a : S 1 d0 x01 E\ntok source=b label=x : S 1 d0 x02 E\n' | mkrec > unl.tok
+tokshard -q -o u --split 1/0/0 unl.tok
+is "$(flows u/train.shard | cut -d' ' -f1 | tr '\n' ' ')" "- 0 " "an unlabelled flow has no label id"
+
+# ------------------------------------------------------------ long flows
+# One flow of packets of 10+5, 10+20, 10+3, 10+40 and 10+8 tokens, then END:
+# 15 + 30 + 13 + 50 + 18 + 1 = 127 tokens.
+long='S 1 d0 z5 S 1 d0.1 z20 S 1 d0.2 z3 S 1 d0.3 z40 S 1 d0.4 z8 E'
+printf 'hdr tgpt.tok\ntok source=a label=x : %s\n' "$long" | mkrec > long.tok
+whole=$(tokshard -q -o w --split 1/0/0 --context 1000 long.tok && flows w/train.shard | cut -d' ' -f3-)
+is "$(echo $whole | wc -w)" 127 "a flow that fits is stored whole (127 tokens)"
+is "$(echo $whole | awk '{ print $NF }')" 257 "with its END"
+
+tokshard -q -o c --split 1/0/0 --context 60 long.tok
+is "$(flows c/train.shard | wc -l)" 1 "--long cut stores one sequence"
+is "$(flows c/train.shard | cut -d' ' -f2)" 58 "of the first whole packets that fit (15 + 30 + 13)"
+cut=$(flows c/train.shard | cut -d' ' -f3-)
+is "$(echo $whole | cut -d' ' -f1-58)" "$cut" "the flow's head, unchanged"
+is "$(echo $whole | cut -d' ' -f59)" 256 "ending at a packet boundary"
+
+tokshard -q -o win --split 1/0/0 --context 60 --long window long.tok
+is "$(flows win/train.shard | cut -d' ' -f2 | tr '\n' ' ')" "58 50 19 " "--long window: windows of whole packets"
+is "$(flows win/train.shard | awk '$3 != 256' | wc -l)" 0 "every window starts with START"
+is "$(flows win/train.shard | cut -d' ' -f3- | tr '\n' ' ' | sed 's/ $//')" "$(echo $whole)" \
+   "the windows put back together are the flow"
+
+tokshard -q -o win2 --split 1/0/0 --context 40 --long window long.tok
+is "$(flows win2/train.shard | cut -d' ' -f2 | tr '\n' ' ')" "15 30 13 40 19 " \
+   "a packet longer than the context is cut at the context"
+is "$(flows win2/train.shard | awk '$3 != 256' | wc -l)" 0 "every window starts with START"
+
+tokshard -q -o dr --split 1/0/0 --context 60 --long drop long.tok
+is "$(field dr/train.shard flows)" 0 "--long drop leaves a long flow out"
+run tokshard -o dr --split 1/0/0 --context 60 --long drop long.tok
+like err '1 flows longer than the context of 60 dropped' "and says so"
+
+# Every stored sequence fits the context, in a bigger run.
+tokshard -q -o bw --split 1/0/0 --context 20 --long window big.tok
+is "$(flows bw/train.shard | awk '$2 > 20 || $3 != 256' | wc -l)" 0 "windows of big.tok: within 20 tokens, each from START"
+
+# ------------------------------------------------------------ bad input
+head -c -7 big.tok > cut.tok
+exits_with 65 "a damaged stream exits 65" tokshard -o dmg cut.tok
+like err 'cut.tok.*byte offset [0-9]+' "naming the input and the byte offset"
+total=0
+for s in train val test; do total=$((total + $(field dmg/$s.shard flows))); done
+is "$total" 2005 "the flows read before the damage are still written"
+printf 'hdr tgpt.tok\ntok source=a : S 1 d0 x01 E\ntok source=b : S 1 d0 300 E\n' | mkrec > vocab.tok
+exits_with 65 "a token outside the vocabulary exits 65" tokshard -o v vocab.tok
+like err 'vocab.tok.*byte offset.*300' "naming the input, offset and token"
+printf 'hdr tgpt.flow\nflow source=a : 0/0102\n' | mkrec > flowhdr.tok
+exits_with 65 "flow records instead of token records exit 65" tokshard -o fh flowhdr.tok
+printf 'hdr tgpt.tok\ntok source=a : 257\ntok source=a : S 1 d0 x01 E\n' | mkrec > empty.tok
+exits_with 0 "a record without a packet is not an error" tokshard -o e --split 1/0/0 empty.tok
+like err '1 records without a packet' "but is counted"
+is "$(field e/train.shard flows)" 1 "and left out"
+
+# --dump of bad shards
+head -c 100 s/train.shard > short.shard
+exits_with 65 "--dump of a cut shard exits 65" tokshard --dump short.shard
+like err 'short.shard: cut short' "and says it is cut short"
+exits_with 65 "--dump of a non-shard exits 65" tokshard --dump big.tok
+like err 'not a tgpt shard' "and says it is no shard"
+exits_with 66 "--dump of a missing file exits 66" tokshard --dump nosuch.shard
+
+# ------------------------------------------------------------ the real pipeline
+if command -v mkpcap >/dev/null && command -v pcap2flow >/dev/null && command -v flow2tok >/dev/null; then
+	mkpcap bulk --mb 1 --flows 40 -w bulk.pcap
+	mkpcap tcp -w tcp.pcap
+	pcap2flow -q bulk.pcap | flow2tok -q -l bulk > bulk.tok
+	pcap2flow -q tcp.pcap | flow2tok -q -l web > tcp.tok
+	run sh -c 'cat bulk.tok tcp.tok | tokshard -o p --group flow --split 50/25/25 --context 3072 --long window'
+	is "$RC" 0 "cat *.tok | tokshard: flow2tok's streams shard"
+	is "$(tokshard --dump p/train.shard | grep -c '^label ')" 2 "with both labels"
+	n=0
+	for s in train val test; do n=$((n + $(flows p/$s.shard | awk '$2 > 3072 || $3 != 256' | wc -l))); done
+	is "$n" 0 "every sequence starts with START and fits 3072 tokens"
+else
+	skip "mkpcap, pcap2flow and flow2tok are needed for the real pipeline"
+fi
+
+done_testing
