@@ -1,0 +1,432 @@
+/* packet.c: the bounds-checked frame decoder of packet.h. Each layer checks
+ * that the bytes it reads were captured before reading them, so a truncated
+ * or hostile frame only stops the decoding early, never reads past caplen. */
+#include "packet.h"
+
+#include <string.h>
+
+#define ETH_IPV4 0x0800
+#define ETH_IPV6 0x86dd
+#define ETH_VLAN 0x8100     /* 802.1Q */
+#define ETH_QINQ 0x88a8     /* 802.1ad service tag */
+#define ETH_QINQ_OLD 0x9100 /* pre-standard QinQ */
+#define ETH_PPPOE_SESSION 0x8864
+#define ETH_MPLS 0x8847
+#define ETH_MPLS_MULTICAST 0x8848
+
+#define PPP_IPV4 0x0021
+#define PPP_IPV6 0x0057
+
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_AH_ 51
+#define IPPROTO_ICMPV6_ 58
+#define IPPROTO_NONE_ 59
+#define IPPROTO_DSTOPTS_ 60
+#define IPPROTO_MOBILITY_ 135
+#define IPPROTO_HIP_ 139
+#define IPPROTO_SHIM6_ 140
+
+/* Stacked tags or labels beyond these are not followed: no real network
+ * nests deeper, and the limit keeps a crafted frame from walking far. */
+#define MAX_TAGS 8
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* Whether n bytes starting at off were captured. */
+static int have(size_t caplen, size_t off, size_t n)
+{
+	return off <= caplen && n <= caplen - off;
+}
+
+static void clear_info(struct pkt_info *pi)
+{
+	memset(pi, 0, sizeof *pi);
+	pi->l2_addr_off[0] = pi->l2_addr_off[1] = -1;
+	pi->vlan_off[0] = pi->vlan_off[1] = -1;
+	pi->l3_off = -1;
+	pi->src_off = pi->dst_off = -1;
+	pi->l4_off = -1;
+	pi->port_off = -1;
+	pi->l4_payload_off = -1;
+}
+
+/* ------------------------------------------------------------ transport */
+
+static void decode_tcp(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
+{
+	if (!have(caplen, off, 4))
+		return;
+	pi->has_ports = 1;
+	pi->port_off = (int)off;
+	pi->src_port = be16(p + off);
+	pi->dst_port = be16(p + off + 2);
+	if (!have(caplen, off, 20))
+		return;
+	pi->tcp_seq = be32(p + off + 4);
+	pi->tcp_ack = be32(p + off + 8);
+	pi->tcp_hlen = (uint8_t)((p[off + 12] >> 4) * 4);
+	pi->tcp_flags = p[off + 13];
+	pi->tcp_window = be16(p + off + 14);
+	if (pi->tcp_hlen >= 20 && have(caplen, off, pi->tcp_hlen))
+		pi->l4_payload_off = (int)(off + pi->tcp_hlen);
+}
+
+static void decode_udp(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
+{
+	if (!have(caplen, off, 4))
+		return;
+	pi->has_ports = 1;
+	pi->port_off = (int)off;
+	pi->src_port = be16(p + off);
+	pi->dst_port = be16(p + off + 2);
+	if (have(caplen, off, 8))
+		pi->l4_payload_off = (int)(off + 8);
+}
+
+/* The transport header at off, when the IP layer reached one. */
+static void decode_transport(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
+{
+	if (pi->later_fragment || off >= caplen)
+		return;
+	pi->l4_off = (int)off;
+	switch (pi->proto) {
+	case IPPROTO_TCP_:
+		decode_tcp(p, caplen, off, pi);
+		break;
+	case IPPROTO_UDP_:
+		decode_udp(p, caplen, off, pi);
+		break;
+	case IPPROTO_ICMP_:
+	case IPPROTO_ICMPV6_:
+		/* type, code, checksum and 4 bytes of rest-of-header */
+		if (have(caplen, off, 8))
+			pi->l4_payload_off = (int)(off + 8);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------ IP */
+
+/* IPv4 (RFC 791). The 20 fixed bytes must be there for the addresses; the
+ * options may be cut, which leaves the transport absent. */
+static int decode_ipv4(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
+{
+	if (!have(caplen, off, 20) || p[off] >> 4 != 4)
+		return 0;
+	size_t hlen = (size_t)(p[off] & 0x0f) * 4;
+	if (hlen < 20)
+		return 0;
+	uint16_t frag = be16(p + off + 6);
+	pi->l3_off = (int)off;
+	pi->ip_version = 4;
+	pi->ip_hlen = (uint8_t)hlen;
+	pi->addr_len = 4;
+	pi->ip_total_len = be16(p + off + 2);
+	pi->ttl = p[off + 8];
+	pi->proto = p[off + 9];
+	pi->src_off = (int)off + 12;
+	pi->dst_off = (int)off + 16;
+	pi->fragment = (frag & 0x3fff) != 0;     /* MF set or offset non-zero */
+	pi->later_fragment = (frag & 0x1fff) != 0;
+	if (have(caplen, off, hlen))
+		decode_transport(p, caplen, off + hlen, pi);
+	return 1;
+}
+
+static int is_ipv6_extension(uint8_t nh)
+{
+	switch (nh) {
+	case IPPROTO_HOPOPTS_:
+	case IPPROTO_ROUTING_:
+	case IPPROTO_FRAGMENT_:
+	case IPPROTO_AH_:
+	case IPPROTO_DSTOPTS_:
+	case IPPROTO_MOBILITY_:
+	case IPPROTO_HIP_:
+	case IPPROTO_SHIM6_:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* IPv6 (RFC 8200) and its extension headers. When an extension header is
+ * cut, proto stays the number of that header and the transport is absent. */
+static int decode_ipv6(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
+{
+	if (!have(caplen, off, 40) || p[off] >> 4 != 6)
+		return 0;
+	pi->l3_off = (int)off;
+	pi->ip_version = 6;
+	pi->ip_hlen = 40;
+	pi->addr_len = 16;
+	pi->ip_total_len = 40u + be16(p + off + 4);
+	pi->ttl = p[off + 7];
+	pi->src_off = (int)off + 8;
+	pi->dst_off = (int)off + 24;
+
+	uint8_t nh = p[off + 6];
+	size_t at = off + 40;
+	/* Every extension header is at least 8 bytes, so the walk ends. */
+	while (is_ipv6_extension(nh)) {
+		if (!have(caplen, at, 8)) {
+			pi->proto = nh;
+			return 1;
+		}
+		size_t len;
+		if (nh == IPPROTO_FRAGMENT_) {
+			uint16_t fo = be16(p + at + 2);
+			/* offset or more-fragments: an atomic fragment
+			 * (both zero, RFC 6946) is a whole datagram */
+			pi->fragment = (fo & 0xfff9) != 0;
+			pi->later_fragment = (fo & 0xfff8) != 0;
+			len = 8;
+		} else if (nh == IPPROTO_AH_) {
+			len = ((size_t)p[at + 1] + 2) * 4;
+		} else {
+			len = ((size_t)p[at + 1] + 1) * 8;
+		}
+		nh = p[at];
+		at += len;
+		if (pi->later_fragment)
+			break;
+	}
+	pi->proto = nh;
+	if (nh != IPPROTO_NONE_ && have(caplen, at, 0))
+		decode_transport(p, caplen, at, pi);
+	return 1;
+}
+
+/* The IP header at off: by the ethertype when there is one, else (ethertype
+ * 0) by its version nibble. */
+static int decode_ip(const uint8_t *p, size_t caplen, size_t off, uint16_t ethertype,
+		     struct pkt_info *pi)
+{
+	if (ethertype == 0 && have(caplen, off, 1))
+		ethertype = p[off] >> 4 == 4 ? ETH_IPV4 : p[off] >> 4 == 6 ? ETH_IPV6 : 0;
+	if (ethertype == ETH_IPV4)
+		return decode_ipv4(p, caplen, off, pi);
+	if (ethertype == ETH_IPV6)
+		return decode_ipv6(p, caplen, off, pi);
+	return 0;
+}
+
+/* ------------------------------------------------------------ link layers */
+
+/* What follows an ethertype: VLAN tags, PPPoE, MPLS, then IP. type is the
+ * link layer's protocol field and off where its payload starts. */
+static int decode_ethertype(const uint8_t *p, size_t caplen, uint16_t type, size_t off,
+			    struct pkt_info *pi)
+{
+	for (int tags = 0; (type == ETH_VLAN || type == ETH_QINQ || type == ETH_QINQ_OLD) &&
+	     tags < MAX_TAGS; tags++) {
+		if (!have(caplen, off, 4)) {
+			pi->ethertype = type;
+			return 0;
+		}
+		if (pi->n_vlan < 2) {
+			pi->vlan_off[pi->n_vlan] = (int)off;
+			pi->vlan[pi->n_vlan] = be16(p + off) & 0x0fff;
+			pi->n_vlan++;
+		}
+		type = be16(p + off + 2);
+		off += 4;
+	}
+	pi->ethertype = type;
+
+	if (type == ETH_PPPOE_SESSION) {
+		/* version/type, code, session id, length, then the PPP protocol */
+		if (!have(caplen, off, 8))
+			return 0;
+		uint16_t ppp = be16(p + off + 6);
+		off += 8;
+		if (ppp == PPP_IPV4)
+			return decode_ipv4(p, caplen, off, pi);
+		if (ppp == PPP_IPV6)
+			return decode_ipv6(p, caplen, off, pi);
+		return 0;
+	}
+	if (type == ETH_MPLS || type == ETH_MPLS_MULTICAST) {
+		/* Labels up to the bottom of the stack; the payload carries no
+		 * type, so IP is recognised by its version nibble. */
+		for (int labels = 0; labels < MAX_TAGS; labels++) {
+			if (!have(caplen, off, 4))
+				return 0;
+			int bottom = p[off + 2] & 0x01;
+			off += 4;
+			if (bottom)
+				return decode_ip(p, caplen, off, 0, pi);
+		}
+		return 0;
+	}
+	if (type == ETH_IPV4 || type == ETH_IPV6)
+		return decode_ip(p, caplen, off, type, pi);
+	return 0;
+}
+
+static int decode_ethernet(const uint8_t *p, size_t caplen, struct pkt_info *pi)
+{
+	if (have(caplen, 6, 6)) {
+		pi->l2_addr_off[0] = 6; /* source */
+		pi->l2_addr_len[0] = 6;
+	}
+	if (have(caplen, 0, 6)) {
+		pi->l2_addr_off[1] = 0; /* destination */
+		pi->l2_addr_len[1] = 6;
+	}
+	if (!have(caplen, 12, 2))
+		return 0;
+	if (be16(p + 12) >= 0x0600)
+		return decode_ethertype(p, caplen, be16(p + 12), 14, pi);
+	/* 802.3 with a length: only LLC/SNAP (AA AA 03, OUI) carries an
+	 * ethertype on. */
+	if (have(caplen, 14, 8) && p[14] == 0xaa && p[15] == 0xaa && p[16] == 0x03)
+		return decode_ethertype(p, caplen, be16(p + 20), 22, pi);
+	return 0;
+}
+
+/* Linux cooked capture v1: packet type, ARPHRD, address length, 8 address
+ * bytes, protocol. Only the sender's address is captured. */
+static int decode_sll(const uint8_t *p, size_t caplen, struct pkt_info *pi)
+{
+	if (!have(caplen, 0, 16))
+		return 0;
+	uint16_t alen = be16(p + 4);
+	if (alen > 0) {
+		pi->l2_addr_off[0] = 6;
+		pi->l2_addr_len[0] = (uint8_t)(alen > 8 ? 8 : alen);
+	}
+	return decode_ethertype(p, caplen, be16(p + 14), 16, pi);
+}
+
+/* Linux cooked capture v2: protocol, reserved, ifindex, ARPHRD, packet
+ * type, address length, 8 address bytes. */
+static int decode_sll2(const uint8_t *p, size_t caplen, struct pkt_info *pi)
+{
+	if (!have(caplen, 0, 20))
+		return 0;
+	uint8_t alen = p[11];
+	if (alen > 0) {
+		pi->l2_addr_off[0] = 12;
+		pi->l2_addr_len[0] = alen > 8 ? 8 : alen;
+	}
+	return decode_ethertype(p, caplen, be16(p), 20, pi);
+}
+
+/* BSD loopback: a 4-byte address family, in the capturing host's byte order
+ * for NULL and in network order for LOOP. Like tcpdump, a value with bits in
+ * the upper half is taken as the other byte order. */
+static int decode_loopback(const uint8_t *p, size_t caplen, struct pkt_info *pi)
+{
+	if (!have(caplen, 0, 4))
+		return 0;
+	uint32_t family = le32(p);
+	if (family & 0xffff0000u)
+		family = be32(p);
+	switch (family) {
+	case 2: /* AF_INET everywhere */
+		pi->ethertype = ETH_IPV4;
+		return decode_ipv4(p, caplen, 4, pi);
+	case 10: /* Linux */
+	case 24: /* NetBSD, OpenBSD, BSD/OS */
+	case 28: /* FreeBSD */
+	case 30: /* Darwin */
+		pi->ethertype = ETH_IPV6;
+		return decode_ipv6(p, caplen, 4, pi);
+	default:
+		return 0;
+	}
+}
+
+/* Raw IP: the version nibble decides, and LT_IPV4 / LT_IPV6 insist on it. */
+static int decode_raw(const uint8_t *p, size_t caplen, int version, struct pkt_info *pi)
+{
+	if (!have(caplen, 0, 1))
+		return 0;
+	int v = p[0] >> 4;
+	if (version && v != version)
+		return 0;
+	if (v == 4) {
+		pi->ethertype = ETH_IPV4;
+		return decode_ipv4(p, caplen, 0, pi);
+	}
+	if (v == 6) {
+		pi->ethertype = ETH_IPV6;
+		return decode_ipv6(p, caplen, 0, pi);
+	}
+	return 0;
+}
+
+int pkt_decode(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_info *pi)
+{
+	int ip;
+
+	clear_info(pi);
+	if (p == NULL)
+		caplen = 0;
+	switch (linktype) {
+	case LT_ETHERNET:
+		ip = decode_ethernet(p, caplen, pi);
+		break;
+	case LT_LINUX_SLL:
+		ip = decode_sll(p, caplen, pi);
+		break;
+	case LT_LINUX_SLL2:
+		ip = decode_sll2(p, caplen, pi);
+		break;
+	case LT_RAW:
+		ip = decode_raw(p, caplen, 0, pi);
+		break;
+	case LT_IPV4:
+		ip = decode_raw(p, caplen, 4, pi);
+		break;
+	case LT_IPV6:
+		ip = decode_raw(p, caplen, 6, pi);
+		break;
+	case LT_NULL:
+	case LT_LOOP:
+		ip = decode_loopback(p, caplen, pi);
+		break;
+	default:
+		ip = 0;
+		break;
+	}
+	return ip && pi->ip_version != 0;
+}
+
+int pkt_linktype_known(uint32_t linktype)
+{
+	switch (linktype) {
+	case LT_NULL:
+	case LT_ETHERNET:
+	case LT_RAW:
+	case LT_LOOP:
+	case LT_LINUX_SLL:
+	case LT_IPV4:
+	case LT_IPV6:
+	case LT_LINUX_SLL2:
+		return 1;
+	default:
+		return 0;
+	}
+}
