@@ -395,6 +395,8 @@ int pkt_decode(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_in
 		ip = decode_sll2(p, caplen, pi);
 		break;
 	case LT_RAW:
+	case LT_RAW_BSD12:
+	case LT_RAW_BSD14:
 		ip = decode_raw(p, caplen, 0, pi);
 		break;
 	case LT_IPV4:
@@ -420,6 +422,8 @@ int pkt_linktype_known(uint32_t linktype)
 	case LT_NULL:
 	case LT_ETHERNET:
 	case LT_RAW:
+	case LT_RAW_BSD12:
+	case LT_RAW_BSD14:
 	case LT_LOOP:
 	case LT_LINUX_SLL:
 	case LT_IPV4:

@@ -12,6 +12,10 @@
 #define LT_NULL 0         /* BSD loopback, host byte order family */
 #define LT_ETHERNET 1
 #define LT_RAW 101        /* raw IPv4 or IPv6 */
+/* Old captures carry the BSDs' DLT_RAW values (12 on OpenBSD, 14 elsewhere)
+ * in their headers; libpcap reads both as raw IP, and so do we. */
+#define LT_RAW_BSD12 12
+#define LT_RAW_BSD14 14
 #define LT_LOOP 108       /* OpenBSD loopback, network byte order family */
 #define LT_LINUX_SLL 113
 #define LT_IPV4 228

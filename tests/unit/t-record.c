@@ -155,12 +155,12 @@ static void fill_bad(msgpack_packer *pk)
 	case 3: /* a flow stream where tokens are wanted */
 		fill_flows(pk);
 		break;
-	case 4: /* wire length below captured length */
+	case 4: /* a direction that is neither 0 nor 1 */
 		hdr_write(pk, SCHEMA_FLOW, "t");
 		{
 			struct packet p[2];
 			struct flow_rec f = sample_flow(p);
-			p[1].wirelen = 1;
+			p[1].dir = 2;
 			flow_write(pk, &f);
 		}
 		break;
@@ -196,7 +196,7 @@ static void test_reader_checks(void)
 	expect_error(1, REC_TOK, "unknown schema \"other.thing\"", "an unknown schema is refused");
 	expect_error(2, REC_TOK, "version 2", "a newer stream version is refused");
 	expect_error(3, REC_TOK, "flow records, this tool reads tok records", "a record of the wrong type is refused");
-	expect_error(4, REC_FLOW, "wire length 1 below captured length 2", "inconsistent lengths are refused");
+	expect_error(4, REC_FLOW, "packet 2: wire length or direction out of range", "a bad direction is refused");
 	expect_error(5, REC_FLOW, "not a tgpt record", "a non-map object is refused");
 	expect_error(6, REC_TOK, "whole uint16", "an odd token byte count is refused");
 }
