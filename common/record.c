@@ -103,7 +103,7 @@ void tok_write(msgpack_packer *pk, const struct tok_rec *t, const uint16_t *toke
 		mp_key(pk, "wirelen");
 		msgpack_pack_array(pk, t->n_packets);
 		for (size_t i = 0; i < t->n_packets; i++)
-			msgpack_pack_uint32(pk, t->wirelen[i]);
+			msgpack_pack_int64(pk, t->wire_delta[i]);
 		mp_key(pk, "index");
 		msgpack_pack_array(pk, t->n_packets);
 		for (size_t i = 0; i < t->n_packets; i++)
@@ -302,17 +302,19 @@ static int decode_side_array(const msgpack_object *o, const char *key, uint64_t 
 	size_t cap = t->side_cap;
 	grow((void **)&t->index, &cap, t->n_packets, sizeof *t->index);
 	cap = t->side_cap;
-	grow((void **)&t->wirelen, &cap, t->n_packets, sizeof *t->wirelen);
+	grow((void **)&t->wire_delta, &cap, t->n_packets, sizeof *t->wire_delta);
 	t->side_cap = cap;
 	for (size_t i = 0; i < t->n_packets; i++) {
 		const msgpack_object *e = &a->via.array.ptr[i];
-		if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > max)
-			return fail(err, n, "field \"%s\": entry %zu is not a whole number up to %llu",
-				    key, i + 1, (unsigned long long)max);
+		/* index: 0..max; wirelen: a difference of two uint32, -max..max */
+		int neg_ok = !is_index && e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+			     e->via.i64 >= -(int64_t)max;
+		if (!neg_ok && (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > max))
+			return fail(err, n, "field \"%s\": entry %zu is out of range", key, i + 1);
 		if (is_index)
 			t->index[i] = e->via.u64;
 		else
-			t->wirelen[i] = (uint32_t)e->via.u64;
+			t->wire_delta[i] = neg_ok ? e->via.i64 : (int64_t)e->via.u64;
 	}
 	return 0;
 }
@@ -389,10 +391,10 @@ void flow_rec_free(struct flow_rec *f)
 
 void tok_rec_free(struct tok_rec *t)
 {
-	free(t->wirelen);
+	free(t->wire_delta);
 	free(t->index);
 	free(t->ts_buf);
-	t->wirelen = NULL;
+	t->wire_delta = NULL;
 	t->index = NULL;
 	t->ts_ns = t->ts_buf = NULL;
 	t->side_cap = t->ts_cap = 0;

@@ -77,7 +77,8 @@ struct tok_rec {
 	uint8_t tsprec;
 	uint64_t first_ns;
 	size_t n_packets;
-	uint32_t *wirelen;   /* per packet, 0 = equal to the captured length */
+	int64_t *wire_delta; /* per packet, wire length minus captured length (0 but in
+	                      * snaplen-cut packets, or damaged ones where it is negative) */
 	uint64_t *index;     /* per packet, position in the source file */
 	const uint64_t *ts_ns; /* per packet exact time stamps, or NULL: optional side
 	                      * field "ts_ns", written only when an interval does not
@@ -85,7 +86,7 @@ struct tok_rec {
 	int cut;             /* the flow was cut by --max-tokens */
 	size_t n_tokens;
 	const uint8_t *tokens_le; /* n_tokens little-endian uint16 */
-	size_t side_cap;     /* decoder: capacity of wirelen/index */
+	size_t side_cap;     /* decoder: capacity of wire_delta/index */
 	uint64_t *ts_buf;    /* decoder: storage behind ts_ns */
 	size_t ts_cap;
 };

@@ -6,8 +6,9 @@
  *   flow [KEY=VALUE ...] : PACKETS a flow record
  *   raw HEX                        bytes as they are (damage)
  * tok keys: id source label cut=1, and side data linktype snaplen tsprec
- * first_ns wirelen=A,B,.. index=A,B,.. ts_ns=A,B,.. (any of them turns side
- * data on; the others default to 1, 262144, 9, 0, zeros, 0..n-1 for n START
+ * first_ns wirelen=A,B,.. (wire minus captured length, signed) index=A,B,..
+ * ts_ns=A,B,.. (any of them turns side data on; the others default to 1,
+ * 262144, 9, 0, zeros, 0..n-1 for n START
  * tokens). TOKENS: S E C P (START END CLS PAD), a decimal id, xHEX (one token
  * per byte), dSECONDS (8 big-endian float64 bytes: d0.5, dnan, d-inf), zN (N
  * zero bytes).
@@ -32,7 +33,7 @@ static void parse_list(const char *s, struct list *l)
 	char *copy = xstrdup(s), *save = NULL;
 	l->n = 0;
 	for (char *w = strtok_r(copy, ",", &save); w && l->n < MAX_ITEMS; w = strtok_r(NULL, ",", &save))
-		l->v[l->n++] = strtoull(w, NULL, 0);
+		l->v[l->n++] = *w == '-' ? (uint64_t)strtoll(w, NULL, 0) : strtoull(w, NULL, 0);
 	free(copy);
 }
 
@@ -115,18 +116,18 @@ static void write_tok(msgpack_packer *pk, char *rest)
 		else if (strcmp(w, "ts_ns") == 0) parse_list(eq, &ts), have_ts = 1;
 		else errx(EX_DATAERR, "tok: unknown key '%s'", w);
 	}
-	uint32_t wl[MAX_ITEMS];
+	int64_t wl[MAX_ITEMS];
 	if (side) {
 		t.has_side = 1;
 		t.n_packets = have_ix ? index.n : have_wl ? wirelen.n : starts;
 		if (t.n_packets > MAX_ITEMS)
 			errx(EX_DATAERR, "tok: more than %d packets", MAX_ITEMS);
 		for (size_t i = 0; i < t.n_packets; i++) {
-			wl[i] = have_wl && i < wirelen.n ? (uint32_t)wirelen.v[i] : 0;
+			wl[i] = have_wl && i < wirelen.n ? (int64_t)wirelen.v[i] : 0;
 			if (!have_ix)
 				index.v[i] = i;
 		}
-		t.wirelen = wl;
+		t.wire_delta = wl;
 		t.index = index.v;
 		t.ts_ns = have_ts ? ts.v : NULL;
 	}

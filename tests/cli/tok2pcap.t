@@ -123,7 +123,7 @@ tok : S 1 d0 x0d E x01
 tok : S 1 d-2e9 x01 E
 tok linktype=113 : S 1 d0 x01 E
 tok index=0,1 : S 1 d0 x01 E
-tok wirelen=1 : S 1 d0 x0102 E
+tok wirelen=-1 : S 1 d0 x0102 E
 EOF
 exits_with 0 "token runs that are no packet are dropped, not fatal" tok2pcap -w bad.pcap bad.tok
 is "$(payloads bad.pcap)" "0102 0a 0b 0d " "only the good packets are written (side data first)"

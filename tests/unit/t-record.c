@@ -94,11 +94,11 @@ static const uint16_t toks[] = { 256, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0x00, 257
 
 static void fill_toks(msgpack_packer *pk)
 {
-	uint32_t wl[1] = { 1514 };
-	uint64_t idx[1] = { 77 };
+	int64_t wl[2] = { 1514 - 2, -2 }; /* snaplen-cut, then damaged */
+	uint64_t idx[2] = { 77, 78 };
 	struct tok_rec t = { .id = 5, .label = "web", .label_len = 3, .has_side = 1, .linktype = 276,
-			     .snaplen = 96, .tsprec = 6, .first_ns = 1000, .n_packets = 1,
-			     .wirelen = wl, .index = idx, .n_tokens = 13 };
+			     .snaplen = 96, .tsprec = 6, .first_ns = 1000, .n_packets = 2,
+			     .wire_delta = wl, .index = idx, .n_tokens = 13 };
 	hdr_write(pk, SCHEMA_TOK, "t-record");
 	tok_write(pk, &t, toks);
 	struct tok_rec bare = { .id = 6, .n_tokens = 13 };
@@ -122,7 +122,8 @@ static void test_tok_round_trip(void)
 	ok(t->tokens_le[0] == 0x00 && t->tokens_le[1] == 0x01, "tokens are little-endian on the wire");
 	ok(t->has_side && t->linktype == 276 && t->snaplen == 96 && t->tsprec == 6 && t->first_ns == 1000,
 	   "side data");
-	ok(t->n_packets == 1 && t->wirelen[0] == 1514 && t->index[0] == 77, "per-packet side data");
+	ok(t->n_packets == 2 && t->wire_delta[0] == 1512 && t->index[0] == 77, "per-packet side data");
+	ok(t->wire_delta[1] == -2 && t->index[1] == 78, "a negative wire-length difference survives");
 	ok(t->label_len == 3 && !t->source, "label present, source absent");
 	is_int(rec_next(&r, REC_TOK), REC_TOK, "record without side data");
 	ok(!t->has_side && t->n_packets == 0 && t->id == 6, "decodes with has_side 0");

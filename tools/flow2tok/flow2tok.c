@@ -42,7 +42,7 @@ struct options {
 struct tokenizer {
 	uint16_t *tokens;
 	size_t tokens_cap;
-	uint32_t *wirelen;
+	int64_t *wire_delta;
 	uint64_t *index, *ts_ns;
 	size_t side_cap;
 	uint64_t flows, packets, bytes, tokens_out;
@@ -156,7 +156,7 @@ static void grow_side(struct tokenizer *tz, size_t n)
 	if (n <= tz->side_cap)
 		return;
 	size_t cap = tz->side_cap;
-	grow((void **)&tz->wirelen, &cap, n, sizeof *tz->wirelen);
+	grow((void **)&tz->wire_delta, &cap, n, sizeof *tz->wire_delta);
 	cap = tz->side_cap;
 	grow((void **)&tz->index, &cap, n, sizeof *tz->index);
 	cap = tz->side_cap;
@@ -191,7 +191,7 @@ static void tokenize(struct tokenizer *tz, const struct flow_rec *f, const struc
 		if (o->mask)
 			mask_packet(w, len, f->linktype, p, o->mask);
 		w += len;
-		tz->wirelen[i] = p->wirelen == len ? 0 : p->wirelen;
+		tz->wire_delta[i] = (int64_t)p->wirelen - (int64_t)len;
 		tz->index[i] = p->index;
 		tz->ts_ns[i] = p->ts_ns;
 		tz->bytes += len;
@@ -220,7 +220,7 @@ static void tokenize(struct tokenizer *tz, const struct flow_rec *f, const struc
 		t->tsprec = f->tsprec;
 		t->first_ns = n ? f->pkt[0].ts_ns : f->first_ns;
 		t->n_packets = n;
-		t->wirelen = tz->wirelen;
+		t->wire_delta = tz->wire_delta;
 		t->index = tz->index;
 		t->ts_ns = exact ? NULL : tz->ts_ns;
 	}
@@ -346,7 +346,7 @@ int main(int argc, char **argv)
 	atomic_commit(&out);
 	summary(&tz, &o);
 	free(tz.tokens);
-	free(tz.wirelen);
+	free(tz.wire_delta);
 	free(tz.index);
 	free(tz.ts_ns);
 	return status;

@@ -46,7 +46,7 @@ struct options {
 enum reason {
 	R_NO_START, R_LT_SPECIAL, R_SHORT_TIME, R_SPECIAL, R_NO_BYTES, R_TOO_LONG,
 	R_BAD_INTERVAL, R_LT_ESCAPE, R_LT_MISMATCH, R_SIDE_COUNT,
-	R_TS_RANGE, R_NO_END, R_AFTER_END, N_REASONS
+	R_TS_RANGE, R_WIRELEN, R_NO_END, R_AFTER_END, N_REASONS
 };
 static const char *const reason_text[N_REASONS] = {
 	[R_NO_START] = "tokens outside a packet (no START before them)",
@@ -60,6 +60,7 @@ static const char *const reason_text[N_REASONS] = {
 	[R_LT_MISMATCH] = "link-type token differs from the record's linktype",
 	[R_SIDE_COUNT] = "side data for another number of packets than the tokens hold",
 	[R_TS_RANGE] = "time stamp outside what pcap can hold",
+	[R_WIRELEN] = "side data gives a wire length outside 0 to 2^32 - 1",
 	[R_NO_END] = "record without END (its last packet may be incomplete)",
 	[R_AFTER_END] = "tokens after END",
 };
@@ -391,7 +392,10 @@ static enum reason decode_run(struct collector *c, const struct tok_rec *t, size
 		return R_TS_RANGE;
 	m->caplen = (uint32_t)(r->end - r->start - TOK_PACKET_OVERHEAD);
 	/* Side data may hold a wire length below caplen: damaged captures do. */
-	m->wirelen = t->has_side && t->wirelen[p] ? t->wirelen[p] : m->caplen;
+	int64_t wirelen = (int64_t)m->caplen + (t->has_side ? t->wire_delta[p] : 0);
+	if (wirelen < 0 || wirelen > UINT32_MAX)
+		return R_WIRELEN;
+	m->wirelen = (uint32_t)wirelen;
 	m->ts_ns = ts;
 	m->source = source;
 	m->index = t->has_side ? t->index[p] : 0;
