@@ -19,10 +19,10 @@ while IFS=$'\t' read -r file label; do
 	pcap2flow --all -l "$label" "$pcap" > "$out/flows/$label.flows"
 	flow2tok < "$out/flows/$label.flows" > "$out/tok/$label.tok"
 	tok2pcap -w "$out/pcap/$label.pcap" < "$out/tok/$label.tok"
-	if pcapcmp -q "$pcap" "$out/pcap/$label.pcap" > "$out/pcap/$label.cmp"; then verdict=identical
+	if pcapcmp "$pcap" "$out/pcap/$label.pcap" > "$out/pcap/$label.cmp" 2>&1; then verdict=identical
 	else verdict="DIFFERS ($(cat "$out/pcap/$label.cmp"))"; failures=$((failures + 1)); fi
 	packets=$(sed -n 's/^packets \([0-9]*\).*/\1/p' "$out/pcap/$label.cmp")
-	flows=$(mpdump -c < "$out/flows/$label.flows")
+	flows=$(mpdump -k t "$out/flows/$label.flows" | grep -c flow)
 	tokens=$(( $(stat -c %s "$out/tok/$label.tok") / 2 ))
 	total_flows=$((total_flows + flows)) total_tokens=$((total_tokens + tokens))
 	printf '%-10s %8s %8s %10s  %s\n' "$label" "$packets" "$flows" "~$tokens" "$verdict"
