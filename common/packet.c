@@ -434,3 +434,256 @@ int pkt_linktype_known(uint32_t linktype)
 		return 0;
 	}
 }
+
+/* ------------------------------------------------------------ validation */
+
+/* pkt_validate: whether the headers of a frame agree with each other and
+ * with its lengths (packet.h). Each check names what it found wrong. */
+
+#define ETH_MIN_PAYLOAD 46 /* Ethernet pads shorter payloads */
+#define ETH_FCS 4
+
+static int invalid(const char **why, const char *what)
+{
+	if (why)
+		*why = what;
+	return 0;
+}
+
+/* The one's-complement sum of RFC 1071 over n bytes, not yet folded. */
+static uint64_t sum16(const uint8_t *p, size_t n, uint64_t sum)
+{
+	for (; n > 1; p += 2, n -= 2)
+		sum += be16(p);
+	if (n)
+		sum += (uint64_t)p[0] << 8;
+	return sum;
+}
+
+static uint16_t fold16(uint64_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* The link header every frame of the type has, before any tags. */
+static size_t link_header_len(uint32_t linktype)
+{
+	switch (linktype) {
+	case LT_ETHERNET:
+		return 14;
+	case LT_LINUX_SLL:
+		return 16;
+	case LT_LINUX_SLL2:
+		return 20;
+	case LT_NULL:
+	case LT_LOOP:
+		return 4;
+	default:
+		return 0;
+	}
+}
+
+/* Bytes on the wire after the IP packet: Ethernet pads payloads shorter
+ * than its minimum (cooked and raw captures of such frames keep that
+ * padding), and some captures keep the 4-byte frame check sequence. */
+static int trailer_allowed(uint32_t linktype, size_t l3, size_t ip_end, uint32_t wirelen)
+{
+	if (ip_end >= wirelen)
+		return 1;
+	if (linktype == LT_NULL || linktype == LT_LOOP)
+		return 0;
+	if (wirelen - l3 <= ETH_MIN_PAYLOAD + ETH_FCS)
+		return 1;
+	return linktype == LT_ETHERNET && wirelen - ip_end == ETH_FCS;
+}
+
+/* A frame pkt_decode found no IP in: only its link layer is judged. */
+static int validate_not_ip(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
+			   const struct pkt_info *pi, const char **why)
+{
+	int complete = caplen == wirelen;
+	switch (linktype) {
+	case LT_RAW:
+	case LT_RAW_BSD12:
+	case LT_RAW_BSD14:
+	case LT_IPV4:
+	case LT_IPV6:
+		if (pi->ethertype == 0)
+			return invalid(why, "not an IP packet on a raw IP link (version field)");
+		break;
+	default:
+		break;
+	}
+	if (pi->ethertype == ETH_IPV4 || pi->ethertype == ETH_IPV6)
+		/* the link layer says IP, but the header did not decode */
+		return complete ? invalid(why, "IP header cut, of the wrong version, or IHL below 5") : 1;
+	if (pi->ethertype == ETH_VLAN || pi->ethertype == ETH_QINQ || pi->ethertype == ETH_QINQ_OLD)
+		return complete ? invalid(why, "VLAN tag cut") : 1;
+	if (linktype == LT_ETHERNET && be16(p + 12) < 0x0600) {
+		uint16_t len = be16(p + 12);
+		if (len > 1500 || len > wirelen - 14)
+			return invalid(why, "802.3 length field beyond the frame");
+	}
+	return 1;
+}
+
+/* The pseudo-header's sum (RFC 793, RFC 8200 8.1) for a transport segment
+ * of len bytes. */
+static uint64_t pseudo_sum(const uint8_t *p, const struct pkt_info *pi, size_t len)
+{
+	uint64_t sum = sum16(p + pi->src_off, pi->addr_len, 0);
+	sum = sum16(p + pi->dst_off, pi->addr_len, sum);
+	return sum + pi->proto + (len & 0xffff) + (len >> 16);
+}
+
+/* A TCP or UDP checksum: right, or what offloading leaves (the folded
+ * pseudo-header sum, to be completed by the card). */
+static int checksum_ok(const uint8_t *p, const struct pkt_info *pi, size_t l4, size_t len,
+		       size_t field)
+{
+	uint64_t pseudo = pseudo_sum(p, pi, len);
+	if (fold16(sum16(p + l4, len, pseudo)) == 0xffff)
+		return 1;
+	return be16(p + l4 + field) == fold16(pseudo);
+}
+
+/* The transport header from l4 to end (the IP packet's end by its header).
+ * whole: the datagram was captured entire and is not a fragment. */
+static int validate_transport(const uint8_t *p, size_t caplen, const struct pkt_info *pi, size_t l4,
+			      size_t end, int whole, const char **why)
+{
+	size_t len = end > l4 ? end - l4 : 0;
+	switch (pi->proto) {
+	case IPPROTO_TCP_: {
+		if (len < 20)
+			return invalid(why, "TCP header beyond the IP packet");
+		if (!have(caplen, l4, 13))
+			return 1;
+		size_t doff = (size_t)(p[l4 + 12] >> 4) * 4;
+		if (doff < 20)
+			return invalid(why, "TCP data offset below 5");
+		if (doff > len)
+			return invalid(why, "TCP header longer than the IP packet");
+		if (whole && !checksum_ok(p, pi, l4, len, 16))
+			return invalid(why, "TCP checksum");
+		return 1;
+	}
+	case IPPROTO_UDP_: {
+		if (len < 8)
+			return invalid(why, "UDP header beyond the IP packet");
+		if (!have(caplen, l4, 8))
+			return 1;
+		size_t ulen = be16(p + l4 + 4);
+		if (ulen < 8)
+			return invalid(why, "UDP length below 8");
+		if (pi->fragment ? ulen < len : ulen != len)
+			return invalid(why, "UDP length differs from the IP payload length");
+		if (!whole)
+			return 1;
+		if (be16(p + l4 + 6) == 0)
+			return pi->ip_version == 4 ? 1 : invalid(why, "UDP checksum zero over IPv6");
+		return checksum_ok(p, pi, l4, len, 6) ? 1 : invalid(why, "UDP checksum");
+	}
+	case IPPROTO_ICMP_:
+		if (pi->ip_version != 4)
+			return 1;
+		if (len < 8)
+			return invalid(why, "ICMP message shorter than 8 bytes");
+		if (whole && fold16(sum16(p + l4, len, 0)) != 0xffff)
+			return invalid(why, "ICMP checksum");
+		return 1;
+	case IPPROTO_ICMPV6_:
+		if (pi->ip_version != 6)
+			return 1;
+		if (len < 4)
+			return invalid(why, "ICMPv6 message shorter than 4 bytes");
+		if (whole && fold16(sum16(p + l4, len, pseudo_sum(p, pi, len))) != 0xffff)
+			return invalid(why, "ICMPv6 checksum");
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+/* The IP packet's length by its header, checked against the frame: a
+ * length of 0 in a packet longer than the field can say (GRO's and big
+ * TCP's giant packets) stands for the rest of the frame. Returns 0 (and
+ * *why) when it does not fit. */
+static int ip_length_fits(uint32_t linktype, const struct pkt_info *pi, uint32_t wirelen,
+			  size_t *tot, const char **why)
+{
+	size_t l3 = (size_t)pi->l3_off, avail = wirelen - l3;
+	size_t fixed = pi->ip_version == 4 ? 0 : 40;
+	*tot = pi->ip_total_len;
+	if (*tot == fixed && avail - fixed > 0xffff)
+		*tot = avail;
+	if (pi->ip_version == 4 && *tot < pi->ip_hlen)
+		return invalid(why, "IPv4 total length shorter than its header");
+	if (*tot > avail)
+		return invalid(why, pi->ip_version == 4 ? "IPv4 total length beyond the frame"
+							: "IPv6 payload length beyond the frame");
+	if (!trailer_allowed(linktype, l3, l3 + *tot, wirelen))
+		return invalid(why, "frame longer than its IP packet");
+	return 1;
+}
+
+static int validate_ipv4(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
+			 const struct pkt_info *pi, const char **why)
+{
+	size_t l3 = (size_t)pi->l3_off, hlen = pi->ip_hlen, tot;
+	if (!ip_length_fits(linktype, pi, wirelen, &tot, why))
+		return 0;
+	/* the total length covers the header, so only a snaplen cuts it */
+	if (!have(caplen, l3, hlen))
+		return 1;
+	/* 0: left to offloading, as on the capturing host's own packets */
+	if (be16(p + l3 + 10) != 0 && fold16(sum16(p + l3, hlen, 0)) != 0xffff)
+		return invalid(why, "IPv4 header checksum");
+	if (pi->later_fragment)
+		return 1;
+	int whole = have(caplen, l3, tot) && !pi->fragment;
+	return validate_transport(p, caplen, pi, l3 + hlen, l3 + tot, whole, why);
+}
+
+static int validate_ipv6(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
+			 const struct pkt_info *pi, const char **why)
+{
+	size_t l3 = (size_t)pi->l3_off, tot;
+	if (!ip_length_fits(linktype, pi, wirelen, &tot, why))
+		return 0;
+	if (pi->later_fragment || pi->proto == IPPROTO_NONE_)
+		return 1;
+	if (pi->l4_off < 0) {
+		/* the extension headers ran to the end of what was captured */
+		if (caplen == wirelen)
+			return invalid(why, "IPv6 extension headers leave no room for the transport");
+		return 1;
+	}
+	if ((size_t)pi->l4_off > l3 + tot)
+		return invalid(why, "IPv6 extension headers run past the payload");
+	int whole = have(caplen, l3, tot) && !pi->fragment;
+	return validate_transport(p, caplen, pi, (size_t)pi->l4_off, l3 + tot, whole, why);
+}
+
+int pkt_validate(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
+		 const char **why)
+{
+	struct pkt_info pi;
+	if (why)
+		*why = NULL;
+	if (p == NULL || caplen == 0)
+		return invalid(why, "empty frame");
+	if (caplen > wirelen)
+		return invalid(why, "captured length exceeds the wire length");
+	if (!pkt_linktype_known(linktype))
+		return invalid(why, "unknown link type");
+	if (caplen < link_header_len(linktype))
+		return invalid(why, "link-layer header cut");
+	if (!pkt_decode(linktype, p, caplen, &pi))
+		return validate_not_ip(linktype, p, caplen, wirelen, &pi, why);
+	if (pi.ip_version == 4)
+		return validate_ipv4(linktype, p, caplen, wirelen, &pi, why);
+	return validate_ipv6(linktype, p, caplen, wirelen, &pi, why);
+}

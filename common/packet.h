@@ -66,4 +66,20 @@ int pkt_decode(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_in
 /* Whether the decoder knows the link type at all. */
 int pkt_linktype_known(uint32_t linktype);
 
+/* Whether a captured frame's headers hold together, as a generator must
+ * get them right (realism-eval(1), VALIDITY): lengths (captured against
+ * wire length, IP total or payload length against the frame, header
+ * lengths, TCP data offset, UDP length), versions (the link layer's type
+ * against the IP version), the IPv4 header checksum, and, when the whole
+ * datagram was captured and is not a fragment, the TCP, UDP, ICMP and
+ * ICMPv6 checksums (checksums left to offloading, as captured on the
+ * sending host, are accepted: an IPv4 header checksum of 0, a TCP or UDP
+ * checksum holding only the pseudo-header's sum). What a short snaplen cut off
+ * is not judged; Ethernet padding of short frames and a 4-byte frame check
+ * sequence are allowed. Frames that are not IP are judged by their link
+ * header only. Returns 1 when valid, else 0 with *why (when why is not
+ * NULL) a static phrase naming the first inconsistency. */
+int pkt_validate(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
+		 const char **why);
+
 #endif

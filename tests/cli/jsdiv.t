@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # jsdiv.t: jsdiv's command line and verdicts: 0 for identical inputs, 1 for
-# disjoint fields, symmetry, captures and flow streams (from stdin too), the
-# k-fingerprinting features of hand-made flows, --json keys, --fields,
-# --max-jsd, bad input, and --plot.
+# disjoint fields, symmetry, captures (through pcap2flow) and flow streams
+# (from stdin too), the k-fingerprinting features of hand-made flows, --json
+# keys, --fields, --max-jsd, bad input, and --plot.
 . "$TGPT_TOP/tests/lib.sh"
 
 if ! command -v mkpcap >/dev/null || ! command -v mkrec >/dev/null; then
@@ -31,7 +31,7 @@ like out -- '--max-jsd' "--help lists the long options"
 like out 'alt_conc_sum' "--help lists the fields"
 exits_with 0 "--version exits 0" jsdiv --version
 like out '^jsdiv \(tgpt\) [0-9]' "--version names the tool"
-like out 'libpcap' "--version lists libpcap"
+like out 'msgpack' "--version lists msgpack-c"
 exits_with 64 "an unknown option exits 64" jsdiv --bogus tcp.pcap tcp.pcap
 like err '^usage: jsdiv' "the usage goes to stderr"
 exits_with 64 "one input is not enough" jsdiv tcp.pcap
@@ -60,8 +60,29 @@ like out '^a: mixed.pcap \(pcap\): 17 IP packets in 6 flows, 2 other frames left
 like out '^mean jsd: packet fields 0\.0000, flow fields 0\.0000$' "the means"
 
 run bash -c 'cat tcp.pcap | jsdiv --json - tcp.pcap'
-is "$RC:$(count_jsd 0)" "0:$ALL" "a capture on stdin: all 0"
+is "$RC:$(count_jsd 0)" "0:$ALL" "a capture piped to stdin: all 0"
 like out '"a":\{"source":"-","format":"pcap"' "stdin is named -"
+run bash -c 'jsdiv --json tcp.pcap - < tcp.pcap'
+is "$RC:$(count_jsd 0)" "0:$ALL" "a capture file on stdin: all 0"
+
+# captures go through pcap2flow: its idle timeout (-t) splits flows
+mkpcap idle --gap 30 -w idle30.pcap
+jsdiv --json idle30.pcap idle30.pcap > out
+like out '"a":\{[^}]*"flows":1,' "one flow with the default idle timeout (120 s)"
+jsdiv --json -t 29.5 idle30.pcap idle30.pcap > out
+like out '"a":\{[^}]*"flows":2,' "-t 29.5 splits it at the 30 s gap, as pcap2flow -t does"
+jsdiv_bin=$(command -v jsdiv)
+mkdir -p nogp alone
+cp "$jsdiv_bin" alone/jsdiv
+exits_with 69 "captures without pcap2flow (next to jsdiv or on PATH) exit 69" \
+	env PATH="$T_DIR/nogp" alone/jsdiv tcp.pcap tcp.pcap
+like err 'pcap2flow' "and the message names pcap2flow"
+if command -v pcap2flow >/dev/null; then
+	pcap2flow -a tcp.pcap > tcp.mp
+	exits_with 0 "flow streams need no pcap2flow" env PATH="$T_DIR/nogp" alone/jsdiv tcp.mp tcp.mp
+else
+	skip "pcap2flow not built"
+fi
 
 # ------------------------------------------------------------ flow streams
 if command -v pcap2flow >/dev/null; then
@@ -166,7 +187,12 @@ exits_with 0 "--max-jsd on the chosen fields only" jsdiv --max-jsd 0.01 --fields
 exits_with 65 "bytes that are not a capture exit 65" jsdiv tcp.pcap garbage.pcap
 like err '^jsdiv: garbage.pcap: neither a capture' "the message names the file"
 exits_with 65 "a capture cut inside a record exits 65" jsdiv cut.pcap tcp.pcap
-like err '^jsdiv: cut.pcap: packet [0-9]+: ' "the message names the file and the packet"
+like err '^pcap2flow: cut.pcap: packet 14: ' "pcap2flow's message names the file and the packet"
+like err '^jsdiv: cut.pcap: damaged capture' "and jsdiv says what it means"
+is "$(wc -c < out)" 0 "nothing on stdout"
+run bash -c 'cat cut.pcap | jsdiv tcp.pcap -'
+is "$RC" 65 "a cut capture piped to stdin exits 65"
+like err '^pcap2flow: <stdin>: packet 14: ' "pcap2flow names stdin and the packet"
 exits_with 65 "a capture without IP packets exits 65" jsdiv tcp.pcap empty.pcap
 like err 'empty.pcap: no IP packets' "and says so"
 : > zero
@@ -183,8 +209,6 @@ exits_with 65 "a token stream is not a flow stream" jsdiv tcp.pcap tok.mp
 like err 'tok.mp' "the message names it"
 
 # ------------------------------------------------------------ --plot
-jsdiv_bin=$(command -v jsdiv)
-mkdir -p nogp
 exits_with 69 "--plot without gnuplot on PATH exits 69" env PATH="$T_DIR/nogp" "$jsdiv_bin" --plot p tcp.pcap udp.pcap
 like err 'gnuplot' "and names gnuplot"
 if command -v gnuplot >/dev/null; then

@@ -1,12 +1,14 @@
-/* t-jsd.c: unit tests of jsdiv's math and features: the divergences on
- * cases worked by hand (0 for equal, 1 for disjoint, symmetric), the sparse
- * histogram pair, the fixed binnings at their edges, the k-fingerprinting
- * features of hand-made flows, and the grouping of packets into flows. */
+/* t-jsd.c: unit tests of jsdiv's math and features (tools/eval): the
+ * divergences on cases worked by hand (0 for equal, 1 for disjoint,
+ * symmetric), the sparse histogram pair, the fixed binnings at their edges,
+ * the k-fingerprinting features of hand-made flows, and the decoding of a
+ * packet's fields. The grouping of packets into flows is pcap2flow's (its
+ * tests: tests/cli/pcap2flow.t). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tools/jsdiv/divergence.h"
-#include "../../tools/jsdiv/features.h"
+#include "../../tools/eval/divergence.h"
+#include "../../tools/eval/features.h"
 #include "../tap.h"
 
 #define EPS 1e-12
@@ -240,12 +242,7 @@ static void test_flow_features(void)
 	flow_acc_free(&a);
 }
 
-/* ------------------------------------------------------------ packets and flows */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
+/* ------------------------------------------------------------ packets */
 
 /* Ethernet + IPv4 + TCP, 54 bytes, sequence and acknowledgement 0. */
 static size_t tcp_frame(uint8_t *f, const uint8_t *src, const uint8_t *dst, uint16_t sport,
@@ -284,124 +281,6 @@ static void test_decode(void)
 	ok(pkt_fields_decode(1, frame, n, 60, &f) == 0, "decode: ARP is not IP");
 }
 
-struct done_log {
-	int n;
-	struct flow_features ff[8];
-};
-
-static void log_flow(const struct flow_features *ff, void *ctx)
-{
-	struct done_log *l = ctx;
-	if (l->n < 8)
-		l->ff[l->n] = *ff;
-	l->n++;
-}
-
-static double add_tcp(struct flow_table *t, uint64_t ms, int from_a, uint8_t flags, int *first)
-{
-	uint8_t frame[64];
-	struct pkt_fields f;
-	size_t n = from_a ? tcp_frame(frame, A, B, 40000, 443, flags) : tcp_frame(frame, B, A, 443, 40000, flags);
-	pkt_fields_decode(1, frame, n, (uint32_t)n, &f);
-	return flow_table_add(t, ms * 1000000ull, &f, first);
-}
-
-static void test_grouping(void)
-{
-	struct flow_table t;
-	struct done_log log = { 0 };
-	int first;
-	flow_table_init(&t, 120ull * 1000000000ull, log_flow, &log);
-	/* handshake, data, close; then a new SYN on the same ports after 1 s */
-	add_tcp(&t, 0, 1, 0x02, &first);
-	ok(first, "grouping: the SYN opens a flow");
-	double iat = add_tcp(&t, 10, 0, 0x12, &first);
-	ok(!first && fabs(iat - 0.010) < 1e-12, "grouping: SYN-ACK joins it, 10 ms later");
-	add_tcp(&t, 11, 1, 0x10, &first);
-	add_tcp(&t, 20, 1, 0x18, &first);
-	add_tcp(&t, 30, 1, 0x11, &first);
-	add_tcp(&t, 31, 0, 0x11, &first);
-	add_tcp(&t, 32, 1, 0x10, &first);
-	ok(!first && log.n == 0, "grouping: the last ACK after both FINs still joins");
-	add_tcp(&t, 1032, 1, 0x02, &first);
-	ok(first && log.n == 1, "grouping: a SYN on the closed key starts the next flow");
-	ok(log.ff[0].packets == 7 && log.ff[0].out_pkts == 5 && log.ff[0].in_pkts == 2,
-	   "grouping: first flow 7 packets, 5 out, 2 in");
-	/* idle: 121 s without packets ends it */
-	add_tcp(&t, 1032 + 121000, 0, 0x10, &first);
-	ok(first && log.n == 2, "grouping: after the idle timeout a packet starts a new flow");
-	ok(log.ff[1].packets == 1, "grouping: the idle flow had 1 packet");
-	/* the reverse direction opened this one: it is outgoing now */
-	add_tcp(&t, 1032 + 121001, 1, 0x04, &first);
-	ok(!first && log.n == 3, "grouping: RST ends a flow at once");
-	ok(log.ff[2].out_pkts == 1 && log.ff[2].in_pkts == 1, "grouping: directions by first packet");
-	add_tcp(&t, 1032 + 121002, 1, 0x10, &first);
-	flow_table_finish(&t);
-	ok(log.n == 4 && t.n_open == 0, "grouping: finish ends the open flows");
-	flow_table_free(&t);
-}
-
-static void count_flow(const struct flow_features *ff, void *ctx)
-{
-	uint64_t *n = ctx;
-	n[0]++;
-	n[1] += ff->packets == 1;
-}
-
-/* Many flows sharing hash chains, each gone idle before its second packet:
- * every packet must open a flow of its own, whatever else is in its chain. */
-static void test_idle_chains(void)
-{
-	struct flow_table t;
-	uint64_t n[2] = { 0, 0 };
-	uint8_t frame[64], src[4] = { 10, 1, 0, 0 };
-	struct pkt_fields f;
-	int first, all_first = 1;
-	flow_table_init(&t, 1000000000ull, count_flow, n);
-	for (int round = 0; round < 2; round++)
-		for (int i = 0; i < 5000; i++) {
-			src[2] = (uint8_t)(i >> 8), src[3] = (uint8_t)i;
-			size_t len = tcp_frame(frame, src, B, (uint16_t)(1024 + i), 53, 0);
-			frame[23] = 17; /* UDP */
-			pkt_fields_decode(1, frame, len, (uint32_t)len, &f);
-			flow_table_add(&t, (uint64_t)round * 10000000000ull + (uint64_t)i, &f, &first);
-			all_first &= first;
-		}
-	flow_table_finish(&t);
-	ok(all_first, "idle chains: every packet opens a flow");
-	ok(n[0] == 10000 && n[1] == 10000, "idle chains: 10000 flows of one packet");
-	flow_table_free(&t);
-}
-
-/* A close whose FINs are both acknowledged ends with that ACK: a later
- * packet on the same ports starts a flow of its own. */
-static void test_close_acked(void)
-{
-	struct flow_table t;
-	struct done_log log = { 0 };
-	struct pkt_fields f;
-	uint8_t frame[64];
-	int first;
-	/* seq, ack, from A?, flags: FIN 100 / FIN 500 acking 101 / ACK 501 */
-	const struct { uint32_t seq, ack; int from_a; uint8_t flags; } pk[] = {
-		{ 100, 400, 1, 0x11 }, { 500, 101, 0, 0x11 }, { 101, 501, 1, 0x10 }, { 101, 501, 1, 0x10 },
-	};
-	flow_table_init(&t, 120ull * 1000000000ull, log_flow, &log);
-	for (int i = 0; i < 4; i++) {
-		size_t n = pk[i].from_a ? tcp_frame(frame, A, B, 40000, 443, pk[i].flags)
-					: tcp_frame(frame, B, A, 443, 40000, pk[i].flags);
-		put32(frame + 38, pk[i].seq);
-		put32(frame + 42, pk[i].ack);
-		pkt_fields_decode(1, frame, n, (uint32_t)n, &f);
-		flow_table_add(&t, (uint64_t)i * 1000000, &f, &first);
-		if (i == 2)
-			ok(log.n == 1 && log.ff[0].packets == 3, "close: the ACK of the second FIN ends the flow");
-	}
-	ok(first && t.n_open == 1, "close: a later ACK starts a new flow");
-	flow_table_finish(&t);
-	flow_table_free(&t);
-}
-
 int main(void)
 {
 	test_dense();
@@ -410,8 +289,5 @@ int main(void)
 	test_chunk_sums();
 	test_flow_features();
 	test_decode();
-	test_grouping();
-	test_close_acked();
-	test_idle_chains();
 	return tap_done();
 }

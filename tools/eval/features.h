@@ -1,14 +1,16 @@
-/* features.h: what jsdiv(1) compares between real and generated traffic, and
- * what realism-eval's discriminator will learn from: the header fields of
- * each IP packet, the features of each flow (the six k-fingerprinting
- * features the TrafficGPT paper uses, after Hayes & Danezis 2016, plus size
- * and duration), and the grouping of a capture's packets into bidirectional
- * flows the way pcap2flow(1) groups them. No I/O: callers feed packets. */
+/* features.h: what jsdiv(1) compares between real and generated traffic and
+ * what realism-eval(1)'s classifiers learn from: the header fields of each
+ * IP packet, the features of each flow (the six k-fingerprinting features
+ * the TrafficGPT paper uses, after Hayes & Danezis 2016, plus size and
+ * duration), and one flow's feature vector. Flows are pcap2flow(1)'s flow
+ * records: the grouping of packets into flows is its alone. No I/O. */
 #ifndef TGPT_FEATURES_H
 #define TGPT_FEATURES_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "record.h"
 
 /* ------------------------------------------------------------ packets */
 
@@ -89,35 +91,25 @@ void flow_acc_free(struct flow_acc *a);
  * (missing pieces are 0). */
 void kfp_chunk_sums(const uint8_t *seq, size_t len, double *out, size_t num);
 
-/* ------------------------------------------------------------ grouping */
+/* ------------------------------------------------------------ vectors */
 
-/* Groups IP packets into bidirectional flows as pcap2flow(1) does: the key is
- * IP version, protocol, both addresses, both ports (TCP and UDP only) and the
- * VLAN ids; a flow ends after IDLE_NS without packets (capture clock: the
- * latest timestamp seen), on a TCP RST, with the packet that acknowledges the
- * second of the FINs of both directions, a linger of min(2 s, idle) after
- * FINs both ways when that ACK is not seen (a SYN without ACK ends it at once
- * and opens the next), and at 2^24 packets. Each ended flow goes to the DONE
- * callback. */
-typedef void (*flow_done_fn)(const struct flow_features *ff, void *ctx);
-
-struct flow_table {
-	struct open_flow **bucket;
-	size_t mask, n_open;
-	uint64_t idle_ns, linger_ns, now_ns, packets, flows;
-	flow_done_fn done;
-	void *ctx;
-};
-
-void flow_table_init(struct flow_table *t, uint64_t idle_ns, flow_done_fn done, void *ctx);
-/* Adds one packet; returns its inter-arrival time within its flow (seconds;
- * 0 for a flow's first packet, which *first says). */
-double flow_table_add(struct flow_table *t, uint64_t ts_ns, const struct pkt_fields *f,
-		      int *first);
-/* Ends every open flow (end of the capture). */
-void flow_table_finish(struct flow_table *t);
-/* Frees the table; flows still open are dropped unreported (call
- * flow_table_finish first to count them). */
-void flow_table_free(struct flow_table *t);
+/* One flow as a vector of numbers for a classifier (realism-eval(1),
+ * FEATURES): for each of the first n_packets packets of the record its wire
+ * length, direction (1: against the first packet), time since the previous
+ * packet (seconds) and TCP flags; then the IP version, protocol, TTL and TCP
+ * window of the first packet each way; with ports, the first packet's source
+ * and destination ports; then the flow features above. Values a flow does
+ * not have (packets beyond its end, the TCP flags of UDP) are NAN, which
+ * XGBoost takes as missing. Every packet of the record counts, IP or not. */
+#define FV_PER_PACKET 4
+#define FV_HEADER 8
+#define FV_PORTS 2
+#define FV_FLOW 9
+size_t flow_vector_len(unsigned n_packets, int ports);
+/* Fills out[flow_vector_len(n_packets, ports)]; acc is scratch space. */
+void flow_vector(const struct flow_rec *f, unsigned n_packets, int ports, struct flow_acc *acc,
+		 float *out);
+/* The name of element i ("len_3", "ttl_in", "f4_out_order_std", ...) in buf. */
+const char *flow_vector_name(size_t i, unsigned n_packets, int ports, char *buf, size_t len);
 
 #endif
