@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # pcap2flow.t: pcap2flow's command line, the flows it groups from mkpcap's
 # synthetic captures (TCP session, IPv6, VLAN, link types, fragments, idle
-# gaps), filters and labels, damaged and missing input, and a live capture
-# on the loopback interface.
+# gaps), time stamps and lengths kept as the file has them (past 2038, wire
+# length below the captured one, nothing captured), filters and labels,
+# damaged and missing input, and a live capture on the loopback interface.
 . "$TGPT_TOP/tests/lib.sh"
 
 # values of KEY in the stream FILE (default: out), one line, space-separated
 vals() { mpdump -k "$1" "${2:-out}" | tr '\n' ' ' | sed 's/ $//'; }
 # the -v summary's count of WHAT ("flows", "packets", ...) from err
 summary() { sed -nE "s/.* ([0-9]+) $1.*/\1/p" "$T_DIR/err"; }
+# field N (1 time, 2 wire length, 3 index) of every packet in the stream out
+pkt_field() { mpdump -k packets out | grep -o '\[[0-9]*,[0-9]*,[0-9]*,[01],' | tr -d '[' | cut -d, -f"$1" | tr '\n' ' ' | sed 's/ $//'; }
+# patch FILE OFFSET BYTES: overwrites bytes (printf escapes) in place
+patch() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+# no_line FILE RE: no line of $T_DIR/FILE matches RE
+no_line() { ! grep -Eq -- "$2" "$T_DIR/$1"; }
 
 if ! command -v mkpcap >/dev/null || ! command -v mpdump >/dev/null; then
 	echo "1..0 # skip mkpcap and mpdump (build/tests) are needed"
@@ -101,6 +108,51 @@ sll2 276
 raw 101
 null 0
 EOF
+
+# ------------------------------------------------------------ time stamps and lengths as the file has them
+mkpcap tcp --t0 4000000000 -w y2096.pcap
+exits_with 0 "reads time stamps past 2038" pcap2flow y2096.pcap
+is "$(vals first_ns)" 4000000000000000000 "a pcap file's seconds are unsigned 32-bit"
+exits_with 0 "from a pipe too" sh -c 'cat y2096.pcap | pcap2flow'
+is "$(vals first_ns)" 4000000000000000000 "the same time from a pipe"
+mkpcap tcp --t0 4294967290 -w y2106.pcap
+exits_with 0 "reads time stamps near the end of 2106" pcap2flow y2106.pcap
+is "$(vals last_ns)" 4294967290013000000 "and in 2106, close to the last second a pcap file can hold"
+# version 2.3: libpcap reads its records (and gives the seconds signed)
+cp y2096.pcap y2096-v23.pcap
+patch y2096-v23.pcap 6 '\x03'
+exits_with 0 "reads a version 2.3 pcap through libpcap" pcap2flow y2096-v23.pcap
+is "$(vals first_ns)" 4000000000000000000 "libpcap's negative seconds are taken as unsigned"
+if command -v editcap >/dev/null; then
+	editcap -F pcapng y2096.pcap y2096.pcapng
+	exits_with 0 "reads a pcapng past 2038" pcap2flow y2096.pcapng
+	is "$(vals first_ns)" 4000000000000000000 "pcapng's 64-bit time stamps as they are"
+else
+	skip "editcap (wireshark-common) absent: pcapng"
+	skip "editcap absent"
+fi
+
+# the first record (at byte 24) says 20 bytes were on the wire, 62 captured
+cp tcp.pcap short.pcap
+patch short.pcap 36 '\x14\x00\x00\x00'
+exits_with 0 "a wire length below the captured length" pcap2flow short.pcap
+is "$(pkt_field 2 | cut -d' ' -f1-2)" "20 62" "is kept as the file has it"
+is "$(vals src2dst_bytes)" "$(($(vals src2dst_bytes tcp.mp) - 42))" "and counted as it is"
+is "$(mpdump -k packets out | grep -o '"0x[0-9a-f]*"' | head -1 | awk '{ print (length($0) - 4) / 2 }')" 62 \
+	"all 62 bytes captured are kept"
+ok "without a warning" no_line err 'wire length'
+exits_with 0 "a short wire length from a pipe" sh -c 'cat short.pcap | pcap2flow'
+is "$(pkt_field 2 | cut -d' ' -f1-2)" "20 62" "is kept too"
+
+# a record with nothing captured (and nothing on the wire) before the session
+{ head -c 24 tcp.pcap; printf '\x00\xf1\x53\x65\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+  tail -c +25 tcp.pcap; } >empty-packet.pcap
+exits_with 0 "a packet with no bytes captured" pcap2flow --all empty-packet.pcap
+is "$(vals end)" '"frame" "fin"' "is kept, as a frame of its own"
+is "$(mpdump -k packets out | head -1)" '[[1700000000000000000,0,0,0,"0x"]]' "with no bytes, at index 0"
+is "$(pkt_field 3 | wc -w)" 15 "and the session follows whole"
+exits_with 0 "and from a pipe" sh -c 'cat empty-packet.pcap | pcap2flow --all'
+is "$(mpdump -k packets out | head -1)" '[[1700000000000000000,0,0,0,"0x"]]' "the same empty packet"
 
 # ------------------------------------------------------------ IPv6, VLAN
 exits_with 0 "reads IPv6" pcap2flow ipv6.pcap
