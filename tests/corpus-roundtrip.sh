@@ -73,6 +73,11 @@ check_clean() { # IN NAME DIR
 		fi
 		return
 	fi
+	# pcapng can date packets from 2106 on; a classic pcap cannot hold that,
+	# and tok2pcap drops them with this reason: a skip, not a mismatch.
+	if grep -q 'outside what pcap can hold' "$3/tools.err.3"; then
+		result skip-time 0 0 "$2"; return
+	fi
 	compare ok "$1" "$3/out.pcap" "" "$2" "$3"
 }
 
@@ -130,10 +135,12 @@ summarize() {
 	END {
 		files = n["ok"] + n["damaged"] + n["differ"] + n["failed"]
 		printf "corpus: files %d, packets %d, mismatches %d, damaged %d, failed %d, " \
-			"skipped %d (not a capture %d, mixed link types %d, bad gzip %d)\n",
+			"skipped %d (not a capture %d, mixed link types %d, bad gzip %d, " \
+			"time beyond pcap %d)\n",
 			files, packets, mismatches, n["damaged"] + 0, n["failed"] + 0,
-			n["skip-notcapture"] + n["skip-mixed"] + n["skip-gzip"],
-			n["skip-notcapture"] + 0, n["skip-mixed"] + 0, n["skip-gzip"] + 0
+			n["skip-notcapture"] + n["skip-mixed"] + n["skip-gzip"] + n["skip-time"],
+			n["skip-notcapture"] + 0, n["skip-mixed"] + 0, n["skip-gzip"] + 0,
+			n["skip-time"] + 0
 		exit (mismatches > 0 || n["failed"] + n["differ"] > 0)
 	}'
 }

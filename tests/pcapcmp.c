@@ -200,7 +200,11 @@ static int capture_next(struct capture *c, struct packet *pkt)
 		return -1;
 	}
 	c->packets++;
-	pkt->ts_ns = capture_seconds(c, h->ts.tv_sec) * NS_PER_S + (uint64_t)h->ts.tv_usec;
+	/* A classic pcap's fraction field is unsigned 32-bit, as its seconds are;
+	 * libpcap reads it signed and scales it to ns, so undo both. */
+	uint64_t frac = c->pcapng ? (uint64_t)h->ts.tv_usec
+				  : (uint64_t)(uint32_t)(h->ts.tv_usec / (long)c->res_ns) * c->res_ns;
+	pkt->ts_ns = capture_seconds(c, h->ts.tv_sec) * NS_PER_S + frac;
 	pkt->caplen = h->caplen;
 	pkt->len = h->len;
 	pkt->data = data;
