@@ -19,6 +19,29 @@ $(B)/tests/t-layers.t $(B)/tests/t-model.t: $(TGPT_MODEL_OBJ)
 LIBS_t-layers := $(TGPT_LIBS)
 LIBS_t-model := $(TGPT_LIBS)
 
+# The inference side (tgpt-infer links it after TGPT_MODEL_OBJ): the model
+# one token at a time, and sampling with packet checks (common/packet.h, so
+# $(COMMON_LIB) after it).
+TGPT_INFER_OBJ := $(B)/tools/tgpt/recurrent.o $(B)/tools/tgpt/generate.o
+$(TGPT_INFER_OBJ): ALL_CFLAGS += $(TGPT_OPT) $(TGPT_OMP)
+$(B)/tests/t-recurrent.t $(B)/tests/t-generate.t: $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ)
+LIBS_t-recurrent := $(COMMON_LIB) $(TGPT_LIBS)
+LIBS_t-generate := $(COMMON_LIB) $(TGPT_LIBS)
+# Generation tokens/s (not part of `all`): make build/bench/gen-step
+$(B)/bench/gen-step: $(B)/bench/gen-step.o $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ) $(COMMON_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS)
+
 # The timing driver (not part of `all`): make build/bench/model-step
 $(B)/bench/model-step: $(B)/bench/model-step.o $(TGPT_MODEL_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS)
+
+# tgpt-train: the trainer; ckpt.o (tgpt-ckpt(5)) is shared with tgpt-infer.
+TOOLS += tgpt-train
+$(BIN)/tgpt-train: $(B)/tools/tgpt/train.o $(B)/tools/tgpt/ckpt.o $(B)/tools/tgpt/shard.o \
+		$(TGPT_MODEL_OBJ) $(COMMON_LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
+
+# The checkpoint round trip links the writer, the reader and the model.
+$(B)/tests/t-ckpt.t: $(B)/tools/tgpt/ckpt.o $(TGPT_MODEL_OBJ)
+LIBS_t-ckpt := $(COMMON_LIB) $(TGPT_LIBS) $(MSGPACK_LIBS)
