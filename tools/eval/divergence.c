@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "cli.h"
 
 /* Rounding can leave a sum a hair outside [0, 1]. */
@@ -61,16 +62,6 @@ int divergence_dense(const double *p, const double *q, size_t n, struct divergen
 }
 
 /* ------------------------------------------------------------ sparse pair */
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
 
 static int bin_free(const struct hist_bin *b)
 {

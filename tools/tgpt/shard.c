@@ -12,33 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
+
 const char *const shard_split_names[SHARD_SPLITS] = { "train", "val", "test" };
 const char *const shard_long_names[3] = { "cut", "window", "drop" };
 const char *const shard_group_names[2] = { "source", "flow" };
 
 /* ------------------------------------------------------------ header codec */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* Byte offsets of the header fields (tgpt-shard(5), HEADER). */
 enum {
@@ -52,47 +32,47 @@ void shard_header_encode(const struct shard_header *h, uint8_t out[SHARD_HEADER_
 {
 	memset(out, 0, SHARD_HEADER_SIZE);
 	memcpy(out + H_MAGIC, SHARD_MAGIC, SHARD_MAGIC_LEN);
-	put32(out + H_VERSION, h->version);
-	put32(out + H_HEADER_SIZE, h->header_size);
+	put_le32(out + H_VERSION, h->version);
+	put_le32(out + H_HEADER_SIZE, h->header_size);
 	memcpy(out + H_TOKENIZER, h->tokenizer, strnlen(h->tokenizer, SHARD_TOKENIZER_LEN));
-	put32(out + H_TOKENIZER_V, h->tokenizer_version);
-	put32(out + H_VOCAB, h->vocab);
-	put32(out + H_CONTEXT, h->context);
-	put32(out + H_LONG, h->long_mode);
+	put_le32(out + H_TOKENIZER_V, h->tokenizer_version);
+	put_le32(out + H_VOCAB, h->vocab);
+	put_le32(out + H_CONTEXT, h->context);
+	put_le32(out + H_LONG, h->long_mode);
 	memcpy(out + H_SPLIT, h->split, strnlen(h->split, SHARD_SPLIT_LEN));
-	put32(out + H_N_LABELS, h->n_labels);
-	put32(out + H_GROUP, h->group);
-	put64(out + H_SEED, h->seed);
-	put64(out + H_N_FLOWS, h->n_flows);
-	put64(out + H_N_TOKENS, h->n_tokens);
-	put64(out + H_LABELS_OFF, h->labels_off);
-	put64(out + H_OFFSETS_OFF, h->offsets_off);
-	put64(out + H_LABEL_IDS_OFF, h->label_ids_off);
-	put64(out + H_TOKENS_OFF, h->tokens_off);
-	put64(out + H_FILE_SIZE, h->file_size);
+	put_le32(out + H_N_LABELS, h->n_labels);
+	put_le32(out + H_GROUP, h->group);
+	put_le64(out + H_SEED, h->seed);
+	put_le64(out + H_N_FLOWS, h->n_flows);
+	put_le64(out + H_N_TOKENS, h->n_tokens);
+	put_le64(out + H_LABELS_OFF, h->labels_off);
+	put_le64(out + H_OFFSETS_OFF, h->offsets_off);
+	put_le64(out + H_LABEL_IDS_OFF, h->label_ids_off);
+	put_le64(out + H_TOKENS_OFF, h->tokens_off);
+	put_le64(out + H_FILE_SIZE, h->file_size);
 }
 
 static void header_decode(const uint8_t *in, struct shard_header *h)
 {
 	memset(h, 0, sizeof *h);
-	h->version = get32(in + H_VERSION);
-	h->header_size = get32(in + H_HEADER_SIZE);
+	h->version = get_le32(in + H_VERSION);
+	h->header_size = get_le32(in + H_HEADER_SIZE);
 	memcpy(h->tokenizer, in + H_TOKENIZER, SHARD_TOKENIZER_LEN);
-	h->tokenizer_version = get32(in + H_TOKENIZER_V);
-	h->vocab = get32(in + H_VOCAB);
-	h->context = get32(in + H_CONTEXT);
-	h->long_mode = get32(in + H_LONG);
+	h->tokenizer_version = get_le32(in + H_TOKENIZER_V);
+	h->vocab = get_le32(in + H_VOCAB);
+	h->context = get_le32(in + H_CONTEXT);
+	h->long_mode = get_le32(in + H_LONG);
 	memcpy(h->split, in + H_SPLIT, SHARD_SPLIT_LEN);
-	h->n_labels = get32(in + H_N_LABELS);
-	h->group = get32(in + H_GROUP);
-	h->seed = get64(in + H_SEED);
-	h->n_flows = get64(in + H_N_FLOWS);
-	h->n_tokens = get64(in + H_N_TOKENS);
-	h->labels_off = get64(in + H_LABELS_OFF);
-	h->offsets_off = get64(in + H_OFFSETS_OFF);
-	h->label_ids_off = get64(in + H_LABEL_IDS_OFF);
-	h->tokens_off = get64(in + H_TOKENS_OFF);
-	h->file_size = get64(in + H_FILE_SIZE);
+	h->n_labels = get_le32(in + H_N_LABELS);
+	h->group = get_le32(in + H_GROUP);
+	h->seed = get_le64(in + H_SEED);
+	h->n_flows = get_le64(in + H_N_FLOWS);
+	h->n_tokens = get_le64(in + H_N_TOKENS);
+	h->labels_off = get_le64(in + H_LABELS_OFF);
+	h->offsets_off = get_le64(in + H_OFFSETS_OFF);
+	h->label_ids_off = get_le64(in + H_LABEL_IDS_OFF);
+	h->tokens_off = get_le64(in + H_TOKENS_OFF);
+	h->file_size = get_le64(in + H_FILE_SIZE);
 }
 
 /* ------------------------------------------------------------ reader */
