@@ -25,26 +25,37 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "labels.h"
 #include "packet.h"
 #include "record.h"
 #include "stream.h"
 
 static const char usage[] =
-	"usage: pcap2flow [-aqv] [-c count] [-f filter] [-l label] [-o file] [-t secs] [file ...]\n"
-	"       pcap2flow [-aqv] -i interface [-s snaplen] [-c count] [-f filter] [-l label] [-o file]\n"
-	"                 [-t secs]\n"
+	"usage: pcap2flow [-aqv] [-c count] [-f filter] [-l label] [--labels table] [-o file]\n"
+	"                 [-t secs] [file ...]\n"
+	"       pcap2flow [-aqv] -i interface [-s snaplen] [-c count] [-f filter] [-l label]\n"
+	"                 [--labels table] [-o file] [-t secs]\n"
 	"Groups the packets of pcap/pcapng captures (or \"-\", stdin; the default) into\n"
 	"bidirectional flows and writes them as a tgpt.flow msgpack stream.\n"
 	"  -a, --all                keep every packet, not only TCP and UDP\n"
 	"  -c, --count N            stop after N packets (that pass the filter)\n"
 	"  -f, --filter EXPR        a pcap-filter(7) expression\n"
 	"  -i, --interface IFACE    capture live from IFACE until SIGINT/SIGTERM\n"
-	"  -l, --label LABEL        attach LABEL to every flow\n"
+	"  -l, --label LABEL        attach LABEL to every flow (--labels: every flow the\n"
+	"                           table does not name)\n"
+	"      --labels TABLE       labels from a table of flows (nDPI's flow table, TSV,\n"
+	"                           or a Zeek conn.log), by 5-tuple; a summary on stderr\n"
+	"      --labels-format FMT  the table's format: tsv, zeek or auto (the default)\n"
+	"      --label-column NAME  the column of the labels (tsv: category, zeek: service)\n"
+	"      --label-filter COLUMN=PREFIX  only rows whose COLUMN starts with PREFIX\n"
+	"                           give labels (repeatable)\n"
+	"      --label-key COLUMN   the table's capture-file column (tsv: pcap), matched\n"
+	"                           by base name\n"
 	"  -o, --output FILE        write to FILE (atomically) instead of stdout\n"
 	"  -s, --snaplen BYTES      live capture: bytes kept per packet (262144)\n"
 	"  -t, --idle-timeout SECS  end a flow after SECS without packets (120)\n"
 	"      --force              write msgpack even to a terminal\n"
-	"  -q, --quiet              no progress on the terminal\n"
+	"  -q, --quiet              no progress on the terminal, no label summary\n"
 	"  -v, --verbose            a summary on stderr at the end\n"
 	"  -h, --help               this text\n"
 	"  -V, --version            version and libraries\n";
@@ -67,6 +78,7 @@ struct options {
 	const char *filter, *label, *iface, *output;
 	uint64_t idle_ns, linger_ns;
 	int snaplen;
+	struct label_options labels; /* labels.path: --labels given */
 };
 
 /* ------------------------------------------------------------ packet bytes */
@@ -336,6 +348,8 @@ struct flow {
 	int next_class;        /* size class of the flow's next chunk */
 	int mapped;            /* packets from mapped_from on point into windows */
 	size_t mapped_from;
+	const char *label;     /* from the --labels table, or NULL */
+	size_t label_len;
 };
 
 struct list {
@@ -397,6 +411,7 @@ struct run {
 	struct flow *free;      /* ended flows kept for their packet arrays */
 	struct chunk_pool pool;
 	struct flow *frame;     /* scratch flow of --all single frames */
+	struct label_table *labels; /* --labels */
 	/* totals */
 	uint64_t files, packets, filtered, skipped, flows, passed;
 	int live_flush;         /* flush after each flow (live capture) */
@@ -640,7 +655,10 @@ static void flow_emit(struct run *r, struct flow *f, enum flow_end end)
 		rec.bytes[d] = f->bytes[d];
 	}
 	rec.end = end;
-	if (r->opt.label) {
+	if (f->label) {
+		rec.label = f->label;
+		rec.label_len = f->label_len;
+	} else if (r->opt.label) {
 		rec.label = r->opt.label;
 		rec.label_len = strlen(r->opt.label);
 	}
@@ -737,6 +755,7 @@ static void emit_frame(struct run *r, const struct pkt_info *pi, struct packet *
 	f->key.vlan[0] = pi->vlan[0];
 	f->key.vlan[1] = pi->vlan[1];
 	f->src_is_a = 1;
+	f->label = NULL;
 	f->packets[0] = f->packets[1] = f->bytes[0] = f->bytes[1] = 0;
 	f->id = r->src.next_id++;
 	pk->dir = 0;
@@ -826,6 +845,22 @@ static void cap_caplen(struct run *r, struct packet *pk)
 	}
 }
 
+/* A new flow's label from the --labels table: once per flow, never per
+ * packet. */
+static void find_label(struct run *r, struct flow *f)
+{
+	const struct flow_key *k = &f->key;
+	struct label_query q = {
+		.addr = {k->a, k->b},
+		.port = {k->port_a, k->port_b},
+		.proto = k->proto,
+		.ip_version = k->ip_version,
+		.n_vlan = k->n_vlan,
+		.vlan = k->vlan,
+	};
+	f->label = labels_find(r->labels, &q, &f->label_len);
+}
+
 static void handle_packet(struct run *r, const struct raw *raw, uint64_t index)
 {
 	struct source *s = &r->src;
@@ -876,6 +911,8 @@ static void handle_packet(struct run *r, const struct raw *raw, uint64_t index)
 		list_append(&r->age, f);
 		if (++r->n_open > r->mask + 1)
 			table_grow(r);
+		if (r->labels)
+			find_label(r, f);
 	}
 	pk.dir = src_is_a == f->src_is_a ? 0 : 1;
 	flow_append(r, f, &pk, bytes, r->win != NULL);
@@ -1646,9 +1683,14 @@ static int read_file(struct run *r, const char *path)
 		return status;
 	}
 	const struct bpf_program *filter = r->opt.filter ? &prog : NULL;
+	uint64_t flows_before = r->flows;
+	if (r->labels)
+		labels_begin(r->labels, path);
 	status = c.here ? read_records(r, &c.in, filter) : read_libpcap(r, c.p, filter);
 	flush_all(r);
 	out_drain(&r->out); /* the flows written may point into the file */
+	if (r->labels)
+		labels_end(r->labels, r->src.msgname, r->flows - flows_before);
 	if (filter)
 		pcap_freecode(&prog);
 	close_capture(&c);
@@ -1764,6 +1806,8 @@ static int read_live(struct run *r)
 		return EX_UNAVAILABLE;
 	}
 	struct pollfd pfd = {.fd = pcap_get_selectable_fd(p), .events = POLLIN};
+	if (r->labels)
+		labels_begin(r->labels, r->opt.iface);
 	live_handle = p;
 	catch_signals();
 	struct pcap_pkthdr *h;
@@ -1792,15 +1836,58 @@ static int read_live(struct run *r)
 	}
 	live_handle = NULL;
 	flush_all(r);
+	if (r->labels)
+		labels_end(r->labels, r->src.msgname, r->flows);
 	pcap_close(p);
 	return status;
 }
 
 /* ------------------------------------------------------------ main */
 
+static enum label_format label_format(const char *name)
+{
+	if (strcmp(name, "tsv") == 0)
+		return LABELS_TSV;
+	if (strcmp(name, "zeek") == 0)
+		return LABELS_ZEEK;
+	if (strcmp(name, "auto") != 0)
+		cli_usage_error(usage, "--labels-format: tsv, zeek or auto, not \"%s\"", name);
+	return LABELS_AUTO;
+}
+
+/* --label-filter COLUMN=PREFIX; the filters live as long as the run. */
+static void add_label_filter(struct label_options *lo, char *arg)
+{
+	static struct label_filter *filters;
+	static size_t cap;
+	char *eq = strchr(arg, '=');
+	if (!eq || eq == arg)
+		cli_usage_error(usage, "--label-filter takes COLUMN=PREFIX, not \"%s\"", arg);
+	*eq = '\0';
+	grow((void **)&filters, &cap, lo->n_filters + 1, sizeof *filters);
+	filters[lo->n_filters].column = arg;
+	filters[lo->n_filters].prefix = eq + 1;
+	lo->filters = filters;
+	lo->n_filters++;
+}
+
+/* Whether a capture comes from standard input: none named, or "-". */
+static int reads_stdin(int argc, char **argv, const struct options *o)
+{
+	if (o->iface)
+		return 0;
+	if (optind == argc)
+		return 1;
+	for (int i = optind; i < argc; i++)
+		if (strcmp(argv[i], "-") == 0)
+			return 1;
+	return 0;
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_FORCE = 256 };
+	enum { OPT_FORCE = 256, OPT_LABELS, OPT_LABELS_FORMAT, OPT_LABEL_COLUMN, OPT_LABEL_FILTER,
+	       OPT_LABEL_KEY };
 	static const struct option longopts[] = {
 		{"all", no_argument, NULL, 'a'},
 		{"count", required_argument, NULL, 'c'},
@@ -1810,6 +1897,11 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"interface", required_argument, NULL, 'i'},
 		{"idle-timeout", required_argument, NULL, 't'},
 		{"label", required_argument, NULL, 'l'},
+		{"label-column", required_argument, NULL, OPT_LABEL_COLUMN},
+		{"label-filter", required_argument, NULL, OPT_LABEL_FILTER},
+		{"label-key", required_argument, NULL, OPT_LABEL_KEY},
+		{"labels", required_argument, NULL, OPT_LABELS},
+		{"labels-format", required_argument, NULL, OPT_LABELS_FORMAT},
 		{"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"snaplen", required_argument, NULL, 's'},
@@ -1863,12 +1955,33 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_FORCE:
 			o->force = 1;
 			break;
+		case OPT_LABELS:
+			o->labels.path = optarg;
+			break;
+		case OPT_LABELS_FORMAT:
+			o->labels.format = label_format(optarg);
+			break;
+		case OPT_LABEL_COLUMN:
+			o->labels.column = optarg;
+			break;
+		case OPT_LABEL_FILTER:
+			add_label_filter(&o->labels, optarg);
+			break;
+		case OPT_LABEL_KEY:
+			o->labels.key = optarg;
+			break;
 		default:
 			cli_usage_error(usage, "unknown option");
 		}
 	}
 	if (o->iface && optind < argc)
 		cli_usage_error(usage, "-i and capture files exclude each other");
+	if (!o->labels.path && (o->labels.format || o->labels.column || o->labels.key ||
+				o->labels.n_filters))
+		cli_usage_error(usage, "the --label-* options need --labels");
+	if (o->labels.path && strcmp(o->labels.path, "-") == 0 && reads_stdin(argc, argv, o))
+		cli_usage_error(usage, "--labels - and a capture from standard input");
+	o->labels.quiet = o->quiet;
 	o->idle_ns = (uint64_t)(idle * 1e9);
 	o->linger_ns = o->idle_ns < FIN_LINGER_NS ? o->idle_ns : FIN_LINGER_NS;
 }
@@ -1893,6 +2006,8 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &r.opt);
 	if (!r.opt.output || strcmp(r.opt.output, "-") == 0)
 		cli_refuse_tty(r.opt.force);
+	if (r.opt.labels.path)
+		r.labels = labels_load(&r.opt.labels); /* before any output: a bad table exits */
 	atomic_open(&out, r.opt.output ? r.opt.output : "-");
 	/* written past stdio, with writev: the FILE only names the descriptor */
 	out_init(&r.out, fileno(out.f), r.opt.output ? r.opt.output : "<stdout>", &r.pool);
@@ -1925,7 +2040,11 @@ int main(int argc, char **argv)
 		atomic_commit(&out);
 	if (r.opt.verbose)
 		summary(&r);
+	if (r.labels)
+		labels_total(r.labels);
 	free(r.bucket);
 	flow_free_list(&r);
+	labels_free(r.labels);
+	free((void *)r.opt.labels.filters);
 	return status;
 }
