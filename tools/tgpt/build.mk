@@ -35,13 +35,33 @@ $(B)/bench/gen-step: $(B)/bench/gen-step.o $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ) $
 $(B)/bench/model-step: $(B)/bench/model-step.o $(TGPT_MODEL_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS)
 
+# Classification with a fine-tuned model (classify.h): the input layout and
+# label probabilities that tgpt-train's validation and tgpt-infer share.
+# It needs ckpt.o and TGPT_MODEL_OBJ after it.
+TGPT_CLASSIFY_OBJ := $(B)/tools/tgpt/classify.o
+$(B)/tests/t-classify.t: $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o $(TGPT_MODEL_OBJ)
+LIBS_t-classify := $(COMMON_LIB) $(TGPT_LIBS) $(MSGPACK_LIBS)
+
 # tgpt-train: the trainer; ckpt.o (tgpt-ckpt(5)) is shared with tgpt-infer.
 TOOLS += tgpt-train
-$(BIN)/tgpt-train: $(B)/tools/tgpt/train.o $(B)/tools/tgpt/ckpt.o $(B)/tools/tgpt/shard.o \
-		$(TGPT_MODEL_OBJ) $(COMMON_LIB)
+$(BIN)/tgpt-train: $(B)/tools/tgpt/train.o $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
+		$(B)/tools/tgpt/shard.o $(TGPT_MODEL_OBJ) $(COMMON_LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
 
 # The checkpoint round trip links the writer, the reader and the model.
 $(B)/tests/t-ckpt.t: $(B)/tools/tgpt/ckpt.o $(TGPT_MODEL_OBJ)
 LIBS_t-ckpt := $(COMMON_LIB) $(TGPT_LIBS) $(MSGPACK_LIBS)
+
+# BLIS's own sgemm rate, the ceiling bench/train.sh compares the trainer's
+# achieved GFLOP/s with (built by `make bench`): make build/bench/sgemm-rate
+$(B)/bench/sgemm-rate: $(B)/bench/sgemm-rate.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS)
+
+# tgpt-infer: classification with a fine-tuned model and generation with the
+# recurrent one (tgpt-infer(1)).
+TOOLS += tgpt-infer
+$(BIN)/tgpt-infer: $(B)/tools/tgpt/infer.o $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
+		$(B)/tools/tgpt/shard.o $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ) $(COMMON_LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)

@@ -1,5 +1,6 @@
 /* ckpt.c: the checkpoint writer and reader of tgpt-ckpt(5): CRC-32, the
- * "KEY VALUE" text sections, the model config and parameters in and out.
+ * "KEY VALUE" text sections, the model config and parameters in and out,
+ * the label table of a classifier.
  * The reader maps the file and checks its structure and checksums before
  * anything is taken from it. */
 #include "ckpt.h"
@@ -113,7 +114,7 @@ enum {
 static const char *type_name(uint32_t type)
 {
 	static const char *names[] = { NULL, "model", "train", "labels", "params", "adam_m",
-		"adam_v" };
+		"adam_v", "last" };
 	if (type < sizeof names / sizeof names[0] && names[type])
 		return names[type];
 	return "unknown";
@@ -380,8 +381,7 @@ static int check_layout(const struct ckpt *ck, const struct ckpt_section *s,
 	return 0;
 }
 
-/* A float section of n_params values into a fresh or existing buffer. */
-static int load_floats(struct ckpt *ck, uint32_t type, size_t n, float **dst, char *err,
+int ckpt_load_floats(struct ckpt *ck, uint32_t type, size_t n, float **dst, char *err,
 	size_t errlen)
 {
 	const struct ckpt_section *s;
@@ -408,11 +408,11 @@ int ckpt_load_model(struct ckpt *ck, struct model *m, int with_adam, char *err,
 		return fail(err, errlen, ck->path, "an unusable config");
 	const struct ckpt_section *s = ckpt_find(ck, CKPT_MODEL);
 	if ((rc = check_layout(ck, s, m, err, errlen)) ||
-		(rc = load_floats(ck, CKPT_PARAMS, m->n_params, &m->params_mem, err, errlen)))
+		(rc = ckpt_load_floats(ck, CKPT_PARAMS, m->n_params, &m->params_mem, err, errlen)))
 		goto bad;
 	if (with_adam && ckpt_find(ck, CKPT_ADAM_M) &&
-		((rc = load_floats(ck, CKPT_ADAM_M, m->n_params, &m->adam_m, err, errlen)) ||
-		(rc = load_floats(ck, CKPT_ADAM_V, m->n_params, &m->adam_v, err, errlen))))
+		((rc = ckpt_load_floats(ck, CKPT_ADAM_M, m->n_params, &m->adam_m, err, errlen)) ||
+		(rc = ckpt_load_floats(ck, CKPT_ADAM_V, m->n_params, &m->adam_v, err, errlen))))
 		goto bad;
 	return 0;
 bad:
@@ -436,17 +436,165 @@ void ckpt_out_add(struct ckpt_out *o, uint32_t type, const void *data, uint64_t 
 
 void ckpt_out_add_model(struct ckpt_out *o, const struct model *m, struct ckpt_text *text)
 {
-	/* The label table: n_labels, then n_labels + 1 string offsets (all 0). */
+	ckpt_out_add_model_with(o, m, text, NULL, 0, NULL);
+}
+
+void ckpt_out_add_model_with(struct ckpt_out *o, const struct model *m, struct ckpt_text *text,
+	const void *labels, uint64_t labels_size, const float *params)
+{
+	/* The empty label table: n_labels 0, then one string offset, 0. */
 	static const uint8_t no_labels[8];
 	model_text(m, text);
 	ckpt_out_add(o, CKPT_MODEL, text->buf, text->len);
-	ckpt_out_add(o, CKPT_LABELS, no_labels, sizeof no_labels);
+	if (labels)
+		ckpt_out_add(o, CKPT_LABELS, labels, labels_size);
+	else
+		ckpt_out_add(o, CKPT_LABELS, no_labels, sizeof no_labels);
 	size_t bytes = m->n_params * sizeof(float);
-	ckpt_out_add(o, CKPT_PARAMS, m->params_mem, bytes);
+	ckpt_out_add(o, CKPT_PARAMS, params ? params : m->params_mem, bytes);
 	if (m->adam_m && m->adam_v) {
 		ckpt_out_add(o, CKPT_ADAM_M, m->adam_m, bytes);
 		ckpt_out_add(o, CKPT_ADAM_V, m->adam_v, bytes);
 	}
+	if (params)
+		ckpt_out_add(o, CKPT_LAST, m->params_mem, bytes);
+}
+
+/* ------------------------------------------------------------ label table */
+
+/* The layout of the LABELS section (tgpt-ckpt(5)): the shard label table
+ * (n, n + 1 string offsets, the strings), which is all of it without labels;
+ * then, from the next multiple of 4, k, window and the n * k uint16 tokens;
+ * then, from the next multiple of 8, the n uint64 counts. */
+struct labels_layout {
+	uint64_t text, tail, tokens, counts, size;
+};
+
+static struct labels_layout labels_layout(uint64_t n, uint64_t text_len, uint64_t k)
+{
+	struct labels_layout y;
+	y.text = 4 + 4 * (n + 1);
+	y.tail = (y.text + text_len + 3) / 4 * 4;
+	y.tokens = y.tail + 8;
+	y.counts = (y.tokens + 2 * n * k + 7) / 8 * 8;
+	y.size = n ? y.counts + 8 * n : y.text + text_len;
+	return y;
+}
+
+void *ckpt_labels_encode(const struct ckpt_labels *l, uint64_t *size)
+{
+	uint64_t text_len = 0;
+	for (uint32_t i = 0; i < l->n; i++)
+		text_len += strlen(l->name[i]) + 1;
+	struct labels_layout y = labels_layout(l->n, text_len, l->k);
+	uint8_t *p = xcalloc((size_t)y.size, 1);
+	put32(p, l->n);
+	uint64_t at = 0;
+	for (uint32_t i = 0; i < l->n; i++) {
+		size_t len = strlen(l->name[i]) + 1;
+		put32(p + 4 + 4 * (uint64_t)i, (uint32_t)at);
+		memcpy(p + y.text + at, l->name[i], len);
+		at += len;
+	}
+	put32(p + 4 + 4 * (uint64_t)l->n, (uint32_t)at);
+	if (l->n) {
+		put32(p + y.tail, l->k);
+		put32(p + y.tail + 4, l->window);
+		for (uint64_t i = 0; i < (uint64_t)l->n * l->k; i++) {
+			p[y.tokens + 2 * i] = (uint8_t)l->token[i];
+			p[y.tokens + 2 * i + 1] = (uint8_t)(l->token[i] >> 8);
+		}
+		for (uint32_t i = 0; i < l->n; i++)
+			put64(p + y.counts + 8 * (uint64_t)i, l->count[i]);
+	}
+	*size = y.size;
+	return p;
+}
+
+void ckpt_labels_free(struct ckpt_labels *l)
+{
+	for (uint32_t i = 0; l->name && i < l->n; i++)
+		free(l->name[i]);
+	free(l->name);
+	free(l->token);
+	free(l->count);
+	memset(l, 0, sizeof *l);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* No two labels predicted as the same tokens. */
+static int labels_distinct(const struct ckpt_labels *l)
+{
+	uint32_t *key = xcalloc(l->n, sizeof *key);
+	for (uint32_t i = 0; i < l->n; i++)
+		key[i] = l->k == 1 ? l->token[i] : (uint32_t)l->token[2 * i] << 16 | l->token[2 * i + 1];
+	qsort(key, l->n, sizeof *key, cmp_u32);
+	int ok = 1;
+	for (uint32_t i = 1; ok && i < l->n; i++)
+		ok = key[i] != key[i - 1];
+	free(key);
+	return ok;
+}
+
+int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t errlen)
+{
+	const struct ckpt_section *s;
+	memset(l, 0, sizeof *l);
+	if (!ckpt_find(ck, CKPT_LABELS))
+		return 0;
+	int rc = ckpt_verify(ck, CKPT_LABELS, &s, err, errlen);
+	if (rc)
+		return rc;
+	const uint8_t *p = s->data;
+	uint64_t size = s->size;
+	if (size < 8)
+		return fail(err, errlen, ck->path, "section labels: %" PRIu64 " bytes, too short", size);
+	uint32_t n = get32(p);
+	if (n > CKPT_MAX_LABELS || 4 + 4 * ((uint64_t)n + 1) > size)
+		return fail(err, errlen, ck->path, "section labels: %u labels do not fit", n);
+	uint64_t text_len = get32(p + 4 + 4 * (uint64_t)n);
+	uint32_t k = 0;
+	struct labels_layout y = labels_layout(n, text_len, 1);
+	if (n && y.tail + 8 <= size) {
+		k = get32(p + y.tail);
+		y = labels_layout(n, text_len, k);
+	}
+	if (get32(p + 4) != 0 || (n && k != 1 && k != 2) || y.size != size)
+		return fail(err, errlen, ck->path, "section labels: %" PRIu64 " bytes do not hold "
+			"%u labels of %" PRIu64 " bytes of text and %u tokens each", size, n, text_len, k);
+	const char *text = (const char *)p + y.text;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t a = get32(p + 4 + 4 * (uint64_t)i), b = get32(p + 8 + 4 * (uint64_t)i);
+		if (b <= a || b > text_len || text[b - 1] != '\0' || memchr(text + a, 0, b - a - 1))
+			return fail(err, errlen, ck->path, "section labels: label %u is not one "
+				"NUL-terminated string", i);
+	}
+	if (n == 0)
+		return 0;
+	l->n = n;
+	l->k = k;
+	l->window = get32(p + y.tail + 4);
+	l->name = xcalloc(n, sizeof *l->name);
+	l->token = xcalloc((size_t)n * k, sizeof *l->token);
+	l->count = xcalloc(n, sizeof *l->count);
+	for (uint32_t i = 0; i < n; i++) {
+		l->name[i] = xstrdup(text + get32(p + 4 + 4 * (uint64_t)i));
+		l->count[i] = get64(p + y.counts + 8 * (uint64_t)i);
+	}
+	for (uint64_t i = 0; i < (uint64_t)n * k; i++)
+		l->token[i] = (uint16_t)(p[y.tokens + 2 * i] | p[y.tokens + 2 * i + 1] << 8);
+	const char *why = l->window < 1 ? "a window of 0 tokens" :
+		!labels_distinct(l) ? "two labels have the same tokens" : NULL;
+	if (why) {
+		ckpt_labels_free(l);
+		return fail(err, errlen, ck->path, "section labels: %s", why);
+	}
+	return 0;
 }
 
 static void write_bytes(FILE *f, const void *p, size_t n, const char *path)

@@ -1,8 +1,9 @@
 /* ckpt.h: checkpoint files (tgpt-ckpt(5), version 1), which tgpt-train writes
  * and resumes from and tgpt-infer loads: a header, a table of typed sections
  * (model config as text, training state as text, label table, parameters,
- * AdamW moments), each section 64-byte aligned (the parameters can be used
- * straight from a mapping) and CRC-32 checked. Writing is atomic. */
+ * AdamW moments, a fine-tuning run's last parameters), each section 64-byte
+ * aligned (the parameters can be used straight from a mapping) and CRC-32
+ * checked. Writing is atomic. */
 #ifndef TGPT_CKPT_H
 #define TGPT_CKPT_H
 
@@ -25,11 +26,26 @@
 enum ckpt_type {
 	CKPT_MODEL = 1,   /* text: the model config, tokenizer, tensor layout */
 	CKPT_TRAIN = 2,   /* text: step, hyper-parameters, data position, RNG */
-	CKPT_LABELS = 3,  /* label table (empty until fine-tuning adds labels) */
+	CKPT_LABELS = 3,  /* label table and label tokens (empty but in a classifier) */
 	CKPT_PARAMS = 4,  /* n_params float32 */
 	CKPT_ADAM_M = 5,  /* n_params float32: AdamW first moments */
 	CKPT_ADAM_V = 6,  /* n_params float32: AdamW second moments */
+	CKPT_LAST = 7,    /* n_params float32: the run's last parameters, when PARAMS
+	                   * holds an earlier step's (the best of a fine-tuning run) */
 };
+
+/* The label table of a classifier (tgpt-ckpt(5), "Label table"): label i is
+ * name[i], predicted as the k tokens token[i*k .. i*k+k) after CLS and the
+ * first window tokens of a flow; count[i] flows of it were trained on. */
+struct ckpt_labels {
+	uint32_t n;              /* labels; 0: a model that is no classifier */
+	uint32_t k;              /* tokens per label: 1 or 2 */
+	uint32_t window;         /* W: flow tokens after CLS */
+	char **name;             /* n NUL-terminated strings */
+	uint16_t *token;         /* n * k */
+	uint64_t *count;         /* n */
+};
+#define CKPT_MAX_LABELS 65535u
 
 struct ckpt_section {
 	uint32_t type;
@@ -85,6 +101,14 @@ void ckpt_out_add(struct ckpt_out *o, uint32_t type, const void *data, uint64_t 
  * live until ckpt_write), LABELS (empty), PARAMS and, once the optimizer has
  * run, ADAM_M and ADAM_V. */
 void ckpt_out_add_model(struct ckpt_out *o, const struct model *m, struct ckpt_text *text);
+/* The same with a label table (labels: from ckpt_labels_encode, NULL for
+ * none) and other parameters in PARAMS (params: n_params floats, NULL for
+ * m's own); then m's own go into LAST. */
+void ckpt_out_add_model_with(struct ckpt_out *o, const struct model *m, struct ckpt_text *text,
+	const void *labels, uint64_t labels_size, const float *params);
+/* The LABELS section's bytes for l (n == 0: the empty table), in a buffer
+ * the caller frees. */
+void *ckpt_labels_encode(const struct ckpt_labels *l, uint64_t *size);
 /* Writes the checkpoint to PATH atomically (PATH.tmp.PID, fsync, rename,
  * fsync of the directory); exits EX_CANTCREAT or EX_IOERR naming PATH when
  * that fails, leaving an existing PATH as it was. */
@@ -124,6 +148,17 @@ int ckpt_model_config(struct ckpt *ck, struct model_config *c, char *err, size_t
  * with_adam and when present, the AdamW moments. 0 or EX_DATAERR. */
 int ckpt_load_model(struct ckpt *ck, struct model *m, int with_adam, char *err,
 	size_t errlen);
+
+/* A section of n floats (PARAMS, ADAM_M, ADAM_V, LAST) into *dst, allocated
+ * when NULL: 0, or EX_DATAERR when it is missing, damaged or of another size. */
+int ckpt_load_floats(struct ckpt *ck, uint32_t type, size_t n, float **dst, char *err,
+	size_t errlen);
+
+/* The label table (LABELS): 0 with l->n == 0 for a model that is no
+ * classifier (or has no LABELS section), or EX_DATAERR when it is damaged.
+ * Free with ckpt_labels_free. */
+int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t errlen);
+void ckpt_labels_free(struct ckpt_labels *l);
 
 /* The first field in which two configs differ (its MODEL section key), or
  * NULL when they are the same. */

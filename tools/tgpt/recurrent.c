@@ -1,0 +1,750 @@
+/* recurrent.c: the tgpt model one token at a time (recurrent.h): per-stream
+ * state of linear-attention sums, local-attention key/value rings and
+ * token-shift rows; a step runs the active streams' rows through the same
+ * layers as model_forward (layers.h), with the attention done per token. */
+#include <err.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "layers.h"
+#include "parallel.h"
+#include "recurrent.h"
+#include "vecmath.h"
+
+/* x86-64: the half-precision products through AVX2 + F16C when the CPU
+ * has them (rec_half_simd). */
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HALF_SIMD 1
+#else
+#define HALF_SIMD 0
+#endif
+
+/* ------------------------------------------------------------------ state layout */
+
+/* Per layer: two shift rows (D/2 each, with token shift), the local heads'
+ * rings (2W keys then 2W values of dh each), the linear heads' S (dh x dh)
+ * and z (dh). */
+static size_t shift_floats(const struct model_config *c)
+{
+	return c->token_shift ? (size_t)(c->d_model / 2) : 0;
+}
+
+static size_t ring_floats(const struct model_config *c)
+{
+	return 2 * 2 * (size_t)c->window * c->d_head;
+}
+
+static size_t lin_floats(const struct model_config *c)
+{
+	return (size_t)c->d_head * c->d_head + c->d_head;
+}
+
+static size_t layer_floats(const struct model_config *c)
+{
+	return 2 * shift_floats(c) + (size_t)c->n_local * ring_floats(c) +
+		(size_t)(c->n_head - c->n_local) * lin_floats(c);
+}
+
+size_t rec_state_floats(const struct model_config *c)
+{
+	return (size_t)c->n_layer * layer_floats(c);
+}
+
+struct layer_state {
+	float *shift1, *shift2;	/* attention's and feed-forward's previous row */
+	float *rings;		/* n_local rings */
+	float *lins;		/* n_head - n_local (S, z) pairs */
+};
+
+static struct layer_state layer_state(const struct rec *r, int b, int l)
+{
+	const struct model_config *c = &r->m->c;
+	float *base = r->state + (size_t)b * r->state_floats + (size_t)l * layer_floats(c);
+	size_t sh = shift_floats(c);
+	return (struct layer_state){ base, base + sh, base + 2 * sh,
+		base + 2 * sh + (size_t)c->n_local * ring_floats(c) };
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	if (!p)
+		err(EX_OSERR, "recurrent: %zu bytes", n * size);
+	return p;
+}
+
+/* Scratch of one attention thread: the local head's scores (2W), the linear
+ * head's feature maps (2 dh). */
+static size_t attn_slot_floats(const struct model_config *c)
+{
+	return 2 * (size_t)c->window + 2 * (size_t)c->d_head;
+}
+
+int rec_init(struct rec *r, const struct model *m, int B)
+{
+	memset(r, 0, sizeof *r);
+	if (B < 1)
+		return -1;
+	const struct model_config *c = &m->c;
+	size_t E = c->emb_dim, D = c->d_model, HD = (size_t)c->n_head * c->d_head;
+	size_t F = c->d_ff, F1 = c->ff_glu ? 2 * F : F, V = c->vocab;
+	r->m = m;
+	r->B = B;
+	r->state_floats = rec_state_floats(c);
+	r->state = xcalloc((size_t)B * r->state_floats, sizeof(float));
+	r->pos = xcalloc(B, sizeof *r->pos);
+	r->logits = xcalloc((size_t)B * V, sizeof(float));
+	struct {
+		float **p;
+		size_t n;
+	} t[] = {
+		{ &r->emb, E }, { &r->x, D }, { &r->y2, D }, { &r->h, D }, { &r->hs, D },
+		{ &r->qkv, 3 * HD }, { &r->att, HD }, { &r->u, F1 }, { &r->g, F },
+		{ &r->e, E }, { &r->hf, E }, { &r->mean, 1 }, { &r->rstd, 1 }, { &r->out, V },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		*t[i].p = xcalloc((size_t)B * t[i].n, sizeof(float));
+	r->slots = par_max_threads();
+	r->par_min_macs = REC_PAR_MIN_MACS;
+	r->slot_floats = attn_slot_floats(c);
+	r->attn_scratch = xcalloc(r->slots * r->slot_floats, sizeof(float));
+	r->active = xcalloc(B, sizeof *r->active);
+	r->tok = xcalloc(B, sizeof *r->tok);
+	r->feed = xcalloc(B, sizeof *r->feed);
+	return 0;
+}
+
+void rec_free(struct rec *r)
+{
+	float *bufs[] = { r->state, r->logits, r->emb, r->x, r->y2, r->h, r->hs, r->qkv, r->att,
+		r->u, r->g, r->e, r->hf, r->mean, r->rstd, r->out, r->attn_scratch };
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		free(bufs[i]);
+	free(r->pos);
+	free(r->active);
+	free(r->tok);
+	free(r->feed);
+	free(r->half);
+	memset(r, 0, sizeof *r);
+}
+
+void rec_reset(struct rec *r, int b)
+{
+	memset(r->state + (size_t)b * r->state_floats, 0, r->state_floats * sizeof(float));
+	memset(r->logits + (size_t)b * r->m->c.vocab, 0, r->m->c.vocab * sizeof(float));
+	r->pos[b] = 0;
+}
+
+const float *rec_logits(const struct rec *r, int b)
+{
+	return r->logits + (size_t)b * r->m->c.vocab;
+}
+
+int64_t rec_pos(const struct rec *r, int b)
+{
+	return r->pos[b];
+}
+
+/* ------------------------------------------------------------------ snapshots */
+
+void rec_snapshot_init(struct rec_snapshot *s, const struct rec *r)
+{
+	s->state_floats = r->state_floats;
+	s->vocab = r->m->c.vocab;
+	s->pos = 0;
+	s->state = xcalloc(s->state_floats + s->vocab, sizeof(float));
+}
+
+void rec_snapshot_free(struct rec_snapshot *s)
+{
+	free(s->state);
+	memset(s, 0, sizeof *s);
+}
+
+void rec_save(const struct rec *r, int b, struct rec_snapshot *s)
+{
+	memcpy(s->state, r->state + (size_t)b * r->state_floats, s->state_floats * sizeof(float));
+	memcpy(s->state + s->state_floats, rec_logits(r, b), s->vocab * sizeof(float));
+	s->pos = r->pos[b];
+}
+
+void rec_restore(struct rec *r, int b, const struct rec_snapshot *s)
+{
+	memcpy(r->state + (size_t)b * r->state_floats, s->state, s->state_floats * sizeof(float));
+	memcpy(r->logits + (size_t)b * s->vocab, s->state + s->state_floats,
+		s->vocab * sizeof(float));
+	r->pos[b] = s->pos;
+}
+
+/* ------------------------------------------------------------------ attention heads */
+
+/* One local head at position t: k, v join the ring (slot t mod 2W), then the
+ * query attends to positions k0 = (t/W - 1)*W (0 in the first block) .. t,
+ * as local_attn_forward's blocks do. scores: 2W floats. */
+VM_CLONES
+static void local_head_step(float *o, const float *q, const float *k, const float *v,
+	float *ring, int64_t t, int W, int dh, float *scores)
+{
+	int R = 2 * W;
+	float *keys = ring, *vals = ring + (size_t)R * dh;
+	memcpy(keys + (size_t)(t % R) * dh, k, dh * sizeof *k);
+	memcpy(vals + (size_t)(t % R) * dh, v, dh * sizeof *v);
+	int64_t k0 = t >= W ? (t / W - 1) * W : 0;
+	int nk = (int)(t - k0 + 1), s0 = (int)(k0 % R);
+	float scale = 1.0f / sqrtf((float)dh), mx;
+	for (int j = 0, s = s0; j < nk; j++, s = s + 1 == R ? 0 : s + 1)
+		scores[j] = scale * vm_dot(q, keys + (size_t)s * dh, dh);
+	mx = scores[0];
+	for (int j = 1; j < nk; j++)
+		mx = scores[j] > mx ? scores[j] : mx;
+	for (int j = 0; j < nk; j++)
+		scores[j] = vm_exp(scores[j] - mx);
+	float inv = 1.0f / vm_sum(scores, nk);
+	memset(o, 0, dh * sizeof *o);
+	for (int j = 0, s = s0; j < nk; j++, s = s + 1 == R ? 0 : s + 1) {
+		const float *vr = vals + (size_t)s * dh;
+		float p = scores[j] * inv;
+		for (int e = 0; e < dh; e++)
+			o[e] += p * vr[e];
+	}
+}
+
+/* One linear head: qf = softmax(q) dh^-0.5, kf = exp(k); S += kf v^T,
+ * z += kf (the token sees itself); o = qf S / max(qf . z, eps). S is read
+ * right after each row's update, one pass. feat: 2 dh floats. */
+VM_CLONES
+static void linear_head_step(float *o, const float *q, const float *k, const float *v,
+	float *S, int dh, float eps, float *feat)
+{
+	float *qf = feat, *kf = feat + dh, *z = S + (size_t)dh * dh;
+	float mx = q[0];
+	for (int i = 1; i < dh; i++)
+		mx = q[i] > mx ? q[i] : mx;
+	for (int i = 0; i < dh; i++)
+		qf[i] = vm_exp(q[i] - mx);
+	float s = (1.0f / sqrtf((float)dh)) / vm_sum(qf, dh);
+	for (int i = 0; i < dh; i++)
+		qf[i] *= s;
+	for (int i = 0; i < dh; i++)
+		kf[i] = vm_exp(k[i]);
+	for (int i = 0; i < dh; i++)
+		z[i] += kf[i];
+	memset(o, 0, dh * sizeof *o);
+	for (int e = 0; e < dh; e++) {
+		float *row = S + (size_t)e * dh, ke = kf[e], qe = qf[e];
+		for (int f = 0; f < dh; f++)
+			row[f] += ke * v[f];
+		for (int f = 0; f < dh; f++)
+			o[f] += qe * row[f];
+	}
+	float den = vm_dot(qf, z, dh), inv = 1.0f / (den >= eps ? den : eps);
+	for (int f = 0; f < dh; f++)
+		o[f] *= inv;
+}
+
+/* ------------------------------------------------------------------ half-precision weights */
+
+/* The products of a step read every weight once, so with a stream or two
+ * they run at the memory's speed: binary16 copies of the matrices halve
+ * the bytes. Activations, sums and everything else stay float. */
+
+/* binary16 bits to float, exactly (normals and subnormals; the copies hold
+ * no infinity or NaN). */
+static inline float half_to_float(uint16_t h)
+{
+	uint32_t u = (uint32_t)(h & 0x8000) << 16 | (uint32_t)(h & 0x7fff) << 13;
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return f * 0x1p112f;	/* rebias the exponent: 2^(127 - 15) */
+}
+
+/* float to binary16 bits, to nearest even, saturating at +-65504 (NaN
+ * becomes 0). */
+static uint16_t float_to_half(float x)
+{
+	x = x != x ? 0.0f : x > 65504.0f ? 65504.0f : x < -65504.0f ? -65504.0f : x;
+	uint32_t u;
+	memcpy(&u, &x, sizeof u);
+	uint16_t sign = (uint16_t)(u >> 16 & 0x8000);
+	float a = fabsf(x);
+	if (a < 0x1p-14f)	/* subnormal: a multiple of 2^-24 (1024 is the least normal) */
+		return sign | (uint16_t)nearbyintf(a * 0x1p24f);
+	uint32_t mant = u & 0x7fffff, h = ((u >> 23 & 0xff) - 112) << 10 | mant >> 13;
+	uint32_t rest = mant & 0x1fff;
+	h += rest > 0x1000 || (rest == 0x1000 && (h & 1));	/* a carry rounds up the exponent */
+	return sign | (uint16_t)h;
+}
+
+/* The end of one dot product of row x with weight row wr: the tail
+ * columns [Cv, C) added in order to dot (the first Cv done in lanes), then
+ * out[j] = (beta 0 ? 0 : out[j]) + bias[j] + dot. */
+static inline void half_store(float *out, const float *x, const uint16_t *wr, const float *bias,
+	int j, int C, int Cv, float beta, float dot)
+{
+	for (int c = Cv; c < C; c++)
+		dot += half_to_float(wr[c]) * x[c];
+	float o = beta == 0.0f ? 0.0f : out[j];
+	if (bias)
+		o += bias[j];
+	out[j] = o + dot;
+}
+
+/* Both kernels below compute out (rows of ldo) columns [j0, j1) for the n
+ * rows of inp (C) the same way: columns in blocks of 16, the first 8 of
+ * each block summed in lanes lo, the other 8 in lanes hi (no fused
+ * multiply-add); lanes l = lo + hi, dot = ((l0 + l4) + (l2 + l6)) +
+ * ((l1 + l5) + (l3 + l7)); so they give the same bits. */
+static void half_rows_c(float *out, int ldo, const float *inp, const uint16_t *w,
+	const float *bias, int n, int C, int j0, int j1, float beta)
+{
+	int Cv = C / 16 * 16;
+	for (int j = j0; j < j1; j++) {
+		const uint16_t *wr = w + (size_t)j * C;
+		for (int i = 0; i < n; i++) {
+			const float *x = inp + (size_t)i * C;
+			float lo[8] = { 0 }, hi[8] = { 0 }, l[8];
+			for (int c = 0; c < Cv; c += 16)
+				for (int k = 0; k < 8; k++) {
+					lo[k] += half_to_float(wr[c + k]) * x[c + k];
+					hi[k] += half_to_float(wr[c + 8 + k]) * x[c + 8 + k];
+				}
+			for (int k = 0; k < 8; k++)
+				l[k] = lo[k] + hi[k];
+			float dot = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+			half_store(out + (size_t)i * ldo, x, wr, bias, j, C, Cv, beta, dot);
+		}
+	}
+}
+
+#if HALF_SIMD
+#define HALF_TARGET __attribute__((target("avx2,f16c")))
+
+/* The dot of lanes lo + hi in half_rows_c's tree. */
+HALF_TARGET static inline float half_hsum(__m256 lo, __m256 hi)
+{
+	__m256 l = _mm256_add_ps(lo, hi);
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(l), _mm256_extractf128_ps(l, 1));
+	__m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+HALF_TARGET static inline __m256 half_load(const uint16_t *p)
+{
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+#define HALF_MAC(acc, w, x) acc = _mm256_add_ps(acc, _mm256_mul_ps(w, x))
+
+/* Rows i..i+3 against weight row wr (one column j): each weight block
+ * converted once for four rows. */
+HALF_TARGET static void half_rows4(float *out, int ldo, const float *inp, const uint16_t *wr,
+	const float *bias, int i, int j, int C, int Cv, float beta)
+{
+	const float *x0 = inp + (size_t)i * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
+	__m256 lo0 = _mm256_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+	__m256 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0;
+	for (int c = 0; c < Cv; c += 16) {
+		__m256 w0 = half_load(wr + c), w1 = half_load(wr + c + 8);
+		HALF_MAC(lo0, w0, _mm256_loadu_ps(x0 + c));
+		HALF_MAC(hi0, w1, _mm256_loadu_ps(x0 + c + 8));
+		HALF_MAC(lo1, w0, _mm256_loadu_ps(x1 + c));
+		HALF_MAC(hi1, w1, _mm256_loadu_ps(x1 + c + 8));
+		HALF_MAC(lo2, w0, _mm256_loadu_ps(x2 + c));
+		HALF_MAC(hi2, w1, _mm256_loadu_ps(x2 + c + 8));
+		HALF_MAC(lo3, w0, _mm256_loadu_ps(x3 + c));
+		HALF_MAC(hi3, w1, _mm256_loadu_ps(x3 + c + 8));
+	}
+	half_store(out + (size_t)i * ldo, x0, wr, bias, j, C, Cv, beta, half_hsum(lo0, hi0));
+	half_store(out + (size_t)(i + 1) * ldo, x1, wr, bias, j, C, Cv, beta, half_hsum(lo1, hi1));
+	half_store(out + (size_t)(i + 2) * ldo, x2, wr, bias, j, C, Cv, beta, half_hsum(lo2, hi2));
+	half_store(out + (size_t)(i + 3) * ldo, x3, wr, bias, j, C, Cv, beta, half_hsum(lo3, hi3));
+}
+
+/* Row i against weight rows j..j+3: four columns' sums in flight hide the
+ * additions' latency when there is one row. */
+HALF_TARGET static void half_cols4(float *out, const float *x, const uint16_t *w,
+	const float *bias, int j, int C, int Cv, float beta)
+{
+	const uint16_t *w0 = w + (size_t)j * C, *w1 = w0 + C, *w2 = w1 + C, *w3 = w2 + C;
+	__m256 lo0 = _mm256_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+	__m256 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0;
+	for (int c = 0; c < Cv; c += 16) {
+		__m256 a = _mm256_loadu_ps(x + c), b = _mm256_loadu_ps(x + c + 8);
+		HALF_MAC(lo0, half_load(w0 + c), a);
+		HALF_MAC(hi0, half_load(w0 + c + 8), b);
+		HALF_MAC(lo1, half_load(w1 + c), a);
+		HALF_MAC(hi1, half_load(w1 + c + 8), b);
+		HALF_MAC(lo2, half_load(w2 + c), a);
+		HALF_MAC(hi2, half_load(w2 + c + 8), b);
+		HALF_MAC(lo3, half_load(w3 + c), a);
+		HALF_MAC(hi3, half_load(w3 + c + 8), b);
+	}
+	half_store(out, x, w0, bias, j, C, Cv, beta, half_hsum(lo0, hi0));
+	half_store(out, x, w1, bias, j + 1, C, Cv, beta, half_hsum(lo1, hi1));
+	half_store(out, x, w2, bias, j + 2, C, Cv, beta, half_hsum(lo2, hi2));
+	half_store(out, x, w3, bias, j + 3, C, Cv, beta, half_hsum(lo3, hi3));
+}
+
+HALF_TARGET static void half_cols1(float *out, const float *x, const uint16_t *wr,
+	const float *bias, int j, int C, int Cv, float beta)
+{
+	__m256 lo = _mm256_setzero_ps(), hi = lo;
+	for (int c = 0; c < Cv; c += 16) {
+		HALF_MAC(lo, half_load(wr + c), _mm256_loadu_ps(x + c));
+		HALF_MAC(hi, half_load(wr + c + 8), _mm256_loadu_ps(x + c + 8));
+	}
+	half_store(out, x, wr, bias, j, C, Cv, beta, half_hsum(lo, hi));
+}
+
+/* Rows in fours, each weight row read once for all of them (batches);
+ * the rows left over, weight rows in fours (one stream). */
+HALF_TARGET static void half_rows_avx2(float *out, int ldo, const float *inp, const uint16_t *w,
+	const float *bias, int n, int C, int j0, int j1, float beta)
+{
+	int Cv = C / 16 * 16, n4 = n / 4 * 4;
+	for (int j = j0; j < j1 && n4 > 0; j++)
+		for (int i = 0; i < n4; i += 4)
+			half_rows4(out, ldo, inp, w + (size_t)j * C, bias, i, j, C, Cv, beta);
+	for (int i = n4; i < n; i++) {
+		float *o = out + (size_t)i * ldo;
+		const float *x = inp + (size_t)i * C;
+		int j = j0;
+		for (; j + 4 <= j1; j += 4)
+			half_cols4(o, x, w, bias, j, C, Cv, beta);
+		for (; j < j1; j++)
+			half_cols1(o, x, w + (size_t)j * C, bias, j, C, Cv, beta);
+	}
+}
+#endif
+
+int rec_half_simd(void)
+{
+#if HALF_SIMD
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+#else
+	return 0;
+#endif
+}
+
+void rec_use_half(struct rec *r)
+{
+	const struct model *m = r->m;
+	static const int mats[] = { P_W_IN, P_W_QKV, P_W_O, P_W_1, P_W_2, P_W_OUT, P_W_HEAD };
+	if (!r->half)
+		r->half = xcalloc(m->n_params, sizeof *r->half);
+	for (size_t t = 0; t < sizeof mats / sizeof mats[0]; t++) {
+		const struct model_tensor *mt = &m->tensors[mats[t]];
+		for (size_t i = mt->offset; i < mt->offset + mt->count; i++)
+			r->half[i] = float_to_half(m->params_mem[i]);
+	}
+	r->half_simd = rec_half_simd();
+}
+
+/* ------------------------------------------------------------------ the team */
+
+/* A step runs as one parallel region: every function below is called by
+ * each thread of the team, which splits the work by rows (streams) or by
+ * output columns and meets at barriers. Each output element is computed by
+ * one thread the same way whatever the split (BLIS does not split k), so
+ * results do not depend on the thread count. Without OpenMP the team is
+ * the calling thread. */
+#ifdef _OPENMP
+#define TEAM_BARRIER PAR_PRAGMA_(omp barrier)
+static int team_size(void) { return omp_get_num_threads(); }
+#else
+#define TEAM_BARRIER
+static int team_size(void) { return 1; }
+#endif
+
+/* This thread's share [*i0, *i1) of n items, in blocks of `block`. */
+static void team_share(int n, int block, int *i0, int *i1)
+{
+	int t = par_thread(), nt = team_size(), blocks = (n + block - 1) / block;
+	*i0 = blocks * t / nt * block;
+	*i1 = blocks * (t + 1) / nt * block;
+	*i1 = *i1 < n ? *i1 : n;
+	*i0 = *i0 < *i1 ? *i0 : *i1;
+}
+
+/* Output columns per block of a thread's share (keeps BLIS's kernels on
+ * whole panels). */
+#define COL_BLOCK 16
+
+/* out (n,OC) = beta * out + inp (n,C) . w^T + bias over this thread's
+ * columns [j0, j1), as linear_forward does it (bias first, then the
+ * product with beta 1), or from the half-precision copy of w. No barrier. */
+static void linear_cols(const struct rec *r, float *out, int ldo, const float *inp,
+	const float *w, const float *bias, int n, int C, int j0, int j1, float beta)
+{
+	if (j1 <= j0)
+		return;
+	if (r->half) {
+		const uint16_t *wh = r->half + (w - r->m->params_mem);
+#if HALF_SIMD
+		if (r->half_simd) {
+			half_rows_avx2(out, ldo, inp, wh, bias, n, C, j0, j1, beta);
+			return;
+		}
+#endif
+		half_rows_c(out, ldo, inp, wh, bias, n, C, j0, j1, beta);
+		return;
+	}
+	if (bias) {
+		for (int i = 0; i < n; i++) {
+			float *o = out + (size_t)i * ldo;
+			for (int j = j0; j < j1; j++)
+				o[j] = beta == 0.0f ? bias[j] : o[j] + bias[j];
+		}
+		beta = 1.0f;
+	}
+	mm_serial(0, 1, n, j1 - j0, C, 1.0f, inp, C, w + (size_t)j0 * C, C, beta, out + j0, ldo);
+}
+
+/* The whole layer: out (n,OC) = beta * out + inp . w^T + bias, shared by
+ * the team, then a barrier. */
+static void team_linear(const struct rec *r, float *out, const float *inp, const float *w,
+	const float *bias, int n, int C, int OC, float beta)
+{
+	int j0, j1;
+	team_share(OC, COL_BLOCK, &j0, &j1);
+	linear_cols(r, out, OC, inp, w, bias, n, C, j0, j1, beta);
+	TEAM_BARRIER
+}
+
+/* ------------------------------------------------------------------ attention */
+
+/* att (n, H*dh) from qkv (n, 3*H*dh) for layer l: (row, head) pairs shared
+ * round robin; then a barrier. */
+static void attention_step(struct rec *r, int l, int n)
+{
+	const struct model_config *c = &r->m->c;
+	int H = c->n_head, dh = c->d_head, HD = H * dh, pairs = n * H;
+	float *scratch = r->attn_scratch + par_thread() * r->slot_floats;
+	for (int p = par_thread(); p < pairs; p += team_size()) {
+		int i = p / H, h = p % H, b = r->active[i];
+		const float *q = r->qkv + (size_t)i * 3 * HD + (size_t)h * dh;
+		float *o = r->att + (size_t)i * HD + (size_t)h * dh;
+		struct layer_state ls = layer_state(r, b, l);
+		if (h < c->n_local)
+			local_head_step(o, q, q + HD, q + 2 * HD, ls.rings + h * ring_floats(c),
+				r->pos[b], c->window, dh, scratch);
+		else
+			linear_head_step(o, q, q + HD, q + 2 * HD,
+				ls.lins + (h - c->n_local) * lin_floats(c), dh, c->lin_eps, scratch);
+	}
+	TEAM_BARRIER
+}
+
+/* ------------------------------------------------------------------ blocks */
+
+/* LayerNorm of the n rows of x, then the token shift against each stream's
+ * previous row (which becomes this row's first half); rows shared by the
+ * team, then a barrier. Returns the input of the sublayer's first linear
+ * layer. shift2 picks the feed-forward's row. */
+static const float *sub_input(struct rec *r, int l, int n, const float *x, const float *g,
+	const float *b, int shift2)
+{
+	const struct model_config *c = &r->m->c;
+	int D = c->d_model, half = D / 2, i0, i1;
+	team_share(n, 1, &i0, &i1);
+	if (i1 > i0)
+		layernorm_forward(r->h + (size_t)i0 * D, r->mean + i0, r->rstd + i0,
+			x + (size_t)i0 * D, g, b, i1 - i0, D, c->ln_eps);
+	for (int i = i0; i < i1 && c->token_shift; i++) {
+		struct layer_state ls = layer_state(r, r->active[i], l);
+		float *prev = shift2 ? ls.shift2 : ls.shift1;
+		float *hs = r->hs + (size_t)i * D, *h = r->h + (size_t)i * D;
+		memcpy(hs, prev, half * sizeof *hs);
+		memcpy(hs + half, h + half, (D - half) * sizeof *hs);
+		memcpy(prev, h, half * sizeof *hs);
+	}
+	TEAM_BARRIER
+	return c->token_shift ? r->hs : r->h;
+}
+
+/* out (n,D) += Attn(LN(shift(x))); x may be out. */
+static void attn_sub(struct rec *r, int l, int n, const float *x, float *out)
+{
+	const struct model_config *c = &r->m->c;
+	const struct model_params *p = &r->m->params;
+	int D = c->d_model, HD = c->n_head * c->d_head;
+	const float *hs = sub_input(r, l, n, x, p->ln1_g + (size_t)l * D,
+		p->ln1_b + (size_t)l * D, 0);
+	team_linear(r, r->qkv, hs, p->w_qkv + (size_t)l * 3 * HD * D,
+		c->qkv_bias ? p->b_qkv + (size_t)l * 3 * HD : NULL, n, D, 3 * HD, 0.0f);
+	attention_step(r, l, n);
+	team_linear(r, out, r->att, p->w_o + (size_t)l * D * HD, p->b_o + (size_t)l * D, n, HD, D,
+		1.0f);
+}
+
+/* g (n,F) columns [j0, j1) = GELU(u) (u rows of ldu), or with GLU
+ * GELU(u) * u[F + j]: as gelu_forward and glu_forward compute them. */
+VM_CLONES
+static void activate_cols(float *g, const float *u, int n, int F, int ldu, int glu, int j0,
+	int j1)
+{
+	for (int i = 0; i < n; i++) {
+		const float *a = u + (size_t)i * ldu;
+		float *o = g + (size_t)i * F;
+		if (glu)
+			for (int j = j0; j < j1; j++)
+				o[j] = vm_gelu(a[j]) * a[F + j];
+		else
+			for (int j = j0; j < j1; j++)
+				o[j] = vm_gelu(a[j]);
+	}
+}
+
+/* out (n,D) += FFN(LN(shift(x))); x may be out. Each thread computes its
+ * columns of the first layer (and, with GLU, the matching gate columns)
+ * and activates them itself: one barrier fewer. */
+static void ffn_sub(struct rec *r, int l, int n, const float *x, float *out)
+{
+	const struct model_config *c = &r->m->c;
+	const struct model_params *p = &r->m->params;
+	int D = c->d_model, F = c->d_ff, F1 = c->ff_glu ? 2 * F : F, j0, j1;
+	const float *hs = sub_input(r, l, n, x, p->ln2_g + (size_t)l * D,
+		p->ln2_b + (size_t)l * D, 1);
+	const float *w1 = p->w_1 + (size_t)l * F1 * D, *b1 = p->b_1 + (size_t)l * F1;
+	team_share(F, COL_BLOCK, &j0, &j1);
+	linear_cols(r, r->u, F1, hs, w1, b1, n, D, j0, j1, 0.0f);
+	if (c->ff_glu)
+		linear_cols(r, r->u, F1, hs, w1, b1, n, D, F + j0, F + j1, 0.0f);
+	activate_cols(r->g, r->u, n, F, F1, c->ff_glu, j0, j1);
+	TEAM_BARRIER
+	team_linear(r, out, r->g, p->w_2 + (size_t)l * D * F, p->b_2 + (size_t)l * D, n, F, D, 1.0f);
+}
+
+/* r->x (n,D): the stack's input, replaced by its output. */
+static void stack_step(struct rec *r, int n)
+{
+	const struct model_config *c = &r->m->c;
+	int D = c->d_model, i0, i1;
+	float *x = r->x, *y2 = r->y2;
+	if (!c->reversible) {
+		for (int l = 0; l < c->n_layer; l++) {
+			attn_sub(r, l, n, x, x);
+			ffn_sub(r, l, n, x, x);
+		}
+		return;
+	}
+	team_share(n, 1, &i0, &i1);	/* x is y1 */
+	memcpy(y2 + (size_t)i0 * D, x + (size_t)i0 * D, (size_t)(i1 - i0) * D * sizeof *x);
+	TEAM_BARRIER
+	for (int l = 0; l < c->n_layer; l++) {
+		attn_sub(r, l, n, y2, x);
+		ffn_sub(r, l, n, x, y2);
+	}
+	for (size_t k = (size_t)i0 * D; k < (size_t)i1 * D; k++)
+		x[k] = 0.5f * (x[k] + y2[k]);
+	TEAM_BARRIER
+}
+
+/* ------------------------------------------------------------------ step */
+
+/* The embedding rows of this thread's share: token plus the position
+ * row(s) for absolute position t (clamped past the table: recurrent.h);
+ * then the E->D projection. Ends at a barrier. */
+static void embed_step(struct rec *r, int n)
+{
+	const struct model_config *c = &r->m->c;
+	const struct model_params *p = &r->m->params;
+	int E = c->emb_dim, D = c->d_model, i0, i1;
+	float *emb = E != D ? r->emb : r->x;
+	team_share(n, 1, &i0, &i1);
+	for (int i = i0; i < i1; i++) {
+		int64_t t = r->pos[r->active[i]];
+		const float *w = p->wte + (size_t)r->tok[i] * E, *p1, *p2 = NULL;
+		if (c->pos == POS_AXIAL) {
+			int64_t rows = (c->max_ctx + c->axial_w - 1) / c->axial_w, a = t / c->axial_w;
+			p1 = p->pos_a + (size_t)(a < rows ? a : rows - 1) * E;
+			p2 = p->pos_b + (size_t)(t % c->axial_w) * E;
+		} else {
+			p1 = p->pos_a + (size_t)(t < c->max_ctx ? t : c->max_ctx - 1) * E;
+		}
+		float *o = emb + (size_t)i * E;
+		for (int k = 0; k < E; k++)	/* as embed_forward */
+			o[k] = w[k] + p1[k] + (p2 ? p2[k] : 0.0f);
+	}
+	TEAM_BARRIER
+	if (E != D)
+		team_linear(r, r->x, r->emb, p->w_in, p->b_in, n, E, D, 0.0f);
+}
+
+/* The stack's output r->x (n,D) to logits r->out (n,V). */
+static void head_step(struct rec *r, int n)
+{
+	const struct model_config *c = &r->m->c;
+	const struct model_params *p = &r->m->params;
+	int E = c->emb_dim, D = c->d_model, V = c->vocab, i0, i1;
+	const float *e = r->x;
+	if (E != D) {
+		team_linear(r, r->e, r->x, p->w_out, p->b_out, n, D, E, 0.0f);
+		e = r->e;
+	}
+	team_share(n, 1, &i0, &i1);
+	if (i1 > i0)
+		layernorm_forward(r->hf + (size_t)i0 * E, r->mean + i0, r->rstd + i0,
+			e + (size_t)i0 * E, p->lnf_g, p->lnf_b, i1 - i0, E, c->ln_eps);
+	TEAM_BARRIER
+	team_linear(r, r->out, r->hf, p->w_head, c->head_bias ? p->b_head : NULL, n, E, V, 0.0f);
+}
+
+/* Multiply-adds of one token through the weights. */
+static double token_macs(const struct model_config *c)
+{
+	double D = c->d_model, E = c->emb_dim, HD = (double)c->n_head * c->d_head;
+	double F = c->d_ff, F1 = c->ff_glu ? 2 * F : F;
+	return c->n_layer * (4 * HD * D + F1 * D + F * D) + (E != D ? 2 * E * D : 0) +
+		(double)c->vocab * E;
+}
+
+void rec_step(struct rec *r, const int *tok)
+{
+	const struct model_config *c = &r->m->c;
+	int n = 0, V = c->vocab;
+	for (int b = 0; b < r->B; b++) {
+		if (tok[b] < 0)
+			continue;
+		if (tok[b] >= V)
+			errx(EX_DATAERR, "rec_step: token %d of stream %d outside [0, %d)", tok[b], b, V);
+		r->active[n] = b;
+		r->tok[n++] = tok[b];
+	}
+	if (n == 0)
+		return;
+	int threads = par_max_threads();
+	threads = threads < r->slots ? threads : r->slots;
+	if (n * token_macs(c) < r->par_min_macs)
+		threads = 1;
+	(void)threads;	/* unused without OpenMP */
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+	{
+		embed_step(r, n);
+		stack_step(r, n);
+		head_step(r, n);
+	}
+	for (int i = 0; i < n; i++) {
+		int b = r->active[i];
+		memcpy(r->logits + (size_t)b * V, r->out + (size_t)i * V, V * sizeof(float));
+		r->pos[b]++;
+	}
+}
+
+void rec_feed(struct rec *r, int b, const int *tok, size_t n)
+{
+	for (int s = 0; s < r->B; s++)
+		r->feed[s] = -1;
+	for (size_t i = 0; i < n; i++) {
+		r->feed[b] = tok[i];
+		rec_step(r, r->feed);
+	}
+}
