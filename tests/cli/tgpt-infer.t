@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# tgpt-infer.t: tgpt-infer's command line and checkpoints it must refuse;
+# classify with a tiny classifier fine-tuned here (mkpcap tcp/udp/ipv6
+# flows labelled by kind): its scores, the prediction stream, a token
+# stream and a shard of the same flows agreeing, labels it does not know,
+# a damaged input; generate with a tiny model pre-trained here: the same
+# seed giving the same bytes (for any stream and thread count), valid
+# packets through tok2pcap, prompts, --max-tokens and --label.
+. "$TGPT_TOP/tests/lib.sh"
+
+for tool in tgpt-infer tgpt-train tokshard pcap2flow flow2tok tok2pcap mkpcap mpdump; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "1..0 # skip $tool is needed"
+		exit 0
+	fi
+done
+
+# The prediction records of a stream as text (mpdump), from "label" on:
+# the predicted label, the true one and the probabilities, sorted.
+preds() { mpdump < "$1" | grep -o '"label".*' | sort; }
+# How many records of type T (hdr, pred, tok) a stream holds.
+count() { mpdump < "$1" | grep -c "^{\"t\":\"$2\""; }
+# The stream FILE as text (mpdump) in FILE.txt, for like.
+text() { mpdump < "$1" > "$1.txt"; }
+
+# ------------------------------------------------------------ data
+# Classification: six seeds of each of three kinds (36 flows: an IPv4 TCP
+# session, three DNS-like UDP exchanges, a TCP and a UDP flow over IPv6),
+# labelled by kind; shards split 2/1/1 for training, and all of them in
+# one test shard.
+for k in tcp udp ipv6; do
+	for s in 1 2 3 4 5 6; do
+		mkpcap $k --seed $s -w $k$s.pcap && pcap2flow -q $k$s.pcap | flow2tok -q -l $k > $k$s.tok ||
+			{ echo "Bail out! mkpcap | pcap2flow | flow2tok"; exit 1; }
+	done
+done
+cat tcp?.tok udp?.tok ipv6?.tok > kinds.tok
+tokshard -q -o csh --split 2/1/1 --group flow --context 1024 kinds.tok 2>/dev/null
+tokshard -q -o every --split 0/0/1 --group flow --context 1024 kinds.tok 2>/dev/null
+[ -s csh/train.shard ] && [ -s every/test.shard ] || { echo "Bail out! tokshard"; exit 1; }
+# Generation: the four flows of seed 1's tcp and udp captures.
+cat tcp1.tok udp1.tok > real.tok
+tokshard -q -o gsh --split 1/0/0 --group flow --context 1024 real.tok 2>/dev/null
+
+# tiny fine-tuned on 18 flows with a window of 64 tokens (which reach the
+# IP version and protocol): measured with seeds 1-4, validation accuracy
+# 1.0 from step 200 and test accuracy 1.0 on the 8 test flows.
+tgpt-train -q --labels --preset tiny --window-tokens 64 -j 1 --steps 300 --lr 1e-2 \
+	-o clf.ckpt csh 2>/dev/null || { echo "Bail out! tgpt-train --labels"; exit 1; }
+# tiny pre-trained 300 steps on the four flows (loss about 0.03 at the
+# end: it has learned them nearly by heart, so most generated packets are
+# valid; the others are rewound).
+tgpt-train -q --preset tiny --context 512 -j 1 --steps 300 --lr 1e-2 --min-lr 1e-2 \
+	-o gen.ckpt gsh 2>/dev/null || { echo "Bail out! tgpt-train"; exit 1; }
+
+# ------------------------------------------------------------ command line
+exits_with 0 "--help exits 0" tgpt-infer --help
+like out '^usage: tgpt-infer classify' "--help prints the usage on stdout"
+like out 'tgpt-infer generate' "for both commands"
+exits_with 0 "classify --help exits 0 too" tgpt-infer classify --help
+exits_with 0 "--version exits 0" tgpt-infer --version
+like out '^tgpt-infer \(tgpt\) [0-9]' "--version names the tool"
+like out '^BLIS [0-9]' "--version lists the BLIS version"
+exits_with 64 "no command exits 64" tgpt-infer
+like err '^usage: tgpt-infer' "with the usage on stderr"
+exits_with 64 "an unknown command exits 64" tgpt-infer predict clf.ckpt
+exits_with 64 "an unknown option exits 64" tgpt-infer classify --bogus clf.ckpt
+like err '^usage: tgpt-infer' "the usage goes to stderr"
+exits_with 64 "generate's unknown option exits 64" tgpt-infer generate --bogus gen.ckpt
+exits_with 64 "a bad number exits 64" tgpt-infer generate -n many gen.ckpt
+exits_with 64 "no checkpoint exits 64" tgpt-infer generate
+exits_with 66 "a missing checkpoint exits 66" tgpt-infer classify nosuch.ckpt every/test.shard
+like err 'nosuch.ckpt' "naming it"
+exits_with 66 "generate: the same" tgpt-infer generate nosuch.ckpt
+size=$(stat -c %s gen.ckpt)
+head -c $((size - 1000)) gen.ckpt > short.ckpt
+exits_with 65 "a checkpoint cut short exits 65" tgpt-infer generate short.ckpt
+like err 'short.ckpt: cut short' "naming the file"
+head -c $(($(stat -c %s clf.ckpt) / 2)) clf.ckpt > short-clf.ckpt
+exits_with 65 "classify: the same" tgpt-infer classify short-clf.ckpt every/test.shard
+exits_with 65 "a model that is no classifier cannot classify" \
+	tgpt-infer classify gen.ckpt every/test.shard
+like err 'not a classifier' "which it says"
+exits_with 64 "predictions are not written to a terminal" \
+	on_tty tgpt-infer classify -q -j 1 clf.ckpt every/test.shard
+exits_with 0 "but with --force they are" on_tty tgpt-infer classify --force -q -j 1 clf.ckpt \
+	every/test.shard
+exits_with 64 "generated flows neither" on_tty tgpt-infer generate -q -j 1 gen.ckpt
+
+# ------------------------------------------------------------ classify
+exits_with 0 "classify the test shard" tgpt-infer classify -j 1 clf.ckpt csh/test.shard
+mv out test.pred
+mv err test.report
+n_test=$(tokshard --dump csh/test.shard | awk '$1 == "flows" { print $2; exit }')
+is "$(count test.pred pred)" "$n_test" "one prediction per flow ($n_test)"
+text test.pred
+like test.pred.txt '^\{"t":"hdr","schema":"tgpt.pred","v":1,' "after a tgpt.pred header"
+is "$(head -1 test.pred.txt | grep -o '"labels":\[[^]]*\]')" \
+	'"labels":["ipv6","tcp","udp"]' "which lists the labels"
+rec='"label":"[a-z0-9]+","true":"[a-z0-9]+","probs":\[[^],]+,[^],]+,[^],]+\]\}$'
+is "$(tail -n +2 test.pred.txt | grep -cvE "$rec")" 0 \
+	"every record has the predicted and the true label and three probabilities"
+like test.report '^accuracy: [0-9.]+$' "the report gives the accuracy"
+like test.report '^macro-F1: [0-9.]+ \(3 classes\)$' "the macro-F1"
+like test.report '^confusion' "and the confusion matrix"
+like test.report '^ipv6 +[0-9]+ +[0-9]+ +[0-9]+$' "with a row per class"
+acc=$(awk '$1 == "accuracy:" { print $2 }' test.report)
+echo "# test accuracy: $acc"
+ok "accuracy >= 0.85 (measured 1.0 with seeds 1-4)" awk -v a="$acc" 'BEGIN { exit !(a >= 0.85) }'
+is "$(tail -1 test.report | cut -d' ' -f1)" "flows/s:" "the last line gives flows/s"
+like test.report '^flows/s: [0-9.]+$' "as a number"
+
+exits_with 0 "classify the same 36 flows from a token stream (stdin, 5 per pass)" \
+	bash -c "tgpt-infer classify -q -j 1 -b 5 clf.ckpt < kinds.tok"
+mv out stream.pred
+exits_with 0 "and from a shard holding them all" tgpt-infer classify -q -j 1 clf.ckpt \
+	every/test.shard
+mv out shard.pred
+is "$(count stream.pred pred)" 36 "36 predictions from the stream"
+is "$(preds stream.pred)" "$(preds shard.pred)" \
+	"the same labels and probabilities (bits) from both, in any batch"
+text stream.pred
+like stream.pred.txt '"source":"tcp1.pcap"' "the stream's records name their source"
+is "$(wc -l < err)" 1 "-q: only the flows/s line"
+exits_with 0 "a shard on stdin (a file) is read as one" bash -c \
+	"tgpt-infer classify -q -j 1 clf.ckpt < every/test.shard"
+is "$(preds out)" "$(preds shard.pred)" "with the same predictions"
+cp every/test.shard v2.shard
+printf '\002' | dd of=v2.shard bs=1 seek=8 conv=notrunc 2>/dev/null
+exits_with 65 "a shard of another format version exits 65" tgpt-infer classify -j 1 clf.ckpt \
+	v2.shard
+like err 'v2.shard: shard format version 2' "naming the file and the version"
+
+exits_with 0 "--json --report FILE" tgpt-infer classify -q -j 1 --json --report r.json -o p.mp \
+	clf.ckpt every/test.shard
+ok "the JSON report has accuracy, macro_f1 and the confusion matrix" \
+	grep -qE '^\{.*"accuracy":[0-9.]+,"macro_f1":[0-9.]+,.*"confusion":\[\[' r.json
+like r.json '"flows":36,' "and the flow count"
+like r.json '"flows_per_s":[0-9.]+' "and flows/s"
+is "$(count p.mp pred)" 36 "-o FILE holds the predictions"
+if command -v python3 >/dev/null; then
+	ok "the JSON report is JSON" python3 -c 'import json, sys; json.load(open("r.json"))'
+else
+	skip "python3 absent: JSON not parsed"
+fi
+
+# Labels the classifier has never seen: predicted, not scored.
+pcap2flow -q udp1.pcap | flow2tok -q -l dns > dns.tok
+exits_with 0 "flows with an unknown label are classified" bash -c "cat dns.tok tcp1.tok | \
+	tgpt-infer classify -j 1 clf.ckpt"
+is "$(count out pred)" 4 "all four of them"
+text out
+like out.txt '"label":"udp","true":"dns"' "with their true label repeated"
+like err "3 flows with a true label the classifier does not know \('dns'\)" "with a warning"
+like err '^flows: 4 \(labelled 1, unknown true label 3, unlabelled 0\)$' \
+	"and left out of the scores"
+pcap2flow -q udp1.pcap | flow2tok -q > nolabel.tok
+exits_with 0 "flows without labels" tgpt-infer classify -j 1 clf.ckpt nolabel.tok
+like err 'no flow carries a label the classifier knows: no scores' "get no scores"
+
+size=$(stat -c %s kinds.tok)
+head -c $((size - 100)) kinds.tok > cut.tok
+exits_with 65 "a token stream cut short exits 65" tgpt-infer classify -j 1 clf.ckpt cut.tok
+like err 'cut.tok' "naming the file"
+is "$(count out pred)" 35 "after predicting every flow before the damage"
+exits_with 66 "a missing input exits 66" tgpt-infer classify -j 1 clf.ckpt nosuch.tok
+exits_with 66 "so does a directory" tgpt-infer classify -j 1 clf.ckpt csh
+like err 'csh/test.shard' "pointing at the shard in it"
+
+# ------------------------------------------------------------ generate
+exits_with 0 "generate 5 flows with seed 1" tgpt-infer generate -n 5 --seed 1 -j 1 \
+	--max-tokens 1024 gen.ckpt
+mv out g1.tok
+mv err g1.err
+exits_with 0 "again, 3 streams side by side and 2 threads" tgpt-infer generate -n 5 --seed 1 \
+	-j 2 --streams 3 --max-tokens 1024 gen.ckpt
+ok "gives the same bytes" cmp g1.tok out
+exits_with 0 "seed 2" tgpt-infer generate -n 5 --seed 2 -j 1 --max-tokens 1024 gen.ckpt
+ok "gives other flows" bash -c "! cmp -s g1.tok out"
+is "$(count g1.tok tok)" 5 "five token records"
+text g1.tok
+like g1.tok.txt '^\{"t":"hdr","schema":"tgpt.tok",' "after a tgpt.tok header"
+ok "without side data" bash -c "! grep -q first_ns g1.tok.txt"
+is "$(grep -o '"id":[0-9]*' g1.tok.txt | tr '\n' ' ')" '"id":0 "id":1 "id":2 "id":3 "id":4 ' \
+	"numbered by flow in order"
+like g1.err '^flows: 5 ' "the summary counts the flows"
+like g1.err '^rewinds: [0-9]+$' "and the rewinds"
+like g1.err 'by the retry bound [0-9]+' "and the flows the retry bound ended"
+is "$(tail -1 g1.err | cut -d' ' -f1)" "tokens/s:" "the last line gives tokens/s"
+kept=$(sed -n 's/^packets: \([0-9]*\) generated and kept.*/\1/p' g1.err)
+ok "generated packets passed the checks ($kept)" test "${kept:-0}" -gt 0
+grep '^rewinds\|failed' g1.err | sed 's/^/# /'
+
+exits_with 0 "tok2pcap turns them into a pcap" tok2pcap -q -w gen.pcap g1.tok
+if command -v tshark >/dev/null; then
+	exits_with 0 "which tshark reads" tshark -r gen.pcap
+	ok "every packet of it" test "$(wc -l < out)" -gt 0
+else
+	skip "tshark absent"
+	skip "tshark absent"
+fi
+if command -v realism-eval >/dev/null; then
+	tok2pcap -q -w real.pcap real.tok
+	exits_with 0 "realism-eval judges them" realism-eval --json -k 2 real.pcap gen.pcap
+	like out '"generated":\{[^}]*"validity":1[,}]' "every generated packet valid"
+else
+	skip "realism-eval absent"
+	skip "realism-eval absent"
+fi
+
+# Prompts: the first packet of each real flow starts a flow.
+exits_with 0 "--prompt: one flow per prompt record" tgpt-infer generate -j 1 --prompt udp1.tok \
+	--max-tokens 1024 gen.ckpt
+is "$(count out tok)" 3 "three flows for three records"
+# the first packet of udp1's first flow: START, link type, 8 time tokens, 75 bytes
+first_real=$(mpdump < udp1.tok | sed -n 2p | grep -o '"tokens":"0x[0-9a-f]*' | cut -c11-350)
+first_gen=$(mpdump < out | sed -n 2p | grep -o '"tokens":"0x[0-9a-f]*' | cut -c11-350)
+is "$first_gen" "$first_real" "each starts with its prompt's first packet"
+exits_with 0 "prompts from stdin, taken in turn for -n 4" bash -c \
+	"tgpt-infer generate -j 1 -n 4 --prompt - --prompt-packets 2 --max-tokens 1024 gen.ckpt < udp1.tok"
+is "$(count out tok)" 4 "four flows"
+
+exits_with 0 "--max-tokens 40 bounds every flow" tgpt-infer generate -n 3 -j 1 --max-tokens 40 \
+	gen.ckpt
+ok "to 40 tokens (END included)" bash -c "mpdump < out | grep -o '\"tokens\":\"0x[0-9a-f]*' | \
+	awk '{ if ((length(\$0) - 12) / 4 > 40) bad = 1 } END { exit bad }'"
+like err 'by --max-tokens 3' "the summary says so"
+text out
+like out.txt '"cut":true' "and the records are marked cut"
+
+# Labels: only with a label table.
+exits_with 64 "--label without a label table exits 64" tgpt-infer generate --label tcp gen.ckpt
+like err 'gen.ckpt has no label table' "saying so"
+exits_with 64 "--label that is not in the table exits 64" tgpt-infer generate --label dns clf.ckpt
+like err 'not a label of clf.ckpt \(ipv6, tcp, udp\)' "listing the labels"
+exits_with 0 "--label tcp with a model that has a label table" tgpt-infer generate -n 2 -j 1 \
+	--label tcp --max-tokens 100 clf.ckpt
+is "$(mpdump < out | grep -c '"label":"tcp"')" 2 "labels the flows"
+ok "whose tokens start with START, the label token left out" bash -c \
+	"mpdump < out | tail -n +2 | grep -v '\"tokens\":\"0x0001' | grep -c . | grep -qx 0"
+
+done_testing
