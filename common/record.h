@@ -26,6 +26,8 @@
  * "the record's linktype field holds it" (e.g. LINKTYPE_LINUX_SLL2 = 276). */
 #define TOK_LINKTYPE_ESCAPE 255
 #define TOK_PACKET_OVERHEAD 10 /* START, link type, 8 time bytes */
+/* Intervals beyond 2^32 s cannot be written to a pcap (32-bit seconds). */
+#define TOK_MAX_INTERVAL_S 4294967296.0
 
 /* Limits a decoder enforces so a hostile stream cannot ask for absurd
  * allocations: msgpack lengths are not capped by the format itself. */

@@ -130,8 +130,8 @@ int gen_check_packet(const int *tok, size_t n, uint32_t escape_linktype, uint8_t
 		bits = bits << 8 | (uint64_t)tok[i];
 	double dt;
 	memcpy(&dt, &bits, sizeof dt);
-	if (!isfinite(dt)) {
-		*why = "time interval not a finite number";
+	if (!isfinite(dt) || fabs(dt) > TOK_MAX_INTERVAL_S) {
+		*why = "time interval not a finite number of at most 2^32 s";
 		return 0;
 	}
 	size_t len = n - FIXED_FIELDS;

@@ -58,6 +58,8 @@ static const char usage[] =
 	"                         (default 8)\n"
 	"      --streams S        flows generated side by side (default 16)\n"
 	"      --linktype N       the link type of escape tokens (255), for the checks\n"
+	"      --link-token N     every packet's link-type token is N (e.g. 1,\n"
+	"                         Ethernet), so all flows fit one pcap\n"
 	"  -o, --output FILE      the flows (default stdout)\n"
 	"Both:\n"
 	"  -j, --threads N        threads (default: the number of CPUs)\n"
@@ -750,6 +752,7 @@ struct gen_cli {
 	int n_given, top_k, prompt_packets, retries, streams, threads, quiet, force;
 	double temperature;
 	uint32_t linktype;
+	int link_token;	/* --link-token: every packet's link-type token, or -1 */
 };
 
 /* Prompts: per prompt record, its first packets as tokens (after the label
@@ -874,22 +877,26 @@ static size_t label_tokens(struct ckpt *ck, const char *label, int *lead)
  * capture, and tok2pcap(1) writes one link type per capture), and progress
  * on a terminal. */
 struct gen_hook {
+	int link_token;	/* pinned link-type token, or -1 */
 	struct progress p;
 	const struct gen *g;
 	uint64_t total;
 	long calls;
 };
 
-static void link_type_hook(const int *seq, size_t n, float *logits, int vocab)
+static void link_type_hook(const int *seq, size_t n, float *logits, int vocab, int pinned)
 {
-	if (n < 2 || seq[n - 1] != TOK_START)
+	if (n < 1 || seq[n - 1] != TOK_START)
 		return;	/* not the link-type slot */
 	size_t first = 0;
 	while (first < n - 1 && seq[first] != TOK_START)
 		first++;	/* the label tokens before the first START */
-	if (first + 1 >= n - 1)
-		return;	/* the first packet's own link type: free */
-	int keep = seq[first + 1];
+	int keep = pinned;
+	if (keep < 0) {
+		if (first + 1 >= n - 1)
+			return;	/* the first packet's own link type: free */
+		keep = seq[first + 1];
+	}
 	for (int v = 0; v < vocab; v++)
 		if (v != keep)
 			logits[v] = -INFINITY;
@@ -899,7 +906,7 @@ static void gen_hook(void *user, int flow, const int *seq, size_t n, float *logi
 {
 	(void)flow;
 	struct gen_hook *h = user;
-	link_type_hook(seq, n, logits, h->g->m->c.vocab);
+	link_type_hook(seq, n, logits, h->g->m->c.vocab, h->link_token);
 	if (h->p.on && ++h->calls % 64 == 0)
 		progress_tick(&h->p, "%ld/%" PRIu64 " flows, %ld tokens sampled",
 			h->g->stats.flows, h->total, h->g->stats.sampled);
@@ -942,13 +949,14 @@ static void gen_summary(const struct gen *g, const long *stops, double seconds, 
 
 static void parse_generate(int argc, char **argv, struct gen_cli *o)
 {
-	enum { O_PROMPT_PACKETS = 256, O_MAX_TOKENS, O_RETRIES, O_STREAMS, O_LINKTYPE, O_FORCE };
+	enum { O_PROMPT_PACKETS = 256, O_MAX_TOKENS, O_RETRIES, O_STREAMS, O_LINKTYPE, O_LINK_TOKEN, O_FORCE };
 	static const struct option longopts[] = {
 		{ "flows", required_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "label", required_argument, NULL, 'l' },
 		{ "linktype", required_argument, NULL, O_LINKTYPE },
+		{ "link-token", required_argument, NULL, O_LINK_TOKEN },
 		{ "max-tokens", required_argument, NULL, O_MAX_TOKENS },
 		{ "output", required_argument, NULL, 'o' },
 		{ "prompt", required_argument, NULL, 'p' },
@@ -971,6 +979,7 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 	o->temperature = 1.0;
 	o->prompt_packets = 1;
 	o->retries = 8;
+	o->link_token = -1;
 	o->streams = DEFAULT_STREAMS;
 	o->threads = default_threads();
 	int ch;
@@ -996,6 +1005,9 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 		case O_RETRIES: o->retries = (int)opt_u64(usage, "--retries", optarg, 0, 1 << 20); break;
 		case O_STREAMS:
 			o->streams = (int)opt_u64(usage, "--streams", optarg, 1, MAX_STREAMS);
+			break;
+		case O_LINK_TOKEN:
+			o->link_token = (int)opt_u64(usage, "--link-token", optarg, 0, 255);
 			break;
 		case O_LINKTYPE:
 			o->linktype = (uint32_t)opt_u64(usage, "--linktype", optarg, 0, UINT32_MAX);
@@ -1060,7 +1072,7 @@ static int cmd_generate(int argc, char **argv)
 	go.escape_linktype = o.linktype;
 	uint64_t streams = o.n < (uint64_t)o.streams ? o.n : (uint64_t)o.streams;
 	struct gen g;
-	struct gen_hook hook = { .total = o.n };
+	struct gen_hook hook = { .total = o.n, .link_token = o.link_token };
 	progress_init(&hook.p, o.quiet);
 	go.hook = gen_hook;
 	go.hook_user = &hook;

@@ -32,7 +32,6 @@ static const char usage[] =
 /* pcap time stamps hold unsigned 32-bit seconds. */
 #define PCAP_TS_LIMIT_NS (4294967296ll * 1000000000ll)
 /* An interval beyond this many seconds is no interval of a flow. */
-#define MAX_INTERVAL_S 4294967296.0
 #define NO_SOURCE UINT32_MAX
 
 struct options {
@@ -277,7 +276,7 @@ static int interval_ns(const struct tok_rec *t, size_t start, int64_t *ns)
 		bits = bits << 8 | t->tokens_le[2 * (start + 2 + i)];
 	double s;
 	memcpy(&s, &bits, sizeof s);
-	if (!isfinite(s) || fabs(s) > MAX_INTERVAL_S)
+	if (!isfinite(s) || fabs(s) > TOK_MAX_INTERVAL_S)
 		return -1;
 	*ns = llround(s * 1e9);
 	return 0;

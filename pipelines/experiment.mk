@@ -1,0 +1,129 @@
+# experiment.mk: one TrafficGPT experiment from captures to a report, as make
+# targets, so a rerun after a change rebuilds only what the change touches.
+#
+#   make -f pipelines/experiment.mk EXP=exp/NAME [CONFIG=FILE] [target]
+#
+# captures -> token files (pipelines/preprocess, GNU Parallel) -> shards ->
+# pretrained model -> fine-tuned classifier -> classification report (and the
+# classical baseline) -> generated flows -> pcap -> jsdiv and realism-eval ->
+# EXP/report.md. Hyperparameters live in EXP/config.mk (copied from CONFIG on
+# the first run); every output depends on it, so editing it reruns the steps
+# after. Intermediates are kept; a failed step leaves no half-written file.
+
+SHELL := bash
+.DEFAULT_GOAL := all
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SECONDARY:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules
+
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
+EXP ?= exp/default
+CONFIG ?= $(TOP)/pipelines/experiment.conf
+export PATH := $(TOP)/bin:$(PATH)
+
+# The experiment's own copy of its configuration: what the outputs depend on.
+$(EXP)/config.mk: | $(EXP)/.dir
+	cp $(CONFIG) $@
+-include $(EXP)/config.mk
+
+# Defaults for anything the config leaves out.
+CAPTURES ?= $(TOP)/examples
+LABELS ?= $(TOP)/examples/labels.tsv
+PRESET ?= tiny
+CONTEXT ?= 2048
+STEPS ?= 300
+BATCH ?= 4
+LR ?= 3e-3
+FT_STEPS ?= 300
+FT_WINDOW ?= 256
+FT_LR ?= 3e-3
+SPLIT ?= 80/10/10
+SPLIT_GROUP ?= flow
+GEN_N ?= 100
+GEN_MAX_TOKENS ?= 4096
+PROMPT_PACKETS ?= 1
+TOP_K ?= 26
+SEED ?= 1
+JOBS ?= 2
+
+CFG := $(EXP)/config.mk
+TRAIN := tgpt-train -q -j $(JOBS) --seed $(SEED)
+
+.PHONY: all report clean-model
+all: report
+report: $(EXP)/report.md
+
+$(EXP)/.dir:
+	mkdir -p $(EXP) && touch $@
+
+# ---------------------------------------------------------------- data
+# Unmasked tokens train the generator; masked ones (no MAC, IP or port to
+# cheat with, as in the paper) train the classifier.
+$(EXP)/tok/.done: $(CFG) $(LABELS)
+	$(TOP)/pipelines/preprocess -q -j $(JOBS) --no-shards --labels $(LABELS) $(CAPTURES) $(EXP)/tok-run
+	rm -rf $(@D) && mv $(EXP)/tok-run/tok $(@D) && rm -rf $(EXP)/tok-run && touch $@
+
+$(EXP)/tokm/.done: $(CFG) $(LABELS)
+	$(TOP)/pipelines/preprocess -q -j $(JOBS) --no-shards --mask mac,ip,port --labels $(LABELS) $(CAPTURES) $(EXP)/tokm-run
+	rm -rf $(@D) && mv $(EXP)/tokm-run/tok $(@D) && rm -rf $(EXP)/tokm-run && touch $@
+
+# Shards: one set for pretraining and generation, one for classification.
+$(EXP)/shards/.done: $(EXP)/tok/.done
+	find $(EXP)/tok -name '*.tok' | sort | xargs cat | \
+	  tokshard -q -o $(@D) --context $(CONTEXT) --split $(SPLIT) --group $(SPLIT_GROUP) --seed $(SEED) -
+	touch $@
+
+$(EXP)/shards-clf/.done: $(EXP)/tokm/.done
+	find $(EXP)/tokm -name '*.tok' | sort | xargs cat | \
+	  tokshard -q -o $(@D) --context $(CONTEXT) --split $(SPLIT) --group $(SPLIT_GROUP) --seed $(SEED) -
+	touch $@
+
+# ---------------------------------------------------------------- models
+$(EXP)/model.ckpt: $(EXP)/shards/.done
+	$(TRAIN) --preset $(PRESET) --context $(CONTEXT) --batch $(BATCH) --lr $(LR) \
+	  --steps $(STEPS) --metrics $(EXP)/pretrain.tsv -o $@ $(EXP)/shards
+
+$(EXP)/clf.ckpt: $(EXP)/model.ckpt $(EXP)/shards-clf/.done
+	$(TRAIN) --finetune $(EXP)/model.ckpt --labels --ft-window $(FT_WINDOW) --lr $(FT_LR) \
+	  --steps $(FT_STEPS) --metrics $(EXP)/finetune.tsv -o $@ $(EXP)/shards-clf
+
+# ---------------------------------------------------------------- classification
+$(EXP)/classify.json: $(EXP)/clf.ckpt
+	tgpt-infer classify -q -j $(JOBS) --json --report $@ $(EXP)/clf.ckpt $(EXP)/shards-clf/test.shard > $(EXP)/pred.mp
+
+$(EXP)/baseline.json: $(CFG) $(LABELS)
+	realism-eval --baseline -q --json --split time -s $(SEED) -L $(LABELS) > $@
+
+# ---------------------------------------------------------------- generation
+# Flows are primed with the first PROMPT_PACKETS packets of real flows (the
+# paper's "predefined initial tokens"; 0: a bare START) and pinned to one link
+# type, so that they fit one pcap.
+$(EXP)/gen.tok: $(EXP)/model.ckpt $(EXP)/tok/.done
+	find $(EXP)/tok -name '*.tok' | sort | xargs cat > $(EXP)/prompts.tok
+	tgpt-infer generate -q -n $(GEN_N) --seed $(SEED) --top-k $(TOP_K) --max-tokens $(GEN_MAX_TOKENS) \
+	  --link-token 1 $(if $(filter-out 0,$(PROMPT_PACKETS)),--prompt $(EXP)/prompts.tok --prompt-packets $(PROMPT_PACKETS)) \
+	  $(EXP)/model.ckpt > $@ 2> $(EXP)/gen.log
+
+$(EXP)/gen.pcap: $(EXP)/gen.tok
+	tok2pcap -q -w $@ $<
+
+# The real side: the captures the model learned from, as one pcap.
+$(EXP)/real.pcap: $(EXP)/tok/.done
+	find $(EXP)/tok -name '*.tok' | sort | xargs cat | tok2pcap -q -w $@ -
+
+$(EXP)/jsdiv.json: $(EXP)/real.pcap $(EXP)/gen.pcap
+	rm -rf $(EXP)/plots
+	jsdiv -q --json --plot $(EXP)/plots $^ > $@
+
+$(EXP)/realism.json: $(EXP)/real.pcap $(EXP)/gen.pcap
+	realism-eval -q --json -s $(SEED) $^ > $@
+
+# ---------------------------------------------------------------- report
+$(EXP)/report.md: $(EXP)/classify.json $(EXP)/baseline.json $(EXP)/jsdiv.json $(EXP)/realism.json \
+		$(TOP)/pipelines/report.sh
+	$(TOP)/pipelines/report.sh $(EXP) > $@
+
+clean-model:
+	rm -f $(EXP)/model.ckpt $(EXP)/clf.ckpt
