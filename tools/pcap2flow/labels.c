@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bytes.h"
 #include "cli.h"
 #include "labels.h"
 
@@ -144,16 +145,6 @@ struct label_table {
 	uint64_t gen;           /* counts the captures */
 	struct counts file, total;
 };
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
 
 static uint64_t tuple_hash(const struct tuple *k)
 {

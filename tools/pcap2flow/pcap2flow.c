@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "cli.h"
 #include "labels.h"
 #include "packet.h"
@@ -417,16 +418,6 @@ struct run {
 	int live_flush;         /* flush after each flow (live capture) */
 	struct progress progress;
 };
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
 
 static uint64_t key_hash(const struct flow_key *k)
 {

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "cli.h"
 #include "record.h"
 
@@ -60,28 +61,6 @@ uint32_t crc32_update(uint32_t crc, const void *data, size_t n)
 }
 
 /* ------------------------------------------------------------ bytes */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static uint64_t align_up(uint64_t x)
 {
@@ -488,24 +467,24 @@ void *ckpt_labels_encode(const struct ckpt_labels *l, uint64_t *size)
 		text_len += strlen(l->name[i]) + 1;
 	struct labels_layout y = labels_layout(l->n, text_len, l->k);
 	uint8_t *p = xcalloc((size_t)y.size, 1);
-	put32(p, l->n);
+	put_le32(p, l->n);
 	uint64_t at = 0;
 	for (uint32_t i = 0; i < l->n; i++) {
 		size_t len = strlen(l->name[i]) + 1;
-		put32(p + 4 + 4 * (uint64_t)i, (uint32_t)at);
+		put_le32(p + 4 + 4 * (uint64_t)i, (uint32_t)at);
 		memcpy(p + y.text + at, l->name[i], len);
 		at += len;
 	}
-	put32(p + 4 + 4 * (uint64_t)l->n, (uint32_t)at);
+	put_le32(p + 4 + 4 * (uint64_t)l->n, (uint32_t)at);
 	if (l->n) {
-		put32(p + y.tail, l->k);
-		put32(p + y.tail + 4, l->window);
+		put_le32(p + y.tail, l->k);
+		put_le32(p + y.tail + 4, l->window);
 		for (uint64_t i = 0; i < (uint64_t)l->n * l->k; i++) {
 			p[y.tokens + 2 * i] = (uint8_t)l->token[i];
 			p[y.tokens + 2 * i + 1] = (uint8_t)(l->token[i] >> 8);
 		}
 		for (uint32_t i = 0; i < l->n; i++)
-			put64(p + y.counts + 8 * (uint64_t)i, l->count[i]);
+			put_le64(p + y.counts + 8 * (uint64_t)i, l->count[i]);
 	}
 	*size = y.size;
 	return p;
@@ -554,22 +533,22 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 	uint64_t size = s->size;
 	if (size < 8)
 		return fail(err, errlen, ck->path, "section labels: %" PRIu64 " bytes, too short", size);
-	uint32_t n = get32(p);
+	uint32_t n = get_le32(p);
 	if (n > CKPT_MAX_LABELS || 4 + 4 * ((uint64_t)n + 1) > size)
 		return fail(err, errlen, ck->path, "section labels: %u labels do not fit", n);
-	uint64_t text_len = get32(p + 4 + 4 * (uint64_t)n);
+	uint64_t text_len = get_le32(p + 4 + 4 * (uint64_t)n);
 	uint32_t k = 0;
 	struct labels_layout y = labels_layout(n, text_len, 1);
 	if (n && y.tail + 8 <= size) {
-		k = get32(p + y.tail);
+		k = get_le32(p + y.tail);
 		y = labels_layout(n, text_len, k);
 	}
-	if (get32(p + 4) != 0 || (n && k != 1 && k != 2) || y.size != size)
+	if (get_le32(p + 4) != 0 || (n && k != 1 && k != 2) || y.size != size)
 		return fail(err, errlen, ck->path, "section labels: %" PRIu64 " bytes do not hold "
 			"%u labels of %" PRIu64 " bytes of text and %u tokens each", size, n, text_len, k);
 	const char *text = (const char *)p + y.text;
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t a = get32(p + 4 + 4 * (uint64_t)i), b = get32(p + 8 + 4 * (uint64_t)i);
+		uint32_t a = get_le32(p + 4 + 4 * (uint64_t)i), b = get_le32(p + 8 + 4 * (uint64_t)i);
 		if (b <= a || b > text_len || text[b - 1] != '\0' || memchr(text + a, 0, b - a - 1))
 			return fail(err, errlen, ck->path, "section labels: label %u is not one "
 				"NUL-terminated string", i);
@@ -578,13 +557,13 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 		return 0;
 	l->n = n;
 	l->k = k;
-	l->window = get32(p + y.tail + 4);
+	l->window = get_le32(p + y.tail + 4);
 	l->name = xcalloc(n, sizeof *l->name);
 	l->token = xcalloc((size_t)n * k, sizeof *l->token);
 	l->count = xcalloc(n, sizeof *l->count);
 	for (uint32_t i = 0; i < n; i++) {
-		l->name[i] = xstrdup(text + get32(p + 4 + 4 * (uint64_t)i));
-		l->count[i] = get64(p + y.counts + 8 * (uint64_t)i);
+		l->name[i] = xstrdup(text + get_le32(p + 4 + 4 * (uint64_t)i));
+		l->count[i] = get_le64(p + y.counts + 8 * (uint64_t)i);
 	}
 	for (uint64_t i = 0; i < (uint64_t)n * k; i++)
 		l->token[i] = (uint16_t)(p[y.tokens + 2 * i] | p[y.tokens + 2 * i + 1] << 8);
@@ -638,21 +617,21 @@ void ckpt_write(const struct ckpt_out *o, const char *path)
 		sec[i].crc = crc32_update(0, sec[i].data, sec[i].size);
 		at += sec[i].size;
 		uint8_t *e = toc + (size_t)i * CKPT_ENTRY_SIZE;
-		put32(e + E_TYPE, sec[i].type);
-		put64(e + E_OFFSET, sec[i].offset);
-		put64(e + E_SIZE, sec[i].size);
-		put32(e + E_CRC, sec[i].crc);
+		put_le32(e + E_TYPE, sec[i].type);
+		put_le64(e + E_OFFSET, sec[i].offset);
+		put_le64(e + E_SIZE, sec[i].size);
+		put_le32(e + E_CRC, sec[i].crc);
 		memcpy(e + E_NAME, sec[i].name, strlen(sec[i].name));
 	}
 	uint64_t file_size = align_up(at);
 	memcpy(head + H_MAGIC, CKPT_MAGIC, CKPT_MAGIC_LEN);
-	put32(head + H_VERSION, CKPT_VERSION);
-	put32(head + H_HEADER_SIZE, CKPT_HEADER_SIZE);
-	put32(head + H_N_SECTIONS, (uint32_t)o->n);
-	put32(head + H_ENTRY_SIZE, CKPT_ENTRY_SIZE);
-	put64(head + H_TOC_OFF, CKPT_HEADER_SIZE);
-	put64(head + H_FILE_SIZE, file_size);
-	put32(head + H_CRC, crc32_update(crc32_update(0, head, sizeof head), toc, toc_len));
+	put_le32(head + H_VERSION, CKPT_VERSION);
+	put_le32(head + H_HEADER_SIZE, CKPT_HEADER_SIZE);
+	put_le32(head + H_N_SECTIONS, (uint32_t)o->n);
+	put_le32(head + H_ENTRY_SIZE, CKPT_ENTRY_SIZE);
+	put_le64(head + H_TOC_OFF, CKPT_HEADER_SIZE);
+	put_le64(head + H_FILE_SIZE, file_size);
+	put_le32(head + H_CRC, crc32_update(crc32_update(0, head, sizeof head), toc, toc_len));
 
 	struct atomic_file af;
 	atomic_open(&af, path);
@@ -683,13 +662,13 @@ static int read_toc(struct ckpt *ck, char *err, size_t errlen)
 	const uint8_t *h = ck->map;
 	const char *path = ck->path;
 	uint64_t size = ck->map_len;
-	ck->version = get32(h + H_VERSION);
+	ck->version = get_le32(h + H_VERSION);
 	if (ck->version != CKPT_VERSION)
 		return fail(err, errlen, path, "checkpoint format version %u; this build reads "
 			"version %d", ck->version, CKPT_VERSION);
-	uint32_t hsize = get32(h + H_HEADER_SIZE), n = get32(h + H_N_SECTIONS);
-	uint32_t esize = get32(h + H_ENTRY_SIZE);
-	uint64_t toc_off = get64(h + H_TOC_OFF), file_size = get64(h + H_FILE_SIZE);
+	uint32_t hsize = get_le32(h + H_HEADER_SIZE), n = get_le32(h + H_N_SECTIONS);
+	uint32_t esize = get_le32(h + H_ENTRY_SIZE);
+	uint64_t toc_off = get_le64(h + H_TOC_OFF), file_size = get_le64(h + H_FILE_SIZE);
 	if (file_size != size)
 		return fail(err, errlen, path, "%s: %" PRIu64 " bytes, the header says %" PRIu64,
 			size < file_size ? "cut short" : "longer than written", size, file_size);
@@ -699,22 +678,22 @@ static int read_toc(struct ckpt *ck, char *err, size_t errlen)
 			"bytes at %" PRIu64 ")", hsize, n, esize, toc_off);
 	uint8_t head[CKPT_HEADER_SIZE];
 	memcpy(head, h, sizeof head);
-	put32(head + H_CRC, 0);
+	put_le32(head + H_CRC, 0);
 	uint32_t crc = crc32_update(crc32_update(0, head, sizeof head), h + toc_off,
 		(size_t)n * esize);
-	if (crc != get32(h + H_CRC))
+	if (crc != get_le32(h + H_CRC))
 		return fail(err, errlen, path, "damaged header or section table (CRC-32 %08x, "
-			"stored %08x)", crc, get32(h + H_CRC));
+			"stored %08x)", crc, get_le32(h + H_CRC));
 	ck->n = (int)n;
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = h + toc_off + (size_t)i * esize;
 		struct ckpt_section *s = &ck->sec[i];
-		s->type = get32(e + E_TYPE);
+		s->type = get_le32(e + E_TYPE);
 		memcpy(s->name, e + E_NAME, CKPT_NAME_LEN);
 		s->name[CKPT_NAME_LEN] = '\0';
-		s->offset = get64(e + E_OFFSET);
-		s->size = get64(e + E_SIZE);
-		s->crc = get32(e + E_CRC);
+		s->offset = get_le64(e + E_OFFSET);
+		s->size = get_le64(e + E_SIZE);
+		s->crc = get_le32(e + E_CRC);
 		if (s->offset % CKPT_ALIGN || s->offset < toc_off + (uint64_t)n * esize ||
 			s->offset > size || s->size > size - s->offset)
 			return fail(err, errlen, path, "section %s (%" PRIu64 " bytes at %" PRIu64 ") "
