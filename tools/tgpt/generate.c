@@ -236,17 +236,20 @@ static void flow_push(struct gen_flow *f, int tok)
 	f->tok[f->n++] = tok;
 }
 
+/* One more failure for reason why; past GEN_MAX_REASONS - 1 reasons the
+ * last row counts all the others. */
 static void tally(struct gen_stats *st, const char *why)
 {
-	int i;
-	for (i = 0; i < st->n_reasons; i++)
-		if (strcmp(st->reasons[i].why, why) == 0)
-			break;
+	int i = 0;
+	while (i < st->n_reasons && strcmp(st->reasons[i].why, why) != 0)
+		i++;
 	if (i == st->n_reasons) {
-		if (i == GEN_MAX_REASONS - 1)
-			why = "other reasons";
+		if (i == GEN_MAX_REASONS)
+			i--;
 		else
 			st->n_reasons++;
+		if (i == GEN_MAX_REASONS - 1)
+			why = "other reasons";
 		st->reasons[i].why = why;
 	}
 	st->reasons[i].count++;
@@ -412,7 +415,8 @@ static void after_feed(struct gen *g, int b, int tok, const struct gen_flow *f)
 		s->open = (long)s->fed - 1;
 		s->retries = 0;
 	}
-	if ((tok == TOK_START && s->fed > f->prompt_len) || (s->fed == f->prompt_len && s->open >= 0)) {
+	int generated_start = tok == TOK_START && s->fed > f->prompt_len;
+	if (generated_start || (s->fed == f->prompt_len && s->open >= 0)) {
 		rec_save(&g->rec, b, &s->snap);
 		s->rewind_n = s->fed;
 	}
@@ -425,8 +429,8 @@ void gen_run(struct gen *g, const int *const *prompts, const size_t *plens, stru
 	for (;;) {
 		for (int b = 0; b < B && next < n; b++)
 			if (g->slots[b].flow < 0) {
-				start_flow(g, b, next, prompts ? prompts[next] : NULL,
-					plens && prompts && prompts[next] ? plens[next] : 0, &flows[next]);
+				const int *p = prompts ? prompts[next] : NULL;
+				start_flow(g, b, next, p, p && plens ? plens[next] : 0, &flows[next]);
 				next++;
 			}
 		busy = 0;

@@ -16,7 +16,8 @@
  * if it holds any generated token (packets wholly inside the prompt are
  * real data and left alone). It fails on a link-type escape (255) with no
  * escape_linktype set, a time interval that is not a finite number, or
- * pkt_validate(linktype, bytes, n, n). A failed packet restores the state
+ * pkt_validate(linktype, bytes, n, n) (and, where a prompt packet was
+ * continued, fixed fields cut short or a special token). A failed packet restores the state
  * saved at its START (or at the prompt's end, when its START is in the
  * prompt) and is sampled again, at most max_retries times; after that the
  * flow ends: the packet is dropped (the flow cut at its START, so a prompt
@@ -53,7 +54,7 @@ struct gen_sampler {
 void gen_sampler_init(struct gen_sampler *s, int vocab, int top_k, float temperature);
 void gen_sampler_free(struct gen_sampler *s);
 /* One id from logits (vocab): among the ids with allowed[id] != 0 (allowed
- * NULL: all), NaN logits never, the top_k largest logits (ties: the lower
+ * NULL: all), NaN and -inf logits never, the top_k largest (ties: the lower
  * id), drawn with probability proportional to exp(logit / temperature);
  * greedy picks the largest (the lowest id among equals). Returns -1 when
  * nothing may be drawn. */
@@ -78,7 +79,7 @@ struct gen_opts {
 	int max_retries;	/* resamplings of one packet before the flow ends (8) */
 	int check;		/* judge packets (1); 0 only masks */
 	uint32_t escape_linktype; /* link type of token 255 (0: such packets fail) */
-	size_t max_packet;	/* bytes of one packet (65599: an IP datagram and its link header) */
+	size_t max_packet;	/* bytes of one packet (65599: an IP datagram, link header) */
 	/* Called before masking and sampling with a copy of a flow's logits,
 	 * which it may change (steering; tests force tokens with it); seq, n:
 	 * the flow so far, prompt included. NULL: none. */

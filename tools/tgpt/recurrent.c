@@ -16,6 +16,7 @@
 /* x86-64: the half-precision products through AVX2 + F16C when the CPU
  * has them (rec_half_simd). */
 #if defined(__GNUC__) && defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HALF_SIMD 1
 #else
@@ -315,7 +316,8 @@ static void half_rows_c(float *out, int ldo, const float *inp, const uint16_t *w
 				}
 			for (int k = 0; k < 8; k++)
 				l[k] = lo[k] + hi[k];
-			float dot = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+			float dot = ((l[0] + l[4]) + (l[2] + l[6])) +
+				((l[1] + l[5]) + (l[3] + l[7]));
 			half_store(out + (size_t)i * ldo, x, wr, bias, j, C, Cv, beta, dot);
 		}
 	}
@@ -425,8 +427,9 @@ HALF_TARGET static void half_rows_avx2(float *out, int ldo, const float *inp, co
 int rec_half_simd(void)
 {
 #if HALF_SIMD
+	unsigned a, b, c, d;	/* F16C: CPUID leaf 1, ECX bit 29 (clang's builtin lacks it) */
 	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+	return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
 #else
 	return 0;
 #endif
@@ -536,7 +539,8 @@ static void attention_step(struct rec *r, int l, int n)
 				r->pos[b], c->window, dh, scratch);
 		else
 			linear_head_step(o, q, q + HD, q + 2 * HD,
-				ls.lins + (h - c->n_local) * lin_floats(c), dh, c->lin_eps, scratch);
+				ls.lins + (h - c->n_local) * lin_floats(c), dh, c->lin_eps,
+				scratch);
 	}
 	TEAM_BARRIER
 }
@@ -618,7 +622,8 @@ static void ffn_sub(struct rec *r, int l, int n, const float *x, float *out)
 		linear_cols(r, r->u, F1, hs, w1, b1, n, D, F + j0, F + j1, 0.0f);
 	activate_cols(r->g, r->u, n, F, F1, c->ff_glu, j0, j1);
 	TEAM_BARRIER
-	team_linear(r, out, r->g, p->w_2 + (size_t)l * D * F, p->b_2 + (size_t)l * D, n, F, D, 1.0f);
+	team_linear(r, out, r->g, p->w_2 + (size_t)l * D * F, p->b_2 + (size_t)l * D, n, F, D,
+		1.0f);
 }
 
 /* r->x (n,D): the stack's input, replaced by its output. */
@@ -662,7 +667,8 @@ static void embed_step(struct rec *r, int n)
 		int64_t t = r->pos[r->active[i]];
 		const float *w = p->wte + (size_t)r->tok[i] * E, *p1, *p2 = NULL;
 		if (c->pos == POS_AXIAL) {
-			int64_t rows = (c->max_ctx + c->axial_w - 1) / c->axial_w, a = t / c->axial_w;
+			int64_t rows = (c->max_ctx + c->axial_w - 1) / c->axial_w;
+			int64_t a = t / c->axial_w;
 			p1 = p->pos_a + (size_t)(a < rows ? a : rows - 1) * E;
 			p2 = p->pos_b + (size_t)(t % c->axial_w) * E;
 		} else {
@@ -713,7 +719,8 @@ void rec_step(struct rec *r, const int *tok)
 		if (tok[b] < 0)
 			continue;
 		if (tok[b] >= V)
-			errx(EX_DATAERR, "rec_step: token %d of stream %d outside [0, %d)", tok[b], b, V);
+			errx(EX_DATAERR, "rec_step: token %d of stream %d outside [0, %d)", tok[b], b,
+				V);
 		r->active[n] = b;
 		r->tok[n++] = tok[b];
 	}
