@@ -7,8 +7,9 @@
 # pretrained model -> fine-tuned classifier -> classification report (and the
 # classical baseline) -> generated flows -> pcap -> jsdiv and realism-eval ->
 # EXP/report.md. Hyperparameters live in EXP/config.mk (copied from CONFIG on
-# the first run); every output depends on it, so editing it reruns the steps
-# after. Intermediates are kept; a failed step leaves no half-written file.
+# the first run); each step depends on the settings it uses, so editing one
+# reruns that step and those after it. Intermediates are kept; a failed step
+# leaves no half-written file.
 
 SHELL := bash
 .DEFAULT_GOAL := all
@@ -48,8 +49,25 @@ TOP_K ?= 26
 SEED ?= 1
 JOBS ?= 2
 
-CFG := $(EXP)/config.mk
 TRAIN := tgpt-train -q -j $(JOBS) --seed $(SEED)
+
+# Each step depends only on the settings it uses: a file per group holds
+# their values and is rewritten only when they change (git's GIT-CFLAGS
+# trick), so editing GEN_N reruns generation and its evaluation, not training.
+CFG_DATA := $(CAPTURES) $(LABELS) $(CONTEXT) $(SPLIT) $(SPLIT_GROUP) $(SEED) $(JOBS)
+CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(LR) $(STEPS) $(SEED) $(JOBS)
+CFG_FT := $(FT_STEPS) $(FT_WINDOW) $(FT_LR) $(SEED) $(JOBS)
+CFG_GEN := $(GEN_N) $(GEN_MAX_TOKENS) $(TOP_K) $(PROMPT_PACKETS) $(SEED)
+define cfg_rule
+$(EXP)/cfg/$(1): FORCE | $(EXP)/.dir
+	@mkdir -p $$(@D); v='$(2)'; [ "$$$$(cat $$@ 2>/dev/null)" = "$$$$v" ] || echo "$$$$v" > $$@
+endef
+$(eval $(call cfg_rule,data,$(CFG_DATA)))
+$(eval $(call cfg_rule,train,$(CFG_TRAIN)))
+$(eval $(call cfg_rule,ft,$(CFG_FT)))
+$(eval $(call cfg_rule,gen,$(CFG_GEN)))
+.PHONY: FORCE
+FORCE:
 
 .PHONY: all report clean-model
 all: report
@@ -61,11 +79,11 @@ $(EXP)/.dir:
 # ---------------------------------------------------------------- data
 # Unmasked tokens train the generator; masked ones (no MAC, IP or port to
 # cheat with, as in the paper) train the classifier.
-$(EXP)/tok/.done: $(CFG) $(LABELS)
+$(EXP)/tok/.done: $(EXP)/cfg/data $(LABELS)
 	$(TOP)/pipelines/preprocess -q -j $(JOBS) --no-shards --labels $(LABELS) $(CAPTURES) $(EXP)/tok-run
 	rm -rf $(@D) && mv $(EXP)/tok-run/tok $(@D) && rm -rf $(EXP)/tok-run && touch $@
 
-$(EXP)/tokm/.done: $(CFG) $(LABELS)
+$(EXP)/tokm/.done: $(EXP)/cfg/data $(LABELS)
 	$(TOP)/pipelines/preprocess -q -j $(JOBS) --no-shards --mask mac,ip,port --labels $(LABELS) $(CAPTURES) $(EXP)/tokm-run
 	rm -rf $(@D) && mv $(EXP)/tokm-run/tok $(@D) && rm -rf $(EXP)/tokm-run && touch $@
 
@@ -81,11 +99,11 @@ $(EXP)/shards-clf/.done: $(EXP)/tokm/.done
 	touch $@
 
 # ---------------------------------------------------------------- models
-$(EXP)/model.ckpt: $(EXP)/shards/.done
+$(EXP)/model.ckpt: $(EXP)/shards/.done $(EXP)/cfg/train
 	$(TRAIN) --preset $(PRESET) --context $(CONTEXT) --batch $(BATCH) --lr $(LR) \
 	  --steps $(STEPS) --metrics $(EXP)/pretrain.tsv -o $@ $(EXP)/shards
 
-$(EXP)/clf.ckpt: $(EXP)/model.ckpt $(EXP)/shards-clf/.done
+$(EXP)/clf.ckpt: $(EXP)/model.ckpt $(EXP)/shards-clf/.done $(EXP)/cfg/ft
 	$(TRAIN) --finetune $(EXP)/model.ckpt --labels --ft-window $(FT_WINDOW) --lr $(FT_LR) \
 	  --steps $(FT_STEPS) --metrics $(EXP)/finetune.tsv -o $@ $(EXP)/shards-clf
 
@@ -93,14 +111,14 @@ $(EXP)/clf.ckpt: $(EXP)/model.ckpt $(EXP)/shards-clf/.done
 $(EXP)/classify.json: $(EXP)/clf.ckpt
 	tgpt-infer classify -q -j $(JOBS) --json --report $@ $(EXP)/clf.ckpt $(EXP)/shards-clf/test.shard > $(EXP)/pred.mp
 
-$(EXP)/baseline.json: $(CFG) $(LABELS)
+$(EXP)/baseline.json: $(EXP)/cfg/data $(LABELS)
 	realism-eval --baseline -q --json --split time -s $(SEED) -L $(LABELS) > $@
 
 # ---------------------------------------------------------------- generation
 # Flows are primed with the first PROMPT_PACKETS packets of real flows (the
 # paper's "predefined initial tokens"; 0: a bare START) and pinned to one link
 # type, so that they fit one pcap.
-$(EXP)/gen.tok: $(EXP)/model.ckpt $(EXP)/tok/.done
+$(EXP)/gen.tok: $(EXP)/model.ckpt $(EXP)/tok/.done $(EXP)/cfg/gen
 	find $(EXP)/tok -name '*.tok' | sort | xargs cat > $(EXP)/prompts.tok
 	tgpt-infer generate -q -n $(GEN_N) --seed $(SEED) --top-k $(TOP_K) --max-tokens $(GEN_MAX_TOKENS) \
 	  --link-token 1 $(if $(filter-out 0,$(PROMPT_PACKETS)),--prompt $(EXP)/prompts.tok --prompt-packets $(PROMPT_PACKETS)) \
