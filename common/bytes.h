@@ -4,6 +4,7 @@
 #ifndef TGPT_BYTES_H
 #define TGPT_BYTES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 static inline void put_le16(uint8_t *p, uint16_t v)
@@ -48,6 +49,16 @@ static inline uint64_t mix64(uint64_t x)
 	x *= 0xc4ceb9fe1a85ec53ull;
 	x ^= x >> 33;
 	return x;
+}
+
+/* A hash of n 64-bit words (keys copied into words), each word mixed with
+ * its position so equal words in other places differ. */
+static inline uint64_t hash_words(const uint64_t *w, size_t n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ mix64(w[i] + (uint64_t)i)) * 0x100000001b3ull;
+	return mix64(h);
 }
 
 #endif

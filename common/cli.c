@@ -190,6 +190,13 @@ void atomic_abort(struct atomic_file *a)
 	memset(a, 0, sizeof *a);
 }
 
+void format_error(char *err, size_t errlen, const char *path, const char *fmt, va_list ap)
+{
+	int n = snprintf(err, errlen, "%s: ", path);
+	if (n >= 0 && (size_t)n < errlen)
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+}
+
 double now_seconds(void)
 {
 	struct timespec ts;

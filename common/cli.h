@@ -6,6 +6,7 @@
 #define TGPT_CLI_H
 
 #include <err.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sysexits.h>
@@ -64,6 +65,11 @@ void progress_init(struct progress *p, int quiet);
 void progress_tick(struct progress *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void progress_done(struct progress *p);
+
+/* Formats "PATH: message" into err (truncated to errlen): the error
+ * buffers that readers of shards and checkpoints fill for their callers. */
+void format_error(char *err, size_t errlen, const char *path, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 
 double now_seconds(void);
 

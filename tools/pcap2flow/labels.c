@@ -148,12 +148,10 @@ struct label_table {
 
 static uint64_t tuple_hash(const struct tuple *k)
 {
-	uint64_t w[5], h = 0x9e3779b97f4a7c15ull;
+	uint64_t w[5];
 	_Static_assert(sizeof *k == sizeof w, "a tuple is hashed as five words");
 	memcpy(w, k, sizeof w);
-	for (int i = 0; i < 5; i++)
-		h = (h ^ mix64(w[i] + (uint64_t)i)) * 0x100000001b3ull;
-	return mix64(h);
+	return hash_words(w, 5);
 }
 
 /* The key of two endpoints in either order, as pcap2flow's make_key puts

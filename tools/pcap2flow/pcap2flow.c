@@ -421,11 +421,10 @@ struct run {
 
 static uint64_t key_hash(const struct flow_key *k)
 {
-	uint64_t w[6], h = 0x9e3779b97f4a7c15ull;
+	uint64_t w[6];
+	_Static_assert(sizeof *k == sizeof w, "a key is hashed as six words");
 	memcpy(w, k, sizeof w);
-	for (int i = 0; i < 6; i++)
-		h = (h ^ mix64(w[i] + (uint64_t)i)) * 0x100000001b3ull;
-	return mix64(h);
+	return hash_words(w, 6);
 }
 
 static void table_init(struct run *r)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "cli.h"
 
 const char *const shard_split_names[SHARD_SPLITS] = { "train", "val", "test" };
 const char *const shard_long_names[3] = { "cut", "window", "drop" };
@@ -83,12 +84,9 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
 	va_list ap;
-	int n = snprintf(err, errlen, "%s: ", path);
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	format_error(err, errlen, path, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
