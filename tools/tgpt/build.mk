@@ -42,9 +42,17 @@ TGPT_CLASSIFY_OBJ := $(B)/tools/tgpt/classify.o
 $(B)/tests/t-classify.t: $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o $(TGPT_MODEL_OBJ)
 LIBS_t-classify := $(COMMON_LIB) $(TGPT_LIBS) $(MSGPACK_LIBS)
 
+# Class-conditional generation (conditional.h): the label map and training
+# sequences of tgpt-train --conditional, read by tgpt-infer generate --label.
+# It needs TGPT_CLASSIFY_OBJ (the label tokens), shard.o and ckpt.o after it.
+TGPT_COND_OBJ := $(B)/tools/tgpt/conditional.o
+$(B)/tests/t-conditional.t: $(TGPT_COND_OBJ) $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
+		$(B)/tools/tgpt/shard.o $(TGPT_MODEL_OBJ)
+LIBS_t-conditional := $(COMMON_LIB) $(TGPT_LIBS) $(MSGPACK_LIBS)
+
 # tgpt-train: the trainer; ckpt.o (tgpt-ckpt(5)) is shared with tgpt-infer.
 TOOLS += tgpt-train
-$(BIN)/tgpt-train: $(B)/tools/tgpt/train.o $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
+$(BIN)/tgpt-train: $(B)/tools/tgpt/train.o $(TGPT_COND_OBJ) $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
 		$(B)/tools/tgpt/shard.o $(TGPT_MODEL_OBJ) $(COMMON_LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
@@ -61,7 +69,7 @@ $(B)/bench/sgemm-rate: $(B)/bench/sgemm-rate.o
 # tgpt-infer: classification with a fine-tuned model and generation with the
 # recurrent one (tgpt-infer(1)).
 TOOLS += tgpt-infer
-$(BIN)/tgpt-infer: $(B)/tools/tgpt/infer.o $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
+$(BIN)/tgpt-infer: $(B)/tools/tgpt/infer.o $(TGPT_COND_OBJ) $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
 		$(B)/tools/tgpt/shard.o $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ) $(COMMON_LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)

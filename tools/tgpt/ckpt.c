@@ -272,7 +272,9 @@ const char *model_config_diff(const struct model_config *a, const struct model_c
 	return NULL;
 }
 
-static void model_text(const struct model *m, struct ckpt_text *t)
+/* The MODEL section; "conditional 1" only for a class-conditional model,
+ * so every other checkpoint is what builds before the key wrote. */
+static void model_text(const struct model *m, int conditional, struct ckpt_text *t)
 {
 	char v[64];
 	t->len = 0;
@@ -288,6 +290,8 @@ static void model_text(const struct model *m, struct ckpt_text *t)
 		snprintf(key, sizeof key, "tensor.%s", m->tensors[i].name);
 		ckpt_text_add(t, key, "%zu %zu", m->tensors[i].offset, m->tensors[i].count);
 	}
+	if (conditional)
+		ckpt_text_add(t, "conditional", "1");
 }
 
 int ckpt_model_config(struct ckpt *ck, struct model_config *c, char *err, size_t errlen)
@@ -412,20 +416,24 @@ void ckpt_out_add(struct ckpt_out *o, uint32_t type, const void *data, uint64_t 
 
 void ckpt_out_add_model(struct ckpt_out *o, const struct model *m, struct ckpt_text *text)
 {
-	ckpt_out_add_model_with(o, m, text, NULL, 0, NULL);
+	ckpt_out_add_model_with(o, m, text, NULL, NULL);
 }
 
 void ckpt_out_add_model_with(struct ckpt_out *o, const struct model *m, struct ckpt_text *text,
-	const void *labels, uint64_t labels_size, const float *params)
+	const struct ckpt_labels *labels, const float *params)
 {
 	/* The empty label table: n_labels 0, then one string offset, 0. */
 	static const uint8_t no_labels[8];
-	model_text(m, text);
+	model_text(m, labels && labels->conditional, text);
 	ckpt_out_add(o, CKPT_MODEL, text->buf, text->len);
-	if (labels)
-		ckpt_out_add(o, CKPT_LABELS, labels, labels_size);
-	else
+	if (labels) {
+		uint64_t size;
+		free(o->labels);
+		o->labels = ckpt_labels_encode(labels, &size);
+		ckpt_out_add(o, CKPT_LABELS, o->labels, size);
+	} else {
 		ckpt_out_add(o, CKPT_LABELS, no_labels, sizeof no_labels);
+	}
 	size_t bytes = m->n_params * sizeof(float);
 	ckpt_out_add(o, CKPT_PARAMS, params ? params : m->params_mem, bytes);
 	if (m->adam_m && m->adam_v) {
@@ -434,6 +442,12 @@ void ckpt_out_add_model_with(struct ckpt_out *o, const struct model *m, struct c
 	}
 	if (params)
 		ckpt_out_add(o, CKPT_LAST, m->params_mem, bytes);
+}
+
+void ckpt_out_free(struct ckpt_out *o)
+{
+	free(o->labels);
+	o->labels = NULL;
 }
 
 /* ------------------------------------------------------------ label table */
@@ -517,13 +531,42 @@ static int labels_distinct(const struct ckpt_labels *l)
 	return ok;
 }
 
+/* The MODEL section's "conditional" key into *out: 0 when the key or the
+ * section is absent (checkpoints from before the key, bare label tables). */
+static int read_conditional(struct ckpt *ck, uint32_t *out, char *err, size_t errlen)
+{
+	const struct ckpt_section *s;
+	size_t len;
+	int64_t v = 0;
+	char msg[256];
+	*out = 0;
+	if (!ckpt_find(ck, CKPT_MODEL))
+		return 0;
+	int rc = ckpt_verify(ck, CKPT_MODEL, &s, err, errlen);
+	if (rc)
+		return rc;
+	if (ckpt_text_get(s, "conditional", &len) &&
+		ckpt_get_i64(s, "conditional", 0, 1, &v, msg, sizeof msg) < 0)
+		return fail(err, errlen, ck->path, "%s", msg);
+	*out = (uint32_t)v;
+	return 0;
+}
+
 int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t errlen)
 {
 	const struct ckpt_section *s;
+	uint32_t conditional;
 	memset(l, 0, sizeof *l);
-	if (!ckpt_find(ck, CKPT_LABELS))
+	int rc = read_conditional(ck, &conditional, err, errlen);
+	if (rc)
+		return rc;
+	if (!ckpt_find(ck, CKPT_LABELS)) {
+		if (conditional)
+			return fail(err, errlen, ck->path, "a class-conditional model without a "
+				"labels section");
 		return 0;
-	int rc = ckpt_verify(ck, CKPT_LABELS, &s, err, errlen);
+	}
+	rc = ckpt_verify(ck, CKPT_LABELS, &s, err, errlen);
 	if (rc)
 		return rc;
 	const uint8_t *p = s->data;
@@ -550,9 +593,14 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 			return fail(err, errlen, ck->path, "section labels: label %u is not one "
 				"NUL-terminated string", i);
 	}
-	if (n == 0)
+	if (n == 0) {
+		if (conditional)
+			return fail(err, errlen, ck->path, "a class-conditional model with an empty "
+				"label table");
 		return 0;
+	}
 	l->n = n;
+	l->conditional = conditional;
 	l->k = k;
 	l->window = get_le32(p + y.tail + 4);
 	l->name = xcalloc(n, sizeof *l->name);
@@ -564,7 +612,8 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 	}
 	for (uint64_t i = 0; i < (uint64_t)n * k; i++)
 		l->token[i] = (uint16_t)(p[y.tokens + 2 * i] | p[y.tokens + 2 * i + 1] << 8);
-	const char *why = l->window < 1 ? "a window of 0 tokens" :
+	const char *why = !conditional && l->window < 1 ? "a window of 0 tokens" :
+		conditional && l->window != 0 ? "a window in a class-conditional model's table" :
 		!labels_distinct(l) ? "two labels have the same tokens" : NULL;
 	if (why) {
 		ckpt_labels_free(l);

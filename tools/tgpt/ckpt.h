@@ -34,13 +34,17 @@ enum ckpt_type {
 	                   * holds an earlier step's (the best of a fine-tuning run) */
 };
 
-/* The label table of a classifier (tgpt-ckpt(5), "Label table"): label i is
- * name[i], predicted as the k tokens token[i*k .. i*k+k) after CLS and the
- * first window tokens of a flow; count[i] flows of it were trained on. */
+/* The label table of a classifier or of a class-conditional model
+ * (tgpt-ckpt(5), "Label table"): label i is name[i] and its k tokens are
+ * token[i*k .. i*k+k); count[i] flows of it were trained on. A classifier
+ * predicts them after CLS and the first window tokens of a flow; a
+ * class-conditional model reads them before a flow's START (conditional.h;
+ * window 0, and its last label, named "", stands for flows without one). */
 struct ckpt_labels {
-	uint32_t n;              /* labels; 0: a model that is no classifier */
+	uint32_t n;              /* labels; 0: neither classifier nor conditional */
 	uint32_t k;              /* tokens per label: 1 or 2 */
-	uint32_t window;         /* W: flow tokens after CLS */
+	uint32_t window;         /* W: flow tokens after CLS; 0 when conditional */
+	uint32_t conditional;    /* 1: the MODEL section's "conditional 1" */
 	char **name;             /* n NUL-terminated strings */
 	uint16_t *token;         /* n * k */
 	uint64_t *count;         /* n */
@@ -93,6 +97,7 @@ int ckpt_get_str(const struct ckpt_section *s, const char *key, char *out, size_
 struct ckpt_out {
 	int n;
 	struct ckpt_section sec[CKPT_MAX_SECTIONS];
+	void *labels;            /* the encoded label table, freed by ckpt_out_free */
 };
 
 /* Adds a section (data is referenced, not copied, until ckpt_write). */
@@ -101,11 +106,13 @@ void ckpt_out_add(struct ckpt_out *o, uint32_t type, const void *data, uint64_t 
  * live until ckpt_write), LABELS (empty), PARAMS and, once the optimizer has
  * run, ADAM_M and ADAM_V. */
 void ckpt_out_add_model(struct ckpt_out *o, const struct model *m, struct ckpt_text *text);
-/* The same with a label table (labels: from ckpt_labels_encode, NULL for
- * none) and other parameters in PARAMS (params: n_params floats, NULL for
- * m's own); then m's own go into LAST. */
+/* The same with a label table (NULL: the empty one; a conditional one also
+ * writes "conditional 1" into MODEL) and other parameters in PARAMS
+ * (params: n_params floats, NULL for m's own); then m's own go into LAST.
+ * The table is encoded into o->labels: ckpt_out_free after ckpt_write. */
 void ckpt_out_add_model_with(struct ckpt_out *o, const struct model *m, struct ckpt_text *text,
-	const void *labels, uint64_t labels_size, const float *params);
+	const struct ckpt_labels *labels, const float *params);
+void ckpt_out_free(struct ckpt_out *o);
 /* The LABELS section's bytes for l (n == 0: the empty table), in a buffer
  * the caller frees. */
 void *ckpt_labels_encode(const struct ckpt_labels *l, uint64_t *size);
@@ -154,9 +161,11 @@ int ckpt_load_model(struct ckpt *ck, struct model *m, int with_adam, char *err,
 int ckpt_load_floats(struct ckpt *ck, uint32_t type, size_t n, float **dst, char *err,
 	size_t errlen);
 
-/* The label table (LABELS): 0 with l->n == 0 for a model that is no
- * classifier (or has no LABELS section), or EX_DATAERR when it is damaged.
- * Free with ckpt_labels_free. */
+/* The label table (LABELS) and whether the model is class-conditional (the
+ * MODEL section's "conditional" key; absent, as in checkpoints written
+ * before it: 0): 0 with l->n == 0 for a model that is neither a classifier
+ * nor conditional (or has no LABELS section), or EX_DATAERR when it is
+ * damaged. Free with ckpt_labels_free. */
 int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t errlen);
 void ckpt_labels_free(struct ckpt_labels *l);
 

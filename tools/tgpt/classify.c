@@ -16,16 +16,16 @@ uint32_t clf_tokens_for(uint32_t n_labels)
 	return n_labels <= CLF_ONE_TOKEN_MAX ? 1 : 2;
 }
 
-void clf_assign_tokens(struct ckpt_labels *l)
+void clf_assign_tokens(struct ckpt_labels *l, int base)
 {
 	free(l->token);
 	l->token = xcalloc((size_t)l->n * l->k + 1, sizeof *l->token);
 	for (uint32_t i = 0; i < l->n; i++) {
 		if (l->k == 1) {
-			l->token[i] = (uint16_t)i;
+			l->token[i] = (uint16_t)(base + (int)i);
 		} else {
-			l->token[2 * i] = (uint16_t)(i / 256);
-			l->token[2 * i + 1] = (uint16_t)(i % 256);
+			l->token[2 * i] = (uint16_t)(base + (int)(i / 256));
+			l->token[2 * i + 1] = (uint16_t)(base + (int)(i % 256));
 		}
 	}
 }
@@ -275,6 +275,10 @@ int clf_load(const char *path, struct model *m, struct ckpt_labels *map, char *e
 	if (!rc && map->n == 0) {
 		snprintf(err, errlen, "%s: not a classifier (its label table is empty): fine-tune "
 			"it with tgpt-train --labels", path);
+		rc = EX_DATAERR;
+	} else if (!rc && map->conditional) {
+		snprintf(err, errlen, "%s: not a classifier but a class-conditional generator "
+			"(tgpt-train --conditional): fine-tune it with tgpt-train --labels", path);
 		rc = EX_DATAERR;
 	}
 	if (!rc)

@@ -34,9 +34,11 @@
 
 /* Tokens per label for n labels: 1 up to CLF_ONE_TOKEN_MAX, else 2. */
 uint32_t clf_tokens_for(uint32_t n_labels);
-/* Fills l->token (allocated here) from l->n and l->k: label i is the byte
- * token i (k = 1) or i / 256, i % 256 (k = 2). */
-void clf_assign_tokens(struct ckpt_labels *l);
+/* Fills l->token (allocated here) from l->n and l->k: label i is the token
+ * base + i (k = 1) or base + i / 256, base + i % 256 (k = 2). A classifier's
+ * base is 0 (the byte tokens); a class-conditional model's is TOK_VOCAB,
+ * ids no flow holds (conditional.h). */
+void clf_assign_tokens(struct ckpt_labels *l, int base);
 
 /* Tokens of the longest input row: CLS, W flow tokens, and the first label
  * token with two-token labels. */

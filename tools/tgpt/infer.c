@@ -3,7 +3,8 @@
  * classifier (classify.h) and scores the predictions against the labels the
  * flows carry; `generate` samples new flows with the recurrent model
  * (recurrent.h, generate.h), every packet checked as it completes, and
- * writes them as token records for tok2pcap(1). */
+ * writes them as token records for tok2pcap(1); a class-conditional model
+ * (conditional.h) generates flows of the label it is given. */
 #include <blis.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include "ckpt.h"
 #include "classify.h"
 #include "cli.h"
+#include "conditional.h"
 #include "generate.h"
 #include "model.h"
 #include "record.h"
@@ -47,8 +49,9 @@ static const char usage[] =
 	"  -s, --seed N           seed of the sampling (default 1)\n"
 	"  -k, --top-k K          sample among the K likeliest tokens (default 26, 0: all)\n"
 	"  -T, --temperature X    temperature (default 1, 0: always the likeliest)\n"
-	"  -l, --label X          start every flow with the label token of X (a model\n"
-	"                         whose checkpoint has a label table)\n"
+	"  -l, --label X          flows of label X (a model of tgpt-train --conditional,\n"
+	"                         which otherwise takes a prompt record's label or draws\n"
+	"                         one by the training frequencies)\n"
 	"  -p, --prompt FILE      token records whose first packets start the flows\n"
 	"                         ('-': stdin), taken in turn\n"
 	"      --prompt-packets K packets of each prompt record (default 1)\n"
@@ -755,29 +758,38 @@ struct gen_cli {
 	int link_token;	/* --link-token: every packet's link-type token, or -1 */
 };
 
-/* Prompts: per prompt record, its first packets as tokens (after the label
- * tokens, when --label). */
+/* Prompts: per prompt record, its first packets as tokens and, for a
+ * class-conditional model, the entry of its label (-1: none it knows). */
 struct prompts {
 	int **tok;
 	size_t *len;
+	long *entry;
 	size_t n, cap;
 };
 
-static void prompts_add(struct prompts *p, const int *lead, size_t nlead, const int *tok,
-	size_t n)
+/* lead[0..nlead) then tok[0..n), in a new buffer. */
+static int *concat_tokens(const int *lead, size_t nlead, const int *tok, size_t n)
+{
+	int *t = xcalloc(nlead + n + 1, sizeof *t);
+	memcpy(t, lead, nlead * sizeof *t);
+	memcpy(t + nlead, tok, n * sizeof *t);
+	return t;
+}
+
+static void prompts_add(struct prompts *p, const int *tok, size_t n, long entry)
 {
 	if (p->n == p->cap) {
 		size_t cap = p->cap;
 		grow((void **)&p->tok, &cap, p->n + 1, sizeof *p->tok);
 		cap = p->cap;
 		grow((void **)&p->len, &cap, p->n + 1, sizeof *p->len);
+		cap = p->cap;
+		grow((void **)&p->entry, &cap, p->n + 1, sizeof *p->entry);
 		p->cap = cap;
 	}
-	int *t = xcalloc(nlead + n + 1, sizeof *t);
-	memcpy(t, lead, nlead * sizeof *t);
-	memcpy(t + nlead, tok, n * sizeof *t);
-	p->tok[p->n] = t;
-	p->len[p->n++] = nlead + n;
+	p->tok[p->n] = concat_tokens(NULL, 0, tok, n);
+	p->entry[p->n] = entry;
+	p->len[p->n++] = n;
 }
 
 static void prompts_free(struct prompts *p)
@@ -786,6 +798,7 @@ static void prompts_free(struct prompts *p)
 		free(p->tok[i]);
 	free(p->tok);
 	free(p->len);
+	free(p->entry);
 	memset(p, 0, sizeof *p);
 }
 
@@ -815,10 +828,26 @@ static long first_packets(const struct tok_rec *t, int K, int vocab, int **buf, 
 	return (long)n;
 }
 
-/* Reads the prompt records (with -n, at most n of them). Exits 65 or 66 on a
- * damaged or missing input. */
-static void load_prompts(const struct gen_cli *o, const int *lead, size_t nlead, int vocab,
-	struct prompts *p)
+/* The entry of a prompt record's label in a conditional model's map (-1:
+ * no map, no label, or one the model does not know). */
+static long record_entry(const struct tok_rec *t, const struct ckpt_labels *map)
+{
+	if (!map || !t->label || !t->label_len)
+		return -1;
+	char *name = xmalloc(t->label_len + 1);
+	memcpy(name, t->label, t->label_len);
+	name[t->label_len] = '\0';
+	long e = memchr(name, 0, t->label_len) ? -1 : cond_find(map, name);
+	free(name);
+	return e;
+}
+
+/* Reads the prompt records (with -n, at most n of them). With a
+ * conditional model's map, each keeps its label's entry, and with a fixed
+ * entry (--label) the records of its other labels are skipped. Exits 65 or
+ * 66 on a damaged or missing input. */
+static void load_prompts(const struct gen_cli *o, const struct ckpt_labels *map, long fixed,
+	int vocab, struct prompts *p)
 {
 	struct rec_reader r;
 	const char *name = strcmp(o->prompt, "-") ? o->prompt : "<stdin>";
@@ -828,48 +857,66 @@ static void load_prompts(const struct gen_cli *o, const int *lead, size_t nlead,
 	size_t cap = 0;
 	const char *why;
 	while ((!o->n_given || p->n < o->n) && (got = rec_next(&r, REC_TOK)) == REC_TOK) {
+		long entry = record_entry(&r.tok, map);
+		if (fixed >= 0 && entry >= 0 && entry != fixed)
+			continue;	/* a flow of another label */
 		long n = first_packets(&r.tok, o->prompt_packets, vocab, &buf, &cap, &why);
 		if (n < 0)
 			errx(EX_DATAERR, "%s: prompt record %" PRIu64 " %s", name, r.records, why);
-		prompts_add(p, lead, nlead, buf, (size_t)n);
+		prompts_add(p, buf, (size_t)n, entry);
 	}
 	if (got < 0)
 		errx(EX_DATAERR, "%s", r.error);
 	free(buf);
 	rec_close(&r);
 	if (p->n == 0 && (!o->n_given || o->n > 0))
-		errx(EX_DATAERR, "%s: no token records to prompt with", name);
+		errx(EX_DATAERR, "%s: no token records to prompt with%s%s", name,
+			fixed >= 0 ? " but those of other labels than " : "", fixed >= 0 ? o->label : "");
 }
 
-/* The label tokens of --label X (exits 64 when the model has no label
- * table or X is not in it). */
-static size_t label_tokens(struct ckpt *ck, const char *label, int *lead)
+/* A conditional model's labels (NULL for another model) and the entry of
+ * --label X (-1 without it). Exits 64 when --label names no label of a
+ * conditional model or the model is none, 65 when its table is damaged. */
+static long open_labels(struct ckpt *ck, const struct gen_cli *o, const struct model *m,
+	struct ckpt_labels *map)
 {
-	struct ckpt_labels map;
-	char err[1024];
-	int rc = ckpt_read_labels(ck, &map, err, sizeof err);
+	char err[1024], known[512];
+	int rc = ckpt_read_labels(ck, map, err, sizeof err);
 	if (rc)
 		errx(rc, "%s", err);
-	if (map.n == 0)
-		cli_usage_error(usage, "--label %s: %s has no label table (a model pre-trained "
-			"without labels cannot be conditioned on one)", label, ck->path);
-	long id = -1;
-	for (uint32_t i = 0; i < map.n && id < 0; i++)
-		if (strcmp(map.name[i], label) == 0)
-			id = i;
-	if (id < 0) {
-		char known[512] = "";
-		size_t at = 0;
-		for (uint32_t i = 0; i < map.n && at < sizeof known; i++)
-			at += (size_t)snprintf(known + at, sizeof known - at, "%s%s", i ? ", " : "",
-				map.name[i]);
-		cli_usage_error(usage, "--label %s: not a label of %s (%s)", label, ck->path, known);
+	if (!map->conditional) {
+		if (o->label)
+			cli_usage_error(usage, "--label %s: %s is not class-conditional (%s); "
+				"tgpt-train --conditional makes one", o->label, ck->path, map->n ?
+				"a classifier's labels name no flows to generate" : "it has no labels");
+		return -1;
 	}
-	size_t k = map.k;
-	for (size_t j = 0; j < k; j++)
-		lead[j] = map.token[(size_t)id * k + j];
-	ckpt_labels_free(&map);
-	return k;
+	if (cond_check(map, m->c.vocab, err, sizeof err) < 0)
+		errx(EX_DATAERR, "%s: %s", ck->path, err);
+	if (!o->label)
+		return -1;
+	long e = cond_find(map, o->label);
+	if (e < 0) {
+		cond_known(map, known, sizeof known);
+		cli_usage_error(usage, "--label %s: not a label of %s (%s)", o->label, ck->path,
+			known);
+	}
+	return e;
+}
+
+/* The label of flow i of a conditional model: --label's, else its
+ * prompt's, else one drawn with the training frequencies (from the seed
+ * and i alone); -1 for another model. */
+static long flow_entry(const struct ckpt_labels *map, long fixed, const struct prompts *pr,
+	size_t which, uint64_t seed, uint64_t i)
+{
+	if (!map->conditional)
+		return -1;
+	if (fixed >= 0)
+		return fixed;
+	if (pr->n && pr->entry[which] >= 0)
+		return pr->entry[which];
+	return cond_draw(map, gen_rng_seed(seed ^ 0x6c6162656cull, i));	/* "label" */
 }
 
 /* The generator's hook (called before every sampling): every packet after
@@ -1028,8 +1075,9 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 		cli_usage_error(usage, "--prompt and -o name the same file");
 }
 
-/* Loads the model; its label tokens for --label into lead. */
-static size_t load_generator(const struct gen_cli *o, struct model *m, int *lead)
+/* Loads the model and, for a conditional one, its labels into map; returns
+ * the entry of --label (-1 without it). */
+static long load_generator(const struct gen_cli *o, struct model *m, struct ckpt_labels *map)
 {
 	struct ckpt ck;
 	char err[1024];
@@ -1038,12 +1086,27 @@ static size_t load_generator(const struct gen_cli *o, struct model *m, int *lead
 		rc = ckpt_load_model(&ck, m, 0, err, sizeof err);
 	if (rc)
 		errx(rc, "%s", err);
-	size_t nlead = o->label ? label_tokens(&ck, o->label, lead) : 0;
+	long fixed = open_labels(&ck, o, m, map);
 	ckpt_close(&ck);
 	if (m->c.vocab < TOK_VOCAB)
 		errx(EX_DATAERR, "%s: a vocabulary of %d tokens has no START and END", o->ckpt,
 			m->c.vocab);
-	return nlead;
+	return fixed;
+}
+
+/* How many flows of each label a conditional model generated. */
+static void label_summary(const struct ckpt_labels *map, const uint64_t *per_entry, int quiet)
+{
+	if (!map->conditional || quiet)
+		return;
+	fprintf(stderr, "labels:");
+	for (uint32_t i = 0, first = 1; i < map->n; i++)
+		if (per_entry[i]) {
+			fprintf(stderr, "%s %s %" PRIu64, first ? "" : ",", map->name[i][0] ?
+				map->name[i] : "(none)", per_entry[i]);
+			first = 0;
+		}
+	fputc('\n', stderr);
 }
 
 static int cmd_generate(int argc, char **argv)
@@ -1052,16 +1115,14 @@ static int cmd_generate(int argc, char **argv)
 	parse_generate(argc, argv, &o);
 	model_set_threads(o.threads);
 	struct model m;
-	int lead[2];
-	size_t nlead = load_generator(&o, &m, lead);
+	struct ckpt_labels map;
+	long fixed = load_generator(&o, &m, &map);
 	struct prompts pr = { 0 };
 	if (o.prompt) {
-		load_prompts(&o, lead, nlead, m.c.vocab, &pr);
+		load_prompts(&o, map.conditional ? &map : NULL, fixed,
+			map.conditional ? COND_TOKEN_BASE : m.c.vocab, &pr);
 		if (!o.n_given)
 			o.n = pr.n;
-	} else if (nlead) {
-		int start = TOK_START;
-		prompts_add(&pr, lead, nlead, &start, 1);
 	}
 	struct gen_opts go;
 	gen_opts_default(&go);
@@ -1088,10 +1149,14 @@ static int cmd_generate(int argc, char **argv)
 
 	struct gen_flow *flows = xcalloc(GEN_GROUP, sizeof *flows);
 	const int **pp = xcalloc(GEN_GROUP, sizeof *pp);
+	int **lead_pp = xcalloc(GEN_GROUP, sizeof *lead_pp);
 	size_t *pl = xcalloc(GEN_GROUP, sizeof *pl);
+	long *entry = xcalloc(GEN_GROUP, sizeof *entry);
+	uint64_t *per_entry = xcalloc((size_t)map.n + 1, sizeof *per_entry);
 	uint16_t *buf = NULL;
 	size_t cap = 0;
 	long stops[4] = { 0 };
+	static const int start = TOK_START;
 	double t0 = now_seconds();
 	for (uint64_t at = 0; at < o.n && !w.failed; at += GEN_GROUP) {
 		int cn = o.n - at < GEN_GROUP ? (int)(o.n - at) : GEN_GROUP;
@@ -1099,24 +1164,46 @@ static int cmd_generate(int argc, char **argv)
 			size_t which = pr.n ? (size_t)((at + (uint64_t)j) % pr.n) : 0;
 			pp[j] = pr.n ? pr.tok[which] : NULL;
 			pl[j] = pr.n ? pr.len[which] : 0;
+			entry[j] = flow_entry(&map, fixed, &pr, which, o.seed, at + (uint64_t)j);
+			if (entry[j] < 0)
+				continue;
+			/* a conditional model's flow: its label's tokens, then the prompt or START */
+			int lead[2];
+			for (uint32_t t = 0; t < map.k; t++)
+				lead[t] = map.token[(size_t)entry[j] * map.k + t];
+			lead_pp[j] = concat_tokens(lead, map.k, pl[j] ? pp[j] : &start, pl[j] ? pl[j] : 1);
+			pl[j] = map.k + (pl[j] ? pl[j] : 1);
+			pp[j] = lead_pp[j];
 		}
 		g.o.seed = gen_rng_seed(o.seed, at / GEN_GROUP);
 		gen_run(&g, pp, pl, flows, cn);
 		for (int j = 0; j < cn; j++) {
-			write_flow(&w.pk, &flows[j], at + (uint64_t)j, nlead, o.label, &buf, &cap);
+			const char *label = entry[j] >= 0 && map.name[entry[j]][0] ? map.name[entry[j]] :
+				NULL;
+			write_flow(&w.pk, &flows[j], at + (uint64_t)j, entry[j] >= 0 ? map.k : 0, label,
+				&buf, &cap);
 			stops[flows[j].stop]++;
+			if (entry[j] >= 0)
+				per_entry[entry[j]]++;
 			gen_flow_free(&flows[j]);
+			free(lead_pp[j]);
+			lead_pp[j] = NULL;
 		}
 	}
 	double seconds = now_seconds() - t0;
 	progress_done(&hook.p);
 	close_output(&out, &w, o.output);
+	label_summary(&map, per_entry, o.quiet);
 	gen_summary(&g, stops, seconds, o.quiet);
 	free(buf);
 	free(flows);
 	free(pp);
+	free(lead_pp);
 	free(pl);
+	free(entry);
+	free(per_entry);
 	prompts_free(&pr);
+	ckpt_labels_free(&map);
 	gen_free(&g);
 	model_free(&m);
 	return 0;

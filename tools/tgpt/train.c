@@ -5,7 +5,8 @@
  * the same bits as an uninterrupted one. With --labels it fine-tunes a
  * classifier instead (paper section 2; the input and label layout are
  * classify.h's): balanced batches, validation accuracy and macro-F1, and the
- * best model kept. */
+ * best model kept. With --conditional it pre-trains a class-conditional
+ * model: every flow led by its label's token (conditional.h). */
 #include <blis.h>
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +23,7 @@
 #include "record.h"
 #include "ckpt.h"
 #include "classify.h"
+#include "conditional.h"
 #include "model.h"
 #include "shard.h"
 
@@ -30,6 +32,8 @@ static const char usage[] =
 	"                  [-o FILE] [--metrics FILE] SHARDS | --random-data\n"
 	"       tgpt-train --resume FILE [-q] [-j N] [-o FILE] [--metrics FILE]\n"
 	"                  [--steps N] [SHARDS]\n"
+	"       tgpt-train --conditional [--label-tokens K] [--finetune FILE | --preset NAME\n"
+	"                  [SIZES]] [TRAINING] -o FILE SHARDS\n"
 	"       tgpt-train --labels [--finetune FILE | --preset NAME [SIZES]]\n"
 	"                  [--window-tokens W] [--balance MODE] [TRAINING] -o FILE SHARDS\n"
 	"       tgpt-train --info FILE\n"
@@ -56,13 +60,18 @@ static const char usage[] =
 	"      --random-data     random tokens, no shards (for benchmarks)\n"
 	"      --finetune FILE   start from the model and parameters in FILE (fresh\n"
 	"                        optimizer and schedule)\n"
+	"Class-conditional pre-training (tgpt-infer generate --label X then generates\n"
+	"flows of label X):\n"
+	"      --conditional     every flow led by its label's token (flows without one:\n"
+	"                        by the token of no label); the vocabulary grows to hold\n"
+	"                        the label tokens, ids from 260 on\n"
 	"Classification (the label is the token the model predicts after CLS and the\n"
 	"first W tokens of a flow):\n"
 	"      --labels          fine-tune a classifier on the shards' labels (without\n"
 	"                        --finetune: from random parameters)\n"
 	"      --window-tokens W flow tokens after CLS (default 256; also --ft-window)\n"
 	"      --label-tokens K  tokens per label: 1 (up to 256 labels) or 2 (default:\n"
-	"                        as few as the labels need)\n"
+	"                        as few as the labels need; also for --conditional)\n"
 	"      --balance MODE    sample (default: every class as often), weight (loss\n"
 	"                        weighted by class) or none\n"
 	"Output:\n"
@@ -183,7 +192,7 @@ static const struct train_field {
 enum { O_PRESET = 256, O_CONTEXT, O_STEPS, O_BATCH, O_ACCUM, O_LR, O_MIN_LR, O_WARMUP,
 	O_BETA1, O_BETA2, O_EPS, O_WD, O_CLIP, O_SEED, O_RANDOM, O_CKPT_EVERY, O_RESUME,
 	O_STOP_AFTER, O_METRICS, O_EVAL_EVERY, O_EVAL_BATCHES, O_INFO, O_THREADS,
-	O_LABELS, O_FINETUNE, O_WINDOW_TOKENS, O_LABEL_TOKENS, O_BALANCE, O_END,
+	O_LABELS, O_FINETUNE, O_WINDOW_TOKENS, O_LABEL_TOKENS, O_BALANCE, O_CONDITIONAL, O_END,
 	O_MODEL = 400, O_NO = 500 };
 
 struct options {
@@ -241,6 +250,7 @@ static const struct option longopts[] = {
 	{ "ft-window", required_argument, NULL, O_WINDOW_TOKENS },
 	{ "label-tokens", required_argument, NULL, O_LABEL_TOKENS },
 	{ "balance", required_argument, NULL, O_BALANCE },
+	{ "conditional", no_argument, NULL, O_CONDITIONAL },
 	{ "threads", required_argument, NULL, 'j' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -319,6 +329,7 @@ static void set_train_opt(struct options *o, int id, const char *arg)
 	case O_EVAL_BATCHES: t->eval_batches = opt_num(id, arg, 1, 1 << 20); break;
 	case O_THREADS: t->threads = opt_num(id, arg, 1, MAX_THREADS); break;
 	case O_LABELS: t->mode = MODE_FINETUNE; break;
+	case O_CONDITIONAL: break;	/* o->given[O_CONDITIONAL] */
 	case O_WINDOW_TOKENS: t->window_tokens = opt_num(id, arg, 1, MAX_WINDOW); break;
 	case O_LABEL_TOKENS: t->label_tokens = opt_num(id, arg, 1, 2); break;
 	case O_BALANCE: t->balance = (uint64_t)enum_value(usage, "--balance", balance_names, arg);
@@ -443,6 +454,7 @@ struct loader {
 	uint64_t *perm;       /* NULL: file order */
 	uint64_t epoch, cursor, seed;
 	int vocab, shuffle;
+	const struct ckpt_labels *cond; /* a conditional model's labels, which lead flows */
 };
 
 static void loader_permute(struct loader *l)
@@ -500,6 +512,14 @@ static void loader_start(struct loader *l, int shuffle, uint64_t seed, uint64_t 
 	}
 }
 
+/* Flows of a class-conditional model: each led by its label's tokens. The
+ * flows themselves hold tokenizer ids only; the ids past them are labels. */
+static void loader_condition(struct loader *l, const struct ckpt_labels *map)
+{
+	l->cond = map;
+	l->vocab = COND_TOKEN_BASE;
+}
+
 static void loader_close(struct loader *l)
 {
 	if (l->path)
@@ -509,19 +529,20 @@ static void loader_close(struct loader *l)
 	memset(l, 0, sizeof *l);
 }
 
-/* Flows longer than T, which are cut to their first T tokens. */
+/* Flows longer than T (less their label tokens), which are cut to fit. */
 static uint64_t count_long(const struct loader *l, uint64_t T)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, room = T - (l->cond ? l->cond->k : 0);
 	for (uint64_t i = 0; i < shard_count(&l->sh); i++)
-		n += l->sh.offsets[i + 1] - l->sh.offsets[i] > T;
+		n += l->sh.offsets[i + 1] - l->sh.offsets[i] > room;
 	return n;
 }
 
 /* One sequence seq (T): whole flows one after the other from the cursor
- * while they fit, then PAD. A flow that does not fit in what is left starts
- * the next sequence; one longer than T fills a sequence alone, cut. At the
- * end of the flows a shuffling loader starts the next epoch, the other pads. */
+ * while they fit (each led by its label's tokens for a conditional model),
+ * then PAD. A flow that does not fit in what is left starts the next
+ * sequence; one longer than T fills a sequence alone, cut. At the end of
+ * the flows a shuffling loader starts the next epoch, the other pads. */
 static void pack_sequence(struct loader *l, int *seq, int T, int pad)
 {
 	uint64_t n = shard_count(&l->sh);
@@ -537,19 +558,17 @@ static void pack_sequence(struct loader *l, int *seq, int T, int pad)
 		uint64_t flow = l->perm ? l->perm[l->cursor] : l->cursor;
 		const uint16_t *tok;
 		size_t len;
-		shard_flow(&l->sh, flow, &tok, &len, NULL);
-		if (len > (size_t)(T - pos)) {
-			if (pos > 0)
-				break;
-			len = (size_t)T;
-		}
-		for (size_t i = 0; i < len; i++) {
+		uint16_t id;
+		shard_flow(&l->sh, flow, &tok, &len, &id);
+		for (size_t i = 0; i < len && i < (size_t)T; i++)
 			if (tok[i] >= l->vocab)
 				errx(EX_DATAERR, "%s: flow %" PRIu64 ": token %u at %zu is outside the "
 					"vocabulary of %d", l->path, flow, tok[i], i, l->vocab);
-			seq[pos + i] = tok[i];
-		}
-		pos += (int)len;
+		int next = cond_put_flow(l->cond, l->cond ? cond_entry(l->cond, id) : 0, tok, len,
+			seq, pos, T);
+		if (next < 0)
+			break;
+		pos = next;
 		l->cursor++;
 	}
 	for (; pos < T; pos++)
@@ -557,7 +576,8 @@ static void pack_sequence(struct loader *l, int *seq, int T, int pad)
 }
 
 /* B sequences of T tokens and their targets, the next token of each (the
- * last position has none: PAD, which the loss leaves out). */
+ * last position has none: PAD, which the loss leaves out; nor have the
+ * positions before a label token). */
 static void shard_batch(struct loader *l, int *tok, int *tgt, int B, int T, int pad)
 {
 	for (int b = 0; b < B; b++) {
@@ -565,6 +585,8 @@ static void shard_batch(struct loader *l, int *tok, int *tgt, int B, int T, int 
 		pack_sequence(l, s, T, pad);
 		memcpy(y, s + 1, (size_t)(T - 1) * sizeof *y);
 		y[T - 1] = pad;
+		if (l->cond)
+			cond_mask_targets(y, (size_t)T, pad);
 	}
 }
 
@@ -657,17 +679,19 @@ static void labels_from_shard(struct ckpt_labels *map, const struct shard *sh,
 		map->name[i] = xstrdup(shard_label(sh, (uint16_t)i));
 		map->count[i] = lab->start[i + 1] - lab->start[i];
 	}
-	clf_assign_tokens(map);
+	clf_assign_tokens(map, 0);
 }
 
-/* A shard's label table must be the classifier's: the same labels in the
- * same order (tokshard writes one table into the three shards of a run). */
+/* A shard's label table must be the model's: the same labels in the same
+ * order (tokshard writes one table into the three shards of a run); a
+ * conditional model's map has one more, the "" of flows without a label. */
 static void check_same_labels(const struct ckpt_labels *map, const struct shard *sh,
 	const char *path, const char *whose)
 {
-	if (sh->h.n_labels != map->n)
-		errx(EX_DATAERR, "%s: %u labels; %s has %u", path, sh->h.n_labels, whose, map->n);
-	for (uint32_t i = 0; i < map->n; i++)
+	uint32_t n = map->n - (map->conditional ? 1 : 0);
+	if (sh->h.n_labels != n)
+		errx(EX_DATAERR, "%s: %u labels; %s has %u", path, sh->h.n_labels, whose, n);
+	for (uint32_t i = 0; i < n; i++)
 		if (strcmp(shard_label(sh, (uint16_t)i), map->name[i]) != 0)
 			errx(EX_DATAERR, "%s: label %u is '%s'; %s has '%s' there", path, i,
 				shard_label(sh, (uint16_t)i), whose, map->name[i]);
@@ -684,6 +708,7 @@ struct run {
 	const char *out;
 	int resumed;
 	int loaded;               /* the model came from --finetune FILE */
+	int conditional;          /* a class-conditional model (conditional.h), r->map its labels */
 	FILE *metrics;
 	struct progress prog;
 	double timed_s;           /* steps timed for tokens/s ... */
@@ -691,7 +716,7 @@ struct run {
 	uint64_t run_steps;       /* steps of this invocation */
 	/* a classifier (t.mode MODE_FINETUNE) */
 	int classify;
-	struct ckpt_labels map;   /* its labels and their tokens */
+	struct ckpt_labels map;   /* its labels and their tokens (also a conditional model's) */
 	struct labelled lab;      /* the labelled flows of train.shard */
 	struct clf clf;           /* validation, as tgpt-infer classifies */
 	struct clf_tally tally;
@@ -816,19 +841,17 @@ static void save(struct run *r)
 	struct ckpt_out o = { 0 };
 	struct ckpt_text model_txt = { 0 }, train_txt = { 0 };
 	sigset_t block, old;
-	void *labels = NULL;
-	uint64_t labels_size = 0;
 	r->t.epoch = r->train.epoch;
 	r->t.cursor = r->train.cursor;
 	train_text(&r->t, &train_txt);
 	ckpt_out_add(&o, CKPT_TRAIN, train_txt.buf, train_txt.len);
 	if (r->classify) {
 		/* PARAMS: the best parameters so far; LAST: the step's, to resume from */
-		labels = ckpt_labels_encode(&r->map, &labels_size);
-		ckpt_out_add_model_with(&o, &r->m, &model_txt, labels, labels_size,
+		ckpt_out_add_model_with(&o, &r->m, &model_txt, &r->map,
 			r->best && r->t.best_step != r->t.step ? r->best : NULL);
 	} else {
-		ckpt_out_add_model(&o, &r->m, &model_txt);
+		ckpt_out_add_model_with(&o, &r->m, &model_txt, r->conditional ? &r->map : NULL,
+			NULL);
 	}
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
@@ -838,7 +861,7 @@ static void save(struct run *r)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	ckpt_text_free(&model_txt);
 	ckpt_text_free(&train_txt);
-	free(labels);
+	ckpt_out_free(&o);
 }
 
 /* The mean loss over --eval-batches batches of val.shard from its start
@@ -1195,16 +1218,27 @@ static float train_loop(struct run *r)
 /* ------------------------------------------------------------ setup */
 
 /* --finetune FILE: the model and parameters of FILE into r->m (its TRAIN
- * preset, for people, into r->t.preset); *base gets its config. */
+ * preset, for people, into r->t.preset); *base gets its config. A
+ * class-conditional FILE goes on with --conditional (its labels into r->map)
+ * or becomes a classifier (--labels). */
 static void load_pretrained(struct run *r, struct model_config *base)
 {
 	struct ckpt ck;
 	const struct ckpt_section *s;
+	struct ckpt_labels map;
 	char err[1024], msg[256];
 	const char *path = r->o.finetune;
 	int rc = ckpt_open(path, &ck, 0, err, sizeof err);
-	if (rc || (rc = ckpt_load_model(&ck, &r->m, 0, err, sizeof err)))
+	if (rc || (rc = ckpt_load_model(&ck, &r->m, 0, err, sizeof err)) ||
+		(rc = ckpt_read_labels(&ck, &map, err, sizeof err)))
 		errx(rc, "%s", err);
+	if (map.conditional && r->o.given[O_CONDITIONAL])
+		r->map = map;
+	else if (map.conditional && r->o.t.mode != MODE_FINETUNE)
+		cli_usage_error(usage, "--finetune %s: a class-conditional model: go on with "
+			"--conditional (or fine-tune a classifier with --labels)", path);
+	else
+		ckpt_labels_free(&map);
 	if (!ckpt_find(&ck, CKPT_TRAIN) || ckpt_verify(&ck, CKPT_TRAIN, &s, err, sizeof err) ||
 		ckpt_get_str(s, "preset", r->t.preset, sizeof r->t.preset, msg, sizeof msg) < 0)
 		snprintf(r->t.preset, sizeof r->t.preset, "checkpoint");
@@ -1227,6 +1261,78 @@ static void check_loaded_context(const struct run *r, uint64_t T)
 			c->window);
 }
 
+/* Tokens per label for n labels (and, with_unlabelled, the label of flows
+ * without one): --label-tokens, else as few as they need. Exits 65 when one
+ * token cannot name them all. */
+static uint32_t label_token_count(const struct run *r, uint32_t n, int with_unlabelled)
+{
+	const struct options *o = &r->o;
+	uint32_t entries = n + (with_unlabelled ? 1 : 0);
+	uint32_t k = o->given[O_LABEL_TOKENS] ? (uint32_t)o->t.label_tokens : clf_tokens_for(entries);
+	if (k == 1 && entries > CLF_ONE_TOKEN_MAX)
+		errx(EX_DATAERR, "%s: %u labels%s; one label token names at most %d: "
+			"--label-tokens 2 names labels by two tokens", r->train.path, n,
+			with_unlabelled ? " and the one of flows without a label" : "", CLF_ONE_TOKEN_MAX);
+	return k;
+}
+
+/* A new class-conditional run: the label map of train.shard (conditional.h),
+ * its flows led by their labels' tokens, and the vocabulary they need (into
+ * base->vocab: the preset's, or more). A model of --finetune FILE keeps its
+ * vocabulary, which must hold the tokens, and when FILE is conditional its
+ * labels, which must be the shard's. Exits 65 when the shard has no
+ * labelled flows. */
+static void open_conditional(struct run *r, struct model_config *base)
+{
+	const struct options *o = &r->o;
+	if (!o->shards)
+		cli_usage_error(usage, "no shard directory");
+	loader_open(&r->train, o->shards, "train.shard", 1, base->vocab);
+	const struct shard *sh = &r->train.sh;
+	uint32_t n = sh->h.n_labels;
+	uint64_t labelled = labelled_count(sh);
+	if (n == 0 || labelled == 0)
+		errx(EX_DATAERR, "%s: no labelled flows (%" PRIu64 " flows, %u labels): "
+			"--conditional trains on the labels of pcap2flow -l or --labels, or flow2tok -l",
+			r->train.path, shard_count(sh), n);
+	for (uint32_t i = 0; i < n; i++)
+		if (!*shard_label(sh, (uint16_t)i))
+			errx(EX_DATAERR, "%s: label %u is empty, the name of flows without a label",
+				r->train.path, i);
+	labelled_index(&r->lab, sh);
+	const char **name = xcalloc((size_t)n + 1, sizeof *name);
+	uint64_t *count = xcalloc((size_t)n + 1, sizeof *count);
+	for (uint32_t i = 0; i < n; i++) {
+		name[i] = shard_label(sh, (uint16_t)i);
+		count[i] = r->lab.start[i + 1] - r->lab.start[i];
+	}
+	if (r->map.conditional) {	/* --finetune of a conditional model */
+		char why[256];
+		if (cond_check(&r->map, r->m.c.vocab, why, sizeof why) < 0)
+			errx(EX_DATAERR, "%s: %s", o->finetune, why);
+		check_same_labels(&r->map, sh, r->train.path, o->finetune);
+		if (o->given[O_LABEL_TOKENS] && o->t.label_tokens != r->map.k)
+			cli_usage_error(usage, "--label-tokens %" PRIu64 ": the model of %s names labels "
+				"by %u", o->t.label_tokens, o->finetune, r->map.k);
+		memcpy(r->map.count, count, n * sizeof *count);
+		r->map.count[n] = shard_count(sh) - labelled;
+	} else {
+		cond_map_init(&r->map, n, name, count, shard_count(sh) - labelled,
+			label_token_count(r, n, 1));
+	}
+	free(name);
+	free(count);
+	labelled_free(&r->lab);
+	int need = cond_vocab(&r->map);
+	if (r->loaded && r->m.c.vocab < need)
+		errx(EX_DATAERR, "%s: a vocabulary of %d tokens; the label tokens of the %u labels of "
+			"%s need %d", o->finetune, r->m.c.vocab, n, r->train.path, need);
+	if (base->vocab < need)
+		base->vocab = need;
+	r->conditional = 1;
+	loader_condition(&r->train, &r->map);
+}
+
 /* A new classifier: the labelled flows of train.shard, the label map and the
  * input length (r->t.context). Exits 65 when the shard has no labelled
  * flows or more labels than --label-tokens can name. */
@@ -1244,11 +1350,7 @@ static void open_labels(struct run *r, int vocab)
 		errx(EX_DATAERR, "%s: no labelled flows (%" PRIu64 " flows, %u labels): --labels "
 			"trains on the labels of pcap2flow -l or --labels, or flow2tok -l", r->train.path,
 			shard_count(sh), n);
-	uint32_t k = o->given[O_LABEL_TOKENS] ? (uint32_t)o->t.label_tokens : clf_tokens_for(n);
-	if (k == 1 && n > CLF_ONE_TOKEN_MAX)
-		errx(EX_DATAERR, "%s: %u labels; one label token names at most %d (the byte tokens): "
-			"--label-tokens 2 predicts labels as two tokens", r->train.path, n,
-			CLF_ONE_TOKEN_MAX);
+	uint32_t k = label_token_count(r, n, 0);
 	labelled_index(&r->lab, sh);
 	labels_from_shard(&r->map, sh, &r->lab, k, (uint32_t)t->window_tokens);
 	t->label_tokens = k;
@@ -1266,9 +1368,11 @@ static void check_fresh_options(const struct options *o)
 	for (int i = 0; i < MF_COUNT; i++)
 		sizes |= o->mf_given[i];
 	for (size_t i = 0; i < sizeof classifier_only / sizeof classifier_only[0]; i++)
-		if (o->given[classifier_only[i]] && o->t.mode != MODE_FINETUNE)
-			cli_usage_error(usage, "--%s is an option of --labels",
-				long_name(classifier_only[i]));
+		if (o->given[classifier_only[i]] && o->t.mode != MODE_FINETUNE &&
+			!(classifier_only[i] == O_LABEL_TOKENS && o->given[O_CONDITIONAL]))
+			cli_usage_error(usage, "--%s is an option of --labels%s",
+				long_name(classifier_only[i]), classifier_only[i] == O_LABEL_TOKENS ?
+				" or --conditional" : "");
 	if (o->finetune && sizes)
 		cli_usage_error(usage, "--finetune %s keeps its model: no --preset or sizes",
 			o->finetune);
@@ -1278,6 +1382,9 @@ static void check_fresh_options(const struct options *o)
 	if (o->t.random_data && (o->finetune || o->t.mode == MODE_FINETUNE))
 		cli_usage_error(usage, "--random-data trains no classifier and starts from no "
 			"checkpoint");
+	if (o->given[O_CONDITIONAL] && (o->t.mode == MODE_FINETUNE || o->t.random_data))
+		cli_usage_error(usage, "--conditional pre-trains a generator on the shards' labels: "
+			"not with %s", o->t.random_data ? "--random-data" : "--labels");
 }
 
 static void fresh_train(struct run *r)
@@ -1309,6 +1416,12 @@ static void fresh_train(struct run *r)
 				", a first label token" : "", r->m.c.max_ctx, o->finetune);
 	} else {
 		t->context = o->given[O_CONTEXT] ? g->context : (uint64_t)base.max_ctx;
+		if (o->given[O_CONDITIONAL]) {
+			open_conditional(r, &base);
+			if (t->context <= r->map.k)
+				cli_usage_error(usage, "--context %" PRIu64 ": no room after %u label "
+					"token%s", t->context, r->map.k, r->map.k == 1 ? "" : "s");
+		}
 		if (r->loaded)
 			check_loaded_context(r, t->context);
 		else
@@ -1389,6 +1502,8 @@ static void check_fixed(const struct run *r, const struct model_config *saved)
 				o->resume, t->context, T);
 		struct model_config want = make_config(&base, o->given[O_PRESET] ? o->t.preset :
 			"the checkpoint's model", o, T, 0);
+		if (saved->vocab > want.vocab)	/* grown for a conditional model's labels */
+			want.vocab = saved->vocab;
 		const char *key = model_config_diff(&want, saved);
 		char a[64], b[64];
 		if (key) {
@@ -1462,6 +1577,25 @@ static int resume_classifier(struct run *r, struct ckpt *ck, char *err, size_t e
 	return 0;
 }
 
+/* A resumed pre-training run: class-conditional when its checkpoint says
+ * so (its labels into r->map); --conditional must find it so. */
+static int resume_pretraining(struct run *r, struct ckpt *ck, char *err, size_t errlen)
+{
+	int rc = ckpt_read_labels(ck, &r->map, err, errlen);
+	if (rc)
+		return rc;
+	r->conditional = r->map.conditional != 0;
+	if (r->o.given[O_CONDITIONAL] && !r->conditional)
+		errx(EX_USAGE, "%s: a run without --conditional; a resumed run keeps its model",
+			ck->path);
+	char why[256];
+	if (r->conditional && cond_check(&r->map, r->m.c.vocab, why, sizeof why) < 0)
+		errx(EX_DATAERR, "%s: %s", ck->path, why);
+	if (!r->conditional)
+		ckpt_labels_free(&r->map);
+	return 0;
+}
+
 static void resume_train(struct run *r)
 {
 	struct ckpt ck;
@@ -1477,7 +1611,8 @@ static void resume_train(struct run *r)
 	check_fixed(r, &saved);
 	apply_overrides(r);
 	if ((rc = ckpt_load_model(&ck, &r->m, 1, err, sizeof err)) ||
-		(r->t.mode == MODE_FINETUNE && (rc = resume_classifier(r, &ck, err, sizeof err))))
+		(r->t.mode == MODE_FINETUNE ? (rc = resume_classifier(r, &ck, err, sizeof err)) :
+		(rc = resume_pretraining(r, &ck, err, sizeof err))))
 		errx(rc, "%s", err);
 	ckpt_close(&ck);
 	r->resumed = 1;
@@ -1507,6 +1642,9 @@ static void open_val(struct run *r)
 		check_same_labels(&r->map, &r->val.sh, r->val.path, r->train.path);
 		if (labelled_count(&r->val.sh) == 0)
 			none = "no labelled flows";
+	} else if (r->conditional) {
+		check_same_labels(&r->map, &r->val.sh, r->val.path, r->train.path);
+		loader_condition(&r->val, &r->map);
 	}
 	if (!none) {
 		loader_start(&r->val, 0, 0, 0, 0);
@@ -1542,6 +1680,10 @@ static void open_data(struct run *r)
 	if (r->classify && r->resumed) {
 		check_same_labels(&r->map, &r->train.sh, r->train.path, r->o.resume);
 		labelled_index(&r->lab, &r->train.sh);
+	}
+	if (r->conditional && r->resumed) {
+		check_same_labels(&r->map, &r->train.sh, r->train.path, r->o.resume);
+		loader_condition(&r->train, &r->map);
 	}
 	uint64_t cut = r->classify ? 0 : count_long(&r->train, t->context);
 	if (cut && !r->o.quiet)
@@ -1600,6 +1742,9 @@ static void summary(const struct run *r)
 			t->window_tokens, balance_names[t->balance]);
 	else
 		fprintf(stderr, "context %" PRIu64, t->context);
+	if (r->conditional)
+		fprintf(stderr, ", class-conditional on %u labels (%u token%s each)", r->map.n - 1,
+			r->map.k, r->map.k == 1 ? "" : "s");
 	fprintf(stderr, ", batch %" PRIu64 " x %" PRIu64 ", %" PRIu64 " thread%s; ", t->batch,
 		t->accum, t->threads, t->threads == 1 ? "" : "s");
 	if (t->random_data)
@@ -1677,7 +1822,11 @@ static void info_labels(struct ckpt *ck)
 		errx(rc, "%s", err);
 	printf("[labels]\nn_labels %u\n", l.n);
 	if (l.n)
-		printf("label_tokens %u\nwindow_tokens %u\n", l.k, l.window);
+		printf("label_tokens %u\n", l.k);
+	if (l.n && l.conditional)
+		printf("conditional 1\n");
+	else if (l.n)
+		printf("window_tokens %u\n", l.window);
 	for (uint32_t i = 0; i < l.n; i++) {
 		printf("label %u %u", i, l.token[(size_t)i * l.k]);
 		if (l.k == 2)
