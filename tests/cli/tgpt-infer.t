@@ -5,7 +5,7 @@
 # stream and a shard of the same flows agreeing, labels it does not know,
 # a damaged input; generate with a tiny model pre-trained here: the same
 # seed giving the same bytes (for any stream and thread count), valid
-# packets through tok2pcap, prompts, --max-tokens and --label.
+# packets through tok2pcap, prompts, --max-tokens, and --label refused.
 . "$TGPT_TOP/tests/lib.sh"
 
 for tool in tgpt-infer tgpt-train tokshard pcap2flow flow2tok tok2pcap mkpcap mpdump; do
@@ -228,15 +228,10 @@ like err 'by --max-tokens 3' "the summary says so"
 text out
 like out.txt '"cut":true' "and the records are marked cut"
 
-# Labels: only with a label table.
+# Labels: only with a class-conditional model (tgpt-conditional.t has those).
 exits_with 64 "--label without a label table exits 64" tgpt-infer generate --label tcp gen.ckpt
-like err 'gen.ckpt has no label table' "saying so"
-exits_with 64 "--label that is not in the table exits 64" tgpt-infer generate --label dns clf.ckpt
-like err 'not a label of clf.ckpt \(ipv6, tcp, udp\)' "listing the labels"
-exits_with 0 "--label tcp with a model that has a label table" tgpt-infer generate -n 2 -j 1 \
-	--label tcp --max-tokens 100 clf.ckpt
-is "$(mpdump < out | grep -c '"label":"tcp"')" 2 "labels the flows"
-ok "whose tokens start with START, the label token left out" bash -c \
-	"mpdump < out | tail -n +2 | grep -v '\"tokens\":\"0x0001' | grep -c . | grep -qx 0"
+like err 'gen.ckpt is not class-conditional \(it has no labels\)' "saying so"
+exits_with 64 "--label with a classifier exits 64 too" tgpt-infer generate --label tcp clf.ckpt
+like err "clf.ckpt is not class-conditional \(a classifier's labels" "saying why"
 
 done_testing
