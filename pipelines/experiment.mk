@@ -42,6 +42,7 @@ FT_WINDOW ?= 256
 FT_LR ?= 3e-3
 SPLIT ?= 80/10/10
 SPLIT_GROUP ?= flow
+CONDITIONAL ?= 0
 GEN_N ?= 100
 GEN_MAX_TOKENS ?= 4096
 PROMPT_PACKETS ?= 1
@@ -55,9 +56,11 @@ TRAIN := tgpt-train -q -j $(JOBS) --seed $(SEED)
 # their values and is rewritten only when they change (git's GIT-CFLAGS
 # trick), so editing GEN_N reruns generation and its evaluation, not training.
 CFG_DATA := $(CAPTURES) $(LABELS) $(CONTEXT) $(SPLIT) $(SPLIT_GROUP) $(SEED) $(JOBS)
-CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(LR) $(STEPS) $(SEED) $(JOBS)
+# (CONDITIONAL = 0 adds nothing, so experiments from before it keep their models)
+COND := $(filter 1,$(CONDITIONAL))
+CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(LR) $(STEPS) $(SEED) $(JOBS)$(if $(COND), conditional)
 CFG_FT := $(FT_STEPS) $(FT_WINDOW) $(FT_LR) $(SEED) $(JOBS)
-CFG_GEN := $(GEN_N) $(GEN_MAX_TOKENS) $(TOP_K) $(PROMPT_PACKETS) $(SEED)
+CFG_GEN := $(GEN_N) $(GEN_MAX_TOKENS) $(TOP_K) $(PROMPT_PACKETS) $(SEED)$(if $(COND), conditional)
 define cfg_rule
 $(EXP)/cfg/$(1): FORCE | $(EXP)/.dir
 	@mkdir -p $$(@D); v='$(2)'; [ "$$$$(cat $$@ 2>/dev/null)" = "$$$$v" ] || echo "$$$$v" > $$@
@@ -101,7 +104,7 @@ $(EXP)/shards-clf/.done: $(EXP)/tokm/.done
 # ---------------------------------------------------------------- models
 $(EXP)/model.ckpt: $(EXP)/shards/.done $(EXP)/cfg/train
 	$(TRAIN) --preset $(PRESET) --context $(CONTEXT) --batch $(BATCH) --lr $(LR) \
-	  --steps $(STEPS) --metrics $(EXP)/pretrain.tsv -o $@ $(EXP)/shards
+	  --steps $(STEPS) $(if $(COND),--conditional )--metrics $(EXP)/pretrain.tsv -o $@ $(EXP)/shards
 
 $(EXP)/clf.ckpt: $(EXP)/model.ckpt $(EXP)/shards-clf/.done $(EXP)/cfg/ft
 	$(TRAIN) --finetune $(EXP)/model.ckpt --labels --ft-window $(FT_WINDOW) --lr $(FT_LR) \
@@ -117,12 +120,26 @@ $(EXP)/baseline.json: $(EXP)/cfg/data $(LABELS)
 # ---------------------------------------------------------------- generation
 # Flows are primed with the first PROMPT_PACKETS packets of real flows (the
 # paper's "predefined initial tokens"; 0: a bare START) and pinned to one link
-# type, so that they fit one pcap.
+# type, so that they fit one pcap. A conditional model (CONDITIONAL = 1)
+# generates GEN_N flows split evenly over its labels (those of --info's label
+# lines but the unnamed one of unlabelled flows), each label's primed with
+# its own flows (generate --label skips the prompts of other labels).
+GENERATE = tgpt-infer generate -q --seed $(SEED) --top-k $(TOP_K) --max-tokens $(GEN_MAX_TOKENS) \
+	  --link-token 1 $(if $(filter-out 0,$(PROMPT_PACKETS)),--prompt $(EXP)/prompts.tok --prompt-packets $(PROMPT_PACKETS))
 $(EXP)/gen.tok: $(EXP)/model.ckpt $(EXP)/tok/.done $(EXP)/cfg/gen
 	find $(EXP)/tok -name '*.tok' | sort | xargs cat > $(EXP)/prompts.tok
-	tgpt-infer generate -q -n $(GEN_N) --seed $(SEED) --top-k $(TOP_K) --max-tokens $(GEN_MAX_TOKENS) \
-	  --link-token 1 $(if $(filter-out 0,$(PROMPT_PACKETS)),--prompt $(EXP)/prompts.tok --prompt-packets $(PROMPT_PACKETS)) \
-	  $(EXP)/model.ckpt > $@ 2> $(EXP)/gen.log
+ifeq ($(COND),1)
+	tgpt-train --info $(EXP)/model.ckpt | sed -n 's/^label [0-9]* [0-9,]* [0-9]* //p' | grep . > $(EXP)/gen-labels.txt
+	n=$$(wc -l < $(EXP)/gen-labels.txt); i=0; : > $(EXP)/gen.log; : > $@.tmp; \
+	while IFS= read -r label; do \
+	  k=$$(( $(GEN_N) / n + (i < $(GEN_N) % n ? 1 : 0) )); i=$$((i + 1)); \
+	  [ "$$k" -gt 0 ] || continue; \
+	  $(GENERATE) -n $$k --label "$$label" $(EXP)/model.ckpt >> $@.tmp 2>> $(EXP)/gen.log; \
+	done < $(EXP)/gen-labels.txt; \
+	mv $@.tmp $@
+else
+	$(GENERATE) -n $(GEN_N) $(EXP)/model.ckpt > $@ 2> $(EXP)/gen.log
+endif
 
 $(EXP)/gen.pcap: $(EXP)/gen.tok
 	tok2pcap -q -w $@ $<

@@ -2,7 +2,8 @@
 # experiment.t: pipelines/experiment.mk runs captures -> report end to end on
 # two example captures with a tiny, short configuration, and a second make
 # does nothing; changing a generation setting reruns generation and its
-# evaluation but not the training.
+# evaluation but not the training; CONDITIONAL = 1 trains a class-conditional
+# model and generates flows of each label.
 . "$TGPT_TOP/tests/lib.sh"
 for t in parallel jq tgpt-train tgpt-infer realism-eval jsdiv; do
 	command -v $t >/dev/null || { echo "1..0 # skip $t missing"; exit 0; }
@@ -29,4 +30,16 @@ run make -f "$mk" EXP=e
 like out 'tgpt-infer generate' "after a change of GEN_N generation reruns"
 like out 'report.sh' "... and the report"
 ! grep -q 'tgpt-train' out; t_result $? "... but not the training"
+# CONDITIONAL = 1: conditional pre-training, generation split over the labels.
+sed -e 's/^CONDITIONAL = .*/CONDITIONAL = 1/' -e 's/^GEN_N = .*/GEN_N = 5/' conf > conf-cond
+exits_with 0 "CONDITIONAL = 1 runs to the generated capture" \
+	make -s -f "$mk" EXP=c CONFIG="$T_DIR/conf-cond" c/gen.pcap
+exits_with 0 "--info reads its model" tgpt-train --info c/model.ckpt
+like out '^conditional 1$' "pre-training was class-conditional"
+if command -v mpdump >/dev/null; then
+	is "$(mpdump < c/gen.tok | grep -c '"label":"dns"') $(mpdump < c/gen.tok | grep -c '"label":"ntp"')" \
+		"3 2" "the 5 flows split over the two labels"
+else
+	skip "mpdump absent"
+fi
 done_testing

@@ -141,23 +141,23 @@ exits_with 64 "--resume of a plain run with --conditional exits 64" \
 # ------------------------------------------------------------ runs
 exits_with 0 "--resume of a conditional run" tgpt-train -q --resume c.ckpt --steps 305 \
 	-o r.ckpt sh
-exits_with 0 "" tgpt-train --info r.ckpt
+exits_with 0 "--info reads r.ckpt" tgpt-train --info r.ckpt
 like out '^conditional 1$' "stays conditional"
 like out '^step 305$' "and went on to step 305"
 exits_with 0 "--finetune --conditional goes on with the same labels" tgpt-train -q \
 	--finetune c.ckpt --conditional -j 1 --steps 2 -o f.ckpt sh
 exits_with 0 "--finetune --labels turns it into a classifier" tgpt-train -q --finetune c.ckpt \
 	--labels --window-tokens 64 -j 1 --steps 2 -o clf.ckpt sh
-exits_with 0 "" tgpt-train --info clf.ckpt
+exits_with 0 "--info reads clf.ckpt" tgpt-train --info clf.ckpt
 ok "which is not conditional" bash -c "! grep -q '^conditional' out"
 exits_with 0 "unlabelled flows train under the \"\" label" tgpt-train -q --conditional \
 	--preset tiny --context 512 -j 1 --steps 2 -o u.ckpt sh3
-exits_with 0 "" tgpt-train --info u.ckpt
+exits_with 0 "--info reads u.ckpt" tgpt-train --info u.ckpt
 like out '^label 2 262 2 $' "its two flows counted"
 exits_with 0 "bench's vocabulary of 300 holds the label tokens" tgpt-train -q --conditional \
 	--preset bench --layers 1 --width 16 --emb 16 --heads 1 --head-dim 16 --ff 16 \
 	--context 256 -j 1 --steps 1 -o b.ckpt sh
-exits_with 0 "" tgpt-train --info b.ckpt
+exits_with 0 "--info reads b.ckpt" tgpt-train --info b.ckpt
 like out '^vocab 300$' "and keeps it"
 
 done_testing
