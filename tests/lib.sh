@@ -31,6 +31,13 @@ is() {
 # like FILE REGEX DESCRIPTION: a line of FILE matches the extended regex
 like() { grep -Eq -- "$2" "$1"; t_result $? "$3"; grep -Eq -- "$2" "$1" || { echo "#   no line of $1 matches /$2/"; head -5 "$1" | sed 's/^/#   /'; }; }
 skip() { T_COUNT=$((T_COUNT + 1)); echo "ok $T_COUNT # skip $1"; }
+# need_tools TOOL...: the whole test is skipped (plan 1..0) unless every TOOL is on PATH
+need_tools() {
+	local t
+	for t in "$@"; do
+		command -v "$t" >/dev/null || { echo "1..0 # skip $t is needed"; exit 0; }
+	done
+}
 done_testing() { echo "1..$T_COUNT"; [ "$T_FAILED" = 0 ]; exit $?; }
 # Runs a command with stdout on a pseudo-terminal (script(1)), for tty checks.
 on_tty() { script -qec "$*" /dev/null; }

@@ -7,7 +7,9 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int tap_count, tap_failed;
 
@@ -53,6 +55,36 @@ static inline int tap_result(int ok, const char *file, int line, const char *wha
 
 #define is_mem(got, want, n, what) \
 	ok(memcmp((got), (want), (n)) == 0, (what))
+
+/* A scratch directory for a test's files: tap_tmpdir("t-NAME") makes
+ * $TMPDIR/t-NAME.XXXXXX (0, or -1 after a "Bail out!" line), tap_path(file)
+ * names a file in it (four calls' results live at once), tap_rmdir removes
+ * it once the test has unlinked its files. */
+static char tap_dir[256];
+
+static inline int tap_tmpdir(const char *name)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(tap_dir, sizeof tap_dir, "%s/%s.XXXXXX", tmp ? tmp : "/tmp", name);
+	if (mkdtemp(tap_dir))
+		return 0;
+	printf("Bail out! mkdtemp %s\n", tap_dir);
+	return -1;
+}
+
+static inline const char *tap_path(const char *file)
+{
+	static char buf[4][512];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", tap_dir, file);
+	return buf[k];
+}
+
+static inline void tap_rmdir(void)
+{
+	rmdir(tap_dir);
+}
 
 static inline int tap_done(void)
 {

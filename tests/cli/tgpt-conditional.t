@@ -11,12 +11,7 @@
 # vocabulary of 300 already holds the label tokens.
 . "$TGPT_TOP/tests/lib.sh"
 
-for tool in tgpt-infer tgpt-train tokshard pcap2flow flow2tok tok2pcap mkpcap mpdump; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "1..0 # skip $tool is needed"
-		exit 0
-	fi
-done
+need_tools tgpt-infer tgpt-train tokshard pcap2flow flow2tok tok2pcap mkpcap mpdump
 
 # The IP protocol byte of each record's first packet (token 33: START, link
 # type, 8 time tokens, 14 bytes of Ethernet, then byte 9 of the IPv4

@@ -21,17 +21,6 @@
 #define END 257
 #define PAD 259
 
-static char dir[256];
-
-static const char *path_of(const char *name)
-{
-	static char buf[4][512];
-	static int k;
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-	return buf[k];
-}
-
 /* Labels "dns" (3 flows) and "tcp" (1), 2 flows without a label. */
 static void two_labels(struct ckpt_labels *map)
 {
@@ -143,7 +132,7 @@ static void write_raw(const char *name, const char *model_text, const struct ckp
 	void *labels = ckpt_labels_encode(map, &size);
 	ckpt_out_add(&o, CKPT_MODEL, model_text, strlen(model_text));
 	ckpt_out_add(&o, CKPT_LABELS, labels, size);
-	ckpt_write(&o, path_of(name));
+	ckpt_write(&o, tap_path(name));
 	free(labels);
 }
 
@@ -151,7 +140,7 @@ static void write_raw(const char *name, const char *model_text, const struct ckp
 static int read_labels(const char *name, struct ckpt_labels *l, char *err, size_t errlen)
 {
 	struct ckpt ck;
-	int rc = ckpt_open(path_of(name), &ck, 1, err, errlen);
+	int rc = ckpt_open(tap_path(name), &ck, 1, err, errlen);
 	if (rc)
 		return rc;
 	rc = ckpt_read_labels(&ck, l, err, errlen);
@@ -172,10 +161,10 @@ static void test_checkpoint(void)
 	c.vocab = cond_vocab(&map);
 	model_init(&m, &c, 5);
 	ckpt_out_add_model_with(&o, &m, &mt, &map, NULL);
-	ckpt_write(&o, path_of("cond.ckpt"));
+	ckpt_write(&o, tap_path("cond.ckpt"));
 	ckpt_out_free(&o);
 	ckpt_text_free(&mt);
-	ok(ckpt_open(path_of("cond.ckpt"), &ck, 1, err, sizeof err) == 0,
+	ok(ckpt_open(tap_path("cond.ckpt"), &ck, 1, err, sizeof err) == 0,
 		"a conditional checkpoint opens");
 	size_t len;
 	const char *v = ckpt_text_get(ckpt_find(&ck, CKPT_MODEL), "conditional", &len);
@@ -196,8 +185,8 @@ static void test_checkpoint(void)
 	/* without labels: the MODEL section as before the key (no key at all) */
 	struct ckpt_out p = { 0 };
 	ckpt_out_add_model(&p, &m, &mt);
-	ckpt_write(&p, path_of("plain.ckpt"));
-	ok(ckpt_open(path_of("plain.ckpt"), &ck, 1, err, sizeof err) == 0 &&
+	ckpt_write(&p, tap_path("plain.ckpt"));
+	ok(ckpt_open(tap_path("plain.ckpt"), &ck, 1, err, sizeof err) == 0 &&
 		!ckpt_text_get(ckpt_find(&ck, CKPT_MODEL), "conditional", &len),
 		"a model without labels writes no conditional key");
 	ok(ckpt_read_labels(&ck, &got, err, sizeof err) == 0 && got.n == 0 && !got.conditional,
@@ -238,12 +227,8 @@ static void test_checkpoint(void)
 
 int main(void)
 {
-	snprintf(dir, sizeof dir, "%s/t-conditional.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") :
-		"/tmp");
-	if (!mkdtemp(dir)) {
-		printf("Bail out! mkdtemp %s\n", dir);
+	if (tap_tmpdir("t-conditional") < 0)
 		return 1;
-	}
 	model_set_threads(1);
 	test_map();
 	test_sequence();
@@ -251,7 +236,7 @@ int main(void)
 	const char *names[] = { "cond.ckpt", "plain.ckpt", "old.ckpt", "two.ckpt", "window.ckpt",
 		"empty.ckpt", "nokey.ckpt" };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		unlink(path_of(names[i]));
-	rmdir(dir);
+		unlink(tap_path(names[i]));
+	tap_rmdir();
 	return tap_done();
 }
