@@ -771,8 +771,10 @@ struct prompts {
 static int *concat_tokens(const int *lead, size_t nlead, const int *tok, size_t n)
 {
 	int *t = xcalloc(nlead + n + 1, sizeof *t);
-	memcpy(t, lead, nlead * sizeof *t);
-	memcpy(t + nlead, tok, n * sizeof *t);
+	if (nlead)
+		memcpy(t, lead, nlead * sizeof *t);
+	if (n)
+		memcpy(t + nlead, tok, n * sizeof *t);
 	return t;
 }
 
