@@ -52,6 +52,18 @@ cp "$ex/data/http.pcap" dmg/zbad/b.pcap
 exits_with 0 "--resume-failed after the capture is mended" "$pp" -q -j 1 --no-shards --resume-failed dmg dout
 is "$(awk -F'\t' 'NR > 1' dout/joblog | wc -l)" 3 "only the failed job ran again (2 + 1 joblog lines)"
 ok "its token file is there now" test -s dout/tok/zbad/b.tok
+# --allow-damaged: the damaged capture keeps its flows before the damage.
+head -c 5000 "$ex/data/http.pcap" > dmg/zbad/b.pcap
+exits_with 0 "--allow-damaged: a damaged capture does not fail the run" \
+	"$pp" -j 1 --no-shards --allow-damaged --keep-flows dmg dam
+like err '1 damaged captures, their flows before the damage kept' "it is counted"
+is "$(cat dam/damaged.txt)" "zbad/b.pcap" "and named in damaged.txt"
+pcap2flow -q dmg/zbad/b.pcap > part.flows 2>/dev/null
+is "$(mpdump -k id dam/flows/zbad/b.flows | tr '\n' ' ')" "$(mpdump -k id part.flows | tr '\n' ' ')" \
+   "its flows before the damage are kept"
+ok "... and tokenized" test -s dam/tok/zbad/b.tok
+exits_with 0 "without damage" "$pp" -q -j 1 --no-shards --allow-damaged byfolder nodam
+ok "no damaged.txt" test ! -e nodam/damaged.txt
 # --flow-labels and --keep-flows: labels flow by flow from an nDPI-style
 # table (no folder label though the captures sit in pcap/), and the flow
 # streams flow2tok read kept beside the token files, same sources and ids.
