@@ -543,36 +543,35 @@ static void add_argument(struct baseline *b, const char *arg)
 		add_input(b, NULL, 0, arg);
 }
 
+/* A label table being read: the inputs and where the table is. */
+struct label_table {
+	struct baseline *b;
+	const char *path;
+	size_t dir_len; /* of path, its last '/' included */
+};
+
+/* One line FILE<TAB>LABEL, FILE relative to the table's folder. */
+static void add_table_line(void *ctx, char *line, unsigned lineno)
+{
+	struct label_table *t = ctx;
+	char *tab = strchr(line, '\t');
+	if (!tab || tab == line || tab[1] == 0)
+		errx(EX_DATAERR, "%s: line %u: not FILE<TAB>LABEL", t->path, lineno);
+	*tab = 0;
+	const char *label = tab + 1;
+	size_t n = (line[0] == '/' ? 0 : t->dir_len) + strlen(line) + 1;
+	char *file = xmalloc(n);
+	snprintf(file, n, "%.*s%s", line[0] == '/' ? 0 : (int)t->dir_len, t->path, line);
+	add_input(t->b, label, strlen(label), file);
+	free(file);
+}
+
 /* Lines FILE<TAB>LABEL; '#' comments; paths relative to the table's folder. */
 static void read_label_table(struct baseline *b, const char *path)
 {
-	FILE *f = cli_open_in(path);
 	const char *slash = strrchr(path, '/');
-	size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
-	char *line = NULL;
-	size_t cap = 0;
-	unsigned lineno = 0;
-	while (getline(&line, &cap, f) > 0) {
-		lineno++;
-		line[strcspn(line, "\r\n")] = 0;
-		if (line[0] == 0 || line[0] == '#')
-			continue;
-		char *tab = strchr(line, '\t');
-		if (!tab || tab == line || tab[1] == 0)
-			errx(EX_DATAERR, "%s: line %u: not FILE<TAB>LABEL", path, lineno);
-		*tab = 0;
-		const char *label = tab + 1;
-		size_t n = (line[0] == '/' ? 0 : dir_len) + strlen(line) + 1;
-		char *file = xmalloc(n);
-		snprintf(file, n, "%.*s%s", line[0] == '/' ? 0 : (int)dir_len, path, line);
-		add_input(b, label, strlen(label), file);
-		free(file);
-	}
-	if (ferror(f))
-		err(EX_IOERR, "%s", path);
-	free(line);
-	if (f != stdin)
-		fclose(f);
+	struct label_table t = { b, path, slash ? (size_t)(slash - path) + 1 : 0 };
+	table_lines(path, add_table_line, &t);
 }
 
 /* --split-file: the listing of flow f (its label label, or NULL), or NULL

@@ -1,5 +1,5 @@
 /* splitfile.c: tokshard's split.tsv as a sorted table of flows, looked up by
- * source and id (splitfile.h). */
+ * source and id, and the line reader of realism-eval's tables (splitfile.h). */
 #include "splitfile.h"
 
 #include <inttypes.h>
@@ -52,8 +52,9 @@ static int fields(char *line, char *f[4])
 	return 0;
 }
 
-static void add_line(struct split_file *sf, char *line, unsigned lineno)
+static void add_line(void *ctx, char *line, unsigned lineno)
 {
+	struct split_file *sf = ctx;
 	char *f[4];
 	if (fields(line, f) < 0)
 		errx(EX_DATAERR, "%s: line %u: not SPLIT<TAB>SOURCE<TAB>ID<TAB>LABEL", sf->path, lineno);
@@ -79,10 +80,9 @@ static void add_line(struct split_file *sf, char *line, unsigned lineno)
 	sf->per_side[side]++;
 }
 
-void split_file_read(struct split_file *sf, const char *path)
+void table_lines(const char *path, void (*line_fn)(void *ctx, char *line, unsigned lineno),
+		 void *ctx)
 {
-	memset(sf, 0, sizeof *sf);
-	sf->path = path;
 	FILE *in = cli_open_in(path);
 	char *line = NULL;
 	size_t cap = 0;
@@ -91,13 +91,20 @@ void split_file_read(struct split_file *sf, const char *path)
 		lineno++;
 		line[strcspn(line, "\r\n")] = 0;
 		if (line[0] != 0 && line[0] != '#')
-			add_line(sf, line, lineno);
+			line_fn(ctx, line, lineno);
 	}
 	if (ferror(in))
 		err(EX_IOERR, "%s", path);
 	free(line);
 	if (in != stdin)
 		fclose(in);
+}
+
+void split_file_read(struct split_file *sf, const char *path)
+{
+	memset(sf, 0, sizeof *sf);
+	sf->path = path;
+	table_lines(path, add_line, sf);
 	qsort(sf->e, sf->n, sizeof *sf->e, cmp_entry);
 	for (size_t i = 1; i < sf->n; i++)
 		if (cmp_entry(&sf->e[i - 1], &sf->e[i]) == 0)

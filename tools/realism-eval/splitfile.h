@@ -38,4 +38,10 @@ struct split_entry *split_file_find(const struct split_file *sf, const char *sou
 
 void split_file_free(struct split_file *sf);
 
+/* Calls line_fn for each line of the text table PATH ("-": stdin) but empty
+ * and '#' ones, its line ending cut off, with its 1-based number. Exits 66
+ * when PATH cannot be opened, 74 on a read error. */
+void table_lines(const char *path, void (*line_fn)(void *ctx, char *line, unsigned lineno),
+		 void *ctx);
+
 #endif
