@@ -6,10 +6,12 @@
 # captures -> token files (pipelines/preprocess, GNU Parallel) -> shards ->
 # pretrained model -> fine-tuned classifier -> classification report (and the
 # classical baseline, on its own split or on the classifier's shards) ->
-# generated flows -> pcap -> jsdiv and realism-eval -> EXP/report.md. Hyperparameters live in EXP/config.mk (copied from CONFIG on
-# the first run); each step depends on the settings it uses, so editing one
-# reruns that step and those after it. Intermediates are kept; a failed step
-# leaves no half-written file.
+# generated flows -> pcap -> jsdiv and realism-eval -> EXP/report.md
+# (target classification: EXP/classification.md, the classifiers alone).
+# Hyperparameters live in EXP/config.mk (copied from CONFIG on the first
+# run); each step depends on the settings it uses, so editing one reruns
+# that step and those after it. Intermediates are kept; a failed step leaves
+# no half-written file.
 
 SHELL := bash
 .DEFAULT_GOAL := all
