@@ -1,25 +1,50 @@
 #!/usr/bin/env bash
 # report.sh: EXP/report.md from the JSON the evaluators wrote (classify.json,
 # baseline.json, jsdiv.json, realism.json), with the paper's published values
-# beside ours (paper section 4, TrafficGPT 12k).
+# beside ours (paper section 4, TrafficGPT 12k). With --classification, the
+# classification part alone (classify.json, baseline.json): it does not wait
+# for generation.
 set -euo pipefail
-exp=${1:?usage: report.sh EXPDIR}
+only_clf=0
+[ "${1:-}" = --classification ] && { only_clf=1; shift; }
+exp=${1:?usage: report.sh [--classification] EXPDIR}
 command -v jq >/dev/null || { echo "report.sh: jq is needed (make deps)" >&2; exit 69; }
 j() { jq -r "$1" "$exp/$2"; }
 num() { jq -r "$1 | if . == null then \"-\" else (. * 10000 | round / 10000 | tostring) end" "$exp/$2"; }
+# What tokshard's selection left out of the classifier's flows, and the
+# flows and labels per split (shards-clf/labels.tsv), when there was one.
+selection() {
+	local log="$exp/shards-clf.log" labels="$exp/shards-clf/labels.tsv"
+	[ -f "$labels" ] || return 0
+	awk -F'\t' '!/^#/ { n++; for (s = 3; s <= 5; s++) f[s] += $s }
+		END { printf "Classifier data: %d labels; flows: train %d, val %d, test %d.\n", n, f[3], f[4], f[5] }' "$labels"
+	if [ -f "$log" ] && grep -q 'left out' "$log"; then
+		echo
+		grep 'left out' "$log" | sed 's/^tokshard: /- /'
+	fi
+}
 
 cat <<MD
 # Experiment $(basename "$exp")
 
 Configuration: \`$exp/config.mk\`
-($(grep -E '^(PRESET|CONTEXT|STEPS|FT_STEPS|FT_WINDOW|GEN_N|SEED) ' "$exp/config.mk" | tr -s ' ' | paste -sd, - | sed 's/,/, /g')).
+($(grep -E '^(PRESET|CONTEXT|STEPS|FT_STEPS|FT_WINDOW|GEN_N|SEED|SPLIT|SPLIT_GROUP|LABEL_COLUMN|LABEL_FILTER|LABELLED_ONLY|MAX_PER_SOURCE_LABEL|MIN_LABEL_FLOWS|BASELINE_SPLIT) ' "$exp/config.mk" | tr -s ' ' | paste -sd, - | sed 's/,/, /g')).
 
 ## Classification (test split)
 
-| classifier | macro-F1 | accuracy |
-|---|---|---|
-| tgpt fine-tuned | $(num .macro_f1 classify.json) | $(num .accuracy classify.json) |
-| realism-eval --baseline (XGBoost) | $(num .macro_f1 baseline.json) | $(num .accuracy baseline.json) |
+| classifier | macro-F1 | accuracy | test flows | labels | split |
+|---|---|---|---|---|---|
+| tgpt fine-tuned | $(num .macro_f1 classify.json) | $(num .accuracy classify.json) | $(j .labelled classify.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify.json) | shards |
+| realism-eval --baseline (XGBoost) | $(num .macro_f1 baseline.json) | $(num .accuracy baseline.json) | $(j .test baseline.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline.json) |
+
+Test flows: the flows scored (tgpt: those whose label the classifier knows).
+Labels: those with test flows. Macro-F1 is the mean F1 over the labels that
+occur in the test split as truth or as prediction.
+$(selection)
+MD
+[ "$only_clf" = 1 ] && exit 0
+
+cat <<MD
 
 ## Generation
 

@@ -5,7 +5,7 @@
 # evaluation but not the training; CONDITIONAL = 1 trains a class-conditional
 # model and generates flows of each label.
 . "$TGPT_TOP/tests/lib.sh"
-for t in parallel jq tgpt-train tgpt-infer realism-eval jsdiv; do
+for t in parallel jq mpdump tgpt-train tgpt-infer realism-eval jsdiv; do
 	command -v $t >/dev/null || { echo "1..0 # skip $t missing"; exit 0; }
 done
 mk="$TGPT_TOP/pipelines/experiment.mk"
@@ -27,6 +27,8 @@ run make -f "$mk" EXP=e
 is "$(grep -cE "$steps" out)" 0 "a second make runs no step"
 sed -i 's/^GEN_N = .*/GEN_N = 5/' e/config.mk
 run make -f "$mk" EXP=e
+is "$RC" 0 "the rerun after a change of GEN_N succeeds"
+[ "$RC" = 0 ] || tail -5 err | sed "s/^/#   /"
 like out 'tgpt-infer generate' "after a change of GEN_N generation reruns"
 like out 'report.sh' "... and the report"
 ! grep -q 'tgpt-train' out; t_result $? "... but not the training"
@@ -42,4 +44,46 @@ if command -v mpdump >/dev/null; then
 else
 	skip "mpdump absent"
 fi
+# Labels flow by flow from a flow table (nDPI's layout, made here from the
+# captures' own IPv4 flows: label the capture's name, two dns flows "rare",
+# three http flows matched by port only), the classifier's flows selected
+# (labelled only, at most 30 per capture and label, labels of 5 flows or
+# more) and the baseline on the classifier's shards.
+mkdir -p caps2/pcap && cp "$TGPT_TOP/examples/data/dns.pcap" "$TGPT_TOP/examples/data/http.pcap" caps2/pcap/
+table=caps2/flow_labels.tsv
+printf 'pcap\tflow_idx\tl4\tsrc\tdir\tdst\tvlan\tndpi_proto\tmaster\tapp\tcategory\tconfidence\tpkts\tbytes\n' > $table
+ip4() { printf '%d.%d.%d.%d' $((16#${1:2:2})) $((16#${1:4:2})) $((16#${1:6:2})) $((16#${1:8:2})); }
+for c in dns http; do
+	i=0
+	pcap2flow -q caps2/pcap/$c.pcap | mpdump | grep '"t":"flow"' |
+		jq -r 'select(.ip_version == 4) | [.proto, .src_ip, .src_port, .dst_ip, .dst_port] | @tsv' |
+	while IFS=$'\t' read -r proto sip sport dip dport; do
+		i=$((i + 1)) label=$c conf=DPI
+		[ $c = dns ] && [ $i -le 2 ] && label=rare
+		[ $c = http ] && [ $i -le 3 ] && conf="Match by port"
+		printf 'pcap/%s.pcap\t%d\t%s\t%s:%s\t<->\t%s:%s\t\tX\tX\tX\t%s\t%s\t1\t1\n' $c $i \
+			$([ "$proto" = 6 ] && echo TCP || echo UDP) "$(ip4 $sip)" $sport "$(ip4 $dip)" $dport "$label" "$conf"
+	done >> $table
+done
+sed -e "s|^CAPTURES = .*|CAPTURES = $T_DIR/caps2/pcap|" -e "s|^LABELS = .*|LABELS =|" \
+    -e 's/^STEPS = .*/STEPS = 10/' -e 's/^FT_STEPS = .*/FT_STEPS = 10/' -e 's/^GEN_N = .*/GEN_N = 2/' \
+    -e 's/^CONTEXT = .*/CONTEXT = 512/' -e 's/^GEN_MAX_TOKENS = .*/GEN_MAX_TOKENS = 600/' \
+    -e 's/^JOBS = .*/JOBS = 1/' -e 's|^SPLIT = .*|SPLIT = 60/20/20|' "$TGPT_TOP/pipelines/experiment.conf" > conf2
+printf '%s\n' "FLOW_TABLE = $T_DIR/$table" "LABEL_COLUMN = category" "LABEL_FILTER = confidence=DPI" \
+	"LABELLED_ONLY = yes" "MAX_PER_SOURCE_LABEL = 30" "MIN_LABEL_FLOWS = 5" "BASELINE_SPLIT = shards" >> conf2
+exits_with 0 "the experiment with a flow table, a selection and the baseline on the shards" \
+	make -s -f "$mk" EXP=e2 CONFIG="$T_DIR/conf2"
+split=e2/shards-clf/split.tsv
+is "$(awk -F'\t' '!/^#/ { print $4 }' $split | sort -u | tr '\n' ' ')" "dns http " \
+   "the classifier's labels: the table's, less the rare one, no unlabelled flow"
+is "$(awk -F'\t' '!/^#/ { n[$2 FS $4]++ } END { for (k in n) if (n[k] > 30) print k }' $split)" "" \
+   "at most 30 flows of a label from a capture"
+like e2/shards-clf.log 'rare 2' "the log names the label left out"
+ok "the flow streams are kept" test -s e2/flows/http.flows
+is "$(jq .test e2/baseline.json)" "$(awk -F'\t' '$1 == "test"' $split | wc -l)" "the baseline tests the shards' test flows"
+is "$(jq -r .split e2/baseline.json)" file "on the shards' split"
+is "$(jq .labelled e2/classify.json)" "$(awk -F'\t' '$1 == "test"' $split | wc -l)" "so does tgpt"
+like e2/report.md '^\| realism-eval --baseline \(XGBoost\) \| [0-9.]+ \| [0-9.]+ \| [0-9]+ \| 2 \| shards \(split.tsv\) \|' \
+     "the report's baseline row: flows, labels, split"
+like e2/report.md '^Classifier data: 2 labels; flows: train [0-9]+, val [0-9]+, test [0-9]+' "and the data"
 done_testing

@@ -52,4 +52,46 @@ cp "$ex/data/http.pcap" dmg/zbad/b.pcap
 exits_with 0 "--resume-failed after the capture is mended" "$pp" -q -j 1 --no-shards --resume-failed dmg dout
 is "$(awk -F'\t' 'NR > 1' dout/joblog | wc -l)" 3 "only the failed job ran again (2 + 1 joblog lines)"
 ok "its token file is there now" test -s dout/tok/zbad/b.tok
+# --allow-damaged: the damaged capture keeps its flows before the damage.
+head -c 5000 "$ex/data/http.pcap" > dmg/zbad/b.pcap
+exits_with 0 "--allow-damaged: a damaged capture does not fail the run" \
+	"$pp" -j 1 --no-shards --allow-damaged --keep-flows dmg dam
+like err '1 damaged captures, their flows before the damage kept' "it is counted"
+is "$(cat dam/damaged.txt)" "zbad/b.pcap" "and named in damaged.txt"
+pcap2flow -q dmg/zbad/b.pcap > part.flows 2>/dev/null
+is "$(mpdump -k id dam/flows/zbad/b.flows | tr '\n' ' ')" "$(mpdump -k id part.flows | tr '\n' ' ')" \
+   "its flows before the damage are kept"
+ok "... and tokenized" test -s dam/tok/zbad/b.tok
+exits_with 0 "without damage" "$pp" -q -j 1 --no-shards --allow-damaged byfolder nodam
+ok "no damaged.txt" test ! -e nodam/damaged.txt
+# --flow-labels and --keep-flows: labels flow by flow from an nDPI-style
+# table (no folder label though the captures sit in pcap/), and the flow
+# streams flow2tok read kept beside the token files, same sources and ids.
+if command -v mkpcap >/dev/null && command -v mpdump >/dev/null; then
+	mkdir -p ft/pcap
+	mkpcap udp -w ft/pcap/udp.pcap
+	mkpcap tcp -w ft/pcap/tcp.pcap
+	{ printf 'pcap\tflow_idx\tl4\tsrc\tdir\tdst\tvlan\tndpi_proto\tmaster\tapp\tcategory\tconfidence\tpkts\tbytes\n'
+	  printf 'pcap/udp.pcap\t1\tUDP\t10.0.0.1:45207\t<->\t10.0.0.53:53\t\tDNS\tDNS\tDNS\tNetwork\tDPI\t1\t1\n'
+	  printf 'pcap/udp.pcap\t2\tUDP\t10.0.0.2:54999\t<->\t10.0.0.53:53\t\tDNS\tDNS\tDNS\tWeb\tMatch by port\t1\t1\n'
+	} > ft/table.tsv
+	exits_with 64 "--flow-labels with --folder-labels" "$pp" --flow-labels ft/table.tsv --folder-labels ft fo
+	exits_with 66 "a missing flow table exits 66" "$pp" --flow-labels nosuch.tsv ft fo
+	exits_with 0 "--flow-labels --keep-flows" "$pp" -q -j 2 --no-shards --flow-labels ft/table.tsv \
+		--flow-args "--label-filter confidence=DPI" --keep-flows ft fo
+	is "$(mpdump -k label fo/tok/pcap/udp.tok | tr '\n' ' ')" '"Network" ' \
+		"the table labels its DPI flow, the others have none (no folder label)"
+	ok "the flow streams are kept" test -s fo/flows/pcap/udp.flows -a -s fo/flows/pcap/tcp.flows
+	is "$(ls fo/flows/pcap | tr '\n' ' ')" "tcp.flows udp.flows " "no temporary file left"
+	for c in udp tcp; do
+		is "$(mpdump -k source -k id fo/flows/pcap/$c.flows | tr '\n' ' ')" \
+		   "$(mpdump -k source -k id fo/tok/pcap/$c.tok | tr '\n' ' ')" "$c: the same sources and ids in flows and tokens"
+		ok "$c: the flow stream is what flow2tok tokenized" sh -c "flow2tok -q < fo/flows/pcap/$c.flows | cmp -s - fo/tok/pcap/$c.tok"
+	done
+	exits_with 0 "without --keep-flows" "$pp" -q --no-shards ft nf
+	ok "no flows directory" test ! -e nf/flows
+	is "$(mpdump -k label nf/tok/pcap/udp.tok | sort -u | tr '\n' ' ')" '"pcap" ' "... and folder labels as before"
+else
+	skip "mkpcap and mpdump are needed for --flow-labels"
+fi
 done_testing

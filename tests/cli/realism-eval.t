@@ -240,4 +240,56 @@ exits_with 65 "flows without labels" realism-eval --baseline all.mp
 like err 'without a label left out' "are left out, and said so"
 like err 'two labels at least' "and two labels are needed"
 
+# --split-file: the flows and split of tokshard's split.tsv
+if command -v flow2tok >/dev/null && command -v tokshard >/dev/null; then
+	flow2tok -q labelled.mp > labelled.tok
+	tokshard -q -o sh --group flow --split 60/20/20 labelled.tok
+	# lines of split S in split.tsv
+	nsplit() { awk -F'\t' -v s="$1" '$1 == s' "${2:-sh/split.tsv}" | wc -l; }
+	exits_with 0 "--split-file of tokshard's split" realism-eval --baseline --json --split-file sh/split.tsv labelled.mp
+	like out '"split":"file"' "the split is the file's"
+	is "$(val train) $(val test)" "$(nsplit train) $(nsplit test)" "its train and test flows, on their sides"
+	is "$(val val_left_out)" "$(nsplit val)" "its val flows left out"
+	like err "$(nsplit val) flows of the val split left out" "and said so"
+	per_label() { awk -F'\t' '$1 == "test" { print $4 }' sh/split.tsv | sort | uniq -c | awk '{ print $2 ":" $1 }' | tr '\n' ' '; }
+	is "$(grep -o '"label":"[^"]*","train":[0-9]*,"test":[0-9]*' out | sed -E 's/"label":"([^"]*)".*"test":/\1:/' | grep -v ':0$' | sort | tr '\n' ' ')" \
+	   "$(per_label)" "the test flows of each label are those listed"
+	ok "macro-F1 $(val macro_f1) above chance" holds "$(val macro_f1)" 'x > 0.5'
+	# the split.tsv of the test side moved to train: another split, same flows
+	awk -F'\t' 'BEGIN { OFS = "\t" } $1 == "test" && n++ % 2 { $1 = "train" } { print }' sh/split.tsv > moved.tsv
+	exits_with 0 "another split file" realism-eval --baseline --json --split-file moved.tsv labelled.mp
+	is "$(val test)" "$(nsplit test moved.tsv)" "follows the file"
+	# flows the file does not list, and listed flows the inputs lack
+	grep -v '	dns$' sh/split.tsv > nodns.tsv
+	exits_with 0 "a file that lists fewer flows" realism-eval --baseline --json --split-file nodns.tsv labelled.mp
+	is "$(val unlisted)" "$(awk -F'\t' '$4 == "dns"' sh/split.tsv | wc -l)" "the inputs' other flows are left out"
+	like err 'flows of the inputs not in nodns.tsv left out' "and said so"
+	! grep -q '"label":"dns"' out; t_result $? "no dns flow is used"
+	{ cat sh/split.tsv; printf 'test\tnosuch.pcap\t7\tdns\n'; } > extra.tsv
+	exits_with 0 "a file that lists a flow the inputs lack" realism-eval --baseline --json --split-file extra.tsv labelled.mp
+	like err 'extra.tsv: 1 of its [0-9]+ flows are not in the inputs, e.g. nosuch.pcap #7' "says so, naming one"
+	# nothing in common: another source name, as from another pcap2flow run
+	sed 's|\t/[^\t]*/|\tother/|' sh/split.tsv > other.tsv
+	exits_with 65 "no listed flow in the inputs exits 65" realism-eval --baseline --split-file other.tsv labelled.mp
+	like err 'other.tsv: none of its [0-9]+ flows is in the inputs .*matched by source and id' "with a clear message"
+	# the labels must agree
+	awk -F'\t' 'BEGIN { OFS = "\t" } $4 == "dns" { $4 = "ntp" } { print }' sh/split.tsv > wrong.tsv
+	exits_with 65 "a label that differs from the file's exits 65" realism-eval --baseline --split-file wrong.tsv labelled.mp
+	like err "label 'dns' here, 'ntp' in wrong.tsv" "naming both"
+	exits_with 65 "a flow twice in the inputs exits 65" realism-eval --baseline --split-file sh/split.tsv labelled.mp labelled.mp
+	like err 'is in the inputs twice' "and says so"
+	printf 'test\ta.pcap\tx\tdns\n' > badid.tsv
+	exits_with 65 "a bad flow id exits 65" realism-eval --baseline --split-file badid.tsv labelled.mp
+	like err 'badid.tsv: line 1: flow id' "naming the line"
+	printf 'holdout\ta.pcap\t1\tdns\n' > badside.tsv
+	exits_with 65 "an unknown split exits 65" realism-eval --baseline --split-file badside.tsv labelled.mp
+	printf 'test\ta.pcap\t1\tdns\ntrain\ta.pcap\t1\tdns\n' > twice.tsv
+	exits_with 65 "a flow listed twice exits 65" realism-eval --baseline --split-file twice.tsv labelled.mp
+	exits_with 66 "a missing split file exits 66" realism-eval --baseline --split-file nosuch.tsv labelled.mp
+	exits_with 64 "--split-file with --split" realism-eval --baseline --split time --split-file sh/split.tsv labelled.mp
+	exits_with 64 "--split-file without --baseline" realism-eval --split-file sh/split.tsv all.mp all.mp
+else
+	skip "flow2tok and tokshard are needed for --split-file"
+fi
+
 done_testing

@@ -199,6 +199,88 @@ like err '1 flows longer than the context of 60 dropped' "and says so"
 tokshard -q -o bw --split 1/0/0 --context 20 --long window big.tok
 is "$(flows bw/train.shard | awk '$2 > 20 || $3 != 256' | wc -l)" 0 "windows of big.tok: within 20 tokens, each from START"
 
+# ------------------------------------------------------------ selection
+# sel.tok: source big.pcap has 300 flows of A and 25 of C; ten sources c0..c9
+# have 3 flows of B each; r.pcap has 5 of R; u.pcap 7 without a label. A
+# flow's packet carries its source and id (tokens 16 and 17: id).
+selgen() {
+	awk 'BEGIN { print "hdr tgpt.tok"
+		for (i = 0; i < 300; i++) printf "tok id=%d source=big.pcap label=A : S 1 d0 x%04x E\n", i, i
+		for (i = 300; i < 325; i++) printf "tok id=%d source=big.pcap label=C : S 1 d0 x%04x E\n", i, i
+		for (i = 0; i < 30; i++) printf "tok id=%d source=c%d.pcap label=B : S 1 d0 x%04x E\n", i, i % 10, i
+		for (i = 0; i < 5; i++) printf "tok id=%d source=r.pcap label=R : S 1 d0 x%04x E\n", i, i
+		for (i = 0; i < 7; i++) printf "tok id=%d source=u.pcap : S 1 d0 x%04x E\n", i, i
+	}'
+}
+selgen | mkrec > sel.tok
+# the split.tsv lines of split S: "source id label"
+listed() { awk -F'\t' -v s="$2" '$1 == s { print $2, $3, $4 }' "$1/split.tsv"; }
+# the shard's flows as "label-name id"
+stored() { tokshard --dump "$1" | awk '$1 == "label" { name[$2] = $3 } $1 == "flow" { print name[$3], $16 * 256 + $17 }'; }
+
+exits_with 64 "--min-label-flows 0 is a usage error" tokshard -o x --min-label-flows 0 sel.tok
+exits_with 64 "--max-flows-per-source-label takes a number" tokshard -o x --max-flows-per-source-label many sel.tok
+exits_with 0 "without selection" tokshard -o all --split 1/0/0 sel.tok
+is "$(grep -vc '^#' all/split.tsv)" 367 "split.tsv lists every stored flow"
+is "$(awk -F'\t' '$2 == "u.pcap" { print $4 }' all/split.tsv | sort -u)" "-" "an unlabelled flow's label is '-'"
+is "$(head -1 all/split.tsv)" "# split	source	id	label" "split.tsv's header"
+
+exits_with 0 "--labelled-only" tokshard -o lo --split 1/0/0 --labelled-only sel.tok
+is "$(grep -vc '^#' lo/split.tsv)" 360 "leaves out the 7 unlabelled flows"
+like err '^tokshard: 7 flows without a label left out' "and says so"
+is "$(flows lo/train.shard | awk '$1 == "-"' | wc -l)" 0 "no unlabelled flow in the shard"
+
+exits_with 0 "--max-flows-per-source-label 20" tokshard -o cap --split 1/0/0 --max-flows-per-source-label 20 sel.tok
+is "$(listed cap train | awk '$1 == "big.pcap" && $3 == "A"' | wc -l)" 20 "keeps 20 of big.pcap's 300 flows of A"
+is "$(listed cap train | awk '$1 == "big.pcap" && $3 == "C"' | wc -l)" 20 "and 20 of its 25 of C: per source and label"
+is "$(listed cap train | awk '$3 == "B"' | wc -l)" 30 "sources with fewer flows keep them all"
+ids=$(listed cap train | awk '$1 == "big.pcap" && $3 == "A" { print $2 }' | tr '\n' ' ')
+ok "the kept flows are a draw, not the first 20" test "$ids" != "$(seq 0 19 | tr '\n' ' ')"
+like err '^tokshard: 285 flows left out: over 20 of one label from one source' "counts what it left out"
+is "$(stored cap/train.shard | awk '$1 == "A" { print $2 }' | tr '\n' ' ')" "$ids" \
+   "the shard holds exactly the flows split.tsv lists"
+tokshard -q -o cap2 --split 1/0/0 --max-flows-per-source-label 20 sel.tok
+ok "the same seed draws the same flows" cmp -s cap/split.tsv cap2/split.tsv
+tokshard -q -o cap3 --split 1/0/0 --max-flows-per-source-label 20 --seed 7 sel.tok
+is "$(cmp -s cap/split.tsv cap3/split.tsv && echo same || echo other)" other "another seed draws others"
+{ echo "hdr tgpt.tok"; selgen | tail -n +2 | tac; } | mkrec > selrev.tok
+tokshard -q -o cap4 --split 1/0/0 --max-flows-per-source-label 20 selrev.tok
+is "$(listed cap4 train | sort)" "$(listed cap train | sort)" "the input's order does not change the draw"
+
+exits_with 0 "--min-label-flows 10" tokshard -o min --split 1/0/0 --min-label-flows 10 sel.tok
+is "$(tokshard --dump min/train.shard | awk '$1 == "label" { print $3 }' | tr '\n' ' ')" "A B C " \
+   "R (5 flows) is not in the label table"
+is "$(listed min train | awk '$3 == "R"' | wc -l)" 0 "nor are its flows"
+is "$(listed min train | awk '$3 == "-"' | wc -l)" 7 "unlabelled flows are not a label: kept"
+like err 'tokshard: 1 labels with fewer than 10 flows left out with their 5 flows \(--min-label-flows\): R 5' \
+     "says which labels it left out"
+like min/labels.tsv '^# left out \(--min-label-flows\)	R	5$' "labels.tsv names them too"
+# The cap first, then the count: A (300 flows) and C (25) have 10 each left
+# after the cap, fewer than 15; B keeps its 30.
+tokshard -q -o both --split 1/0/0 --max-flows-per-source-label 10 --min-label-flows 15 sel.tok
+is "$(tokshard --dump both/train.shard | awk '$1 == "label" { print $3 }' | tr '\n' ' ')" "B " \
+   "labels are counted after the cap"
+is "$(listed both train | awk '{ print $3 }' | sort | uniq -c | awk '{ print $2 ":" $1 }' | tr '\n' ' ')" \
+   "-:7 B:30 " "split.tsv: all of B and the unlabelled flows"
+
+# split.tsv follows the split, and each shard holds the flows listed for it.
+tokshard -q -o sp --split 60/20/20 --labelled-only --max-flows-per-source-label 20 --min-label-flows 10 sel.tok
+for s in train val test; do
+	is "$(stored sp/$s.shard)" "$(listed sp $s | awk '{ print $3, $2 }')" "$s.shard holds the flows split.tsv lists for it"
+done
+is "$(listed sp val | awk '{ print $1 }' | sort -u | tr '\n' ' ')" \
+   "$(awk -F'\t' '$1 == "val" { print $5 }' sp/groups.tsv | sort | tr '\n' ' ')" "split.tsv agrees with groups.tsv"
+
+# Flows of several sequences (--long window): a flow left out takes all of
+# its windows with it, the others keep theirs whole.
+awk 'BEGIN { print "hdr tgpt.tok"
+	for (i = 0; i < 6; i++) printf "tok id=%d source=w.pcap label=W : S 1 d0 x%04x S 1 d0.1 x%04x S 1 d0.2 x%04x E\n", i, i, i, i
+}' | mkrec > win.tok
+tokshard -q -o sw --split 1/0/0 --context 14 --long window --max-flows-per-source-label 2 win.tok
+is "$(field sw/train.shard flows)" 6 "two flows kept, three windows each"
+is "$(stored sw/train.shard | awk '{ print $2 }' | uniq | tr '\n' ' ')" \
+   "$(listed sw train | awk '{ print $2 }' | tr '\n' ' ')" "the windows are those of the flows listed, in order"
+
 # ------------------------------------------------------------ bad input
 head -c -7 big.tok > cut.tok
 exits_with 65 "a damaged stream exits 65" tokshard -o dmg cut.tok

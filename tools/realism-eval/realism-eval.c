@@ -7,7 +7,8 @@
  * k-fold cross-validation (0.5: they cannot), and (3) jsdiv's mean
  * divergences. With --baseline it instead trains and tests the same
  * classifier on labelled flows: the classical peer of tgpt's fine-tuned
- * classifier. */
+ * classifier, on a split of its own or on the flows and split of the
+ * model's shards (--split-file). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -25,11 +26,12 @@
 #include "../eval/json.h"
 #include "../eval/metrics.h"
 #include "boost.h"
+#include "splitfile.h"
 
 static const char usage[] =
 	"usage: realism-eval [-jpq] [-k folds] [-n packets] [-s seed] [options] real generated\n"
 	"       realism-eval --baseline [-jpq] [-L labels.tsv] [--split capture|time]\n"
-	"                    [--test-share X] [options] [LABEL=]file ...\n"
+	"                    [--test-share X | --split-file split.tsv] [options] [LABEL=]file ...\n"
 	"Compares generated traffic with real traffic (captures or flow streams, \"-\"\n"
 	"for stdin): validity of the generated packets and TCP flows, a discriminator\n"
 	"(XGBoost on one feature vector per flow, macro-F1 over stratified k-fold\n"
@@ -53,13 +55,16 @@ static const char usage[] =
 	"      --split MODE         capture: no capture on both sides (default);\n"
 	"                           time: each capture's latest flows are the test set\n"
 	"      --test-share X       share of flows (captures) to test (0.3)\n"
+	"      --split-file FILE    the flows and split of tokshard's split.tsv instead:\n"
+	"                           only the flows it lists (by source and id), its\n"
+	"                           train and test sides; its val flows are left out\n"
 	"Definitions: realism-eval(1).\n";
 
 #define PROGRESS_EVERY 4096
 #define MAX_REASONS 32
 
-enum { OPT_SPLIT = 256, OPT_TEST_SHARE };
-enum split_mode { SPLIT_CAPTURE, SPLIT_TIME };
+enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE };
+enum split_mode { SPLIT_CAPTURE, SPLIT_TIME, SPLIT_FILE };
 
 struct options {
 	int baseline, json, quiet, ports;
@@ -68,7 +73,7 @@ struct options {
 	uint64_t seed;
 	double idle, test_share, eta;
 	enum split_mode split;
-	const char *labels;
+	const char *labels, *split_file;
 };
 
 /* ------------------------------------------------------------ tallies */
@@ -504,6 +509,10 @@ struct baseline {
 	struct names labels, sources;
 	struct flowset set;
 	uint64_t unlabelled;
+	struct split_file split;  /* --split-file */
+	int *listed_test;         /* --split-file: per flow, 1 on the test side */
+	size_t listed_test_cap;
+	uint64_t unlisted, val_out; /* --split-file: flows not listed, listed for val */
 	int *test;        /* per flow: 1 in the test set */
 	int *dropped;     /* per label: left out (--split capture, one capture) */
 	size_t n_train, n_test;
@@ -534,36 +543,92 @@ static void add_argument(struct baseline *b, const char *arg)
 		add_input(b, NULL, 0, arg);
 }
 
+/* A label table being read: the inputs and where the table is. */
+struct label_table {
+	struct baseline *b;
+	const char *path;
+	size_t dir_len; /* of path, its last '/' included */
+};
+
+/* One line FILE<TAB>LABEL, FILE relative to the table's folder. */
+static void add_table_line(void *ctx, char *line, unsigned lineno)
+{
+	struct label_table *t = ctx;
+	char *tab = strchr(line, '\t');
+	if (!tab || tab == line || tab[1] == 0)
+		errx(EX_DATAERR, "%s: line %u: not FILE<TAB>LABEL", t->path, lineno);
+	*tab = 0;
+	const char *label = tab + 1;
+	size_t n = (line[0] == '/' ? 0 : t->dir_len) + strlen(line) + 1;
+	char *file = xmalloc(n);
+	snprintf(file, n, "%.*s%s", line[0] == '/' ? 0 : (int)t->dir_len, t->path, line);
+	add_input(t->b, label, strlen(label), file);
+	free(file);
+}
+
 /* Lines FILE<TAB>LABEL; '#' comments; paths relative to the table's folder. */
 static void read_label_table(struct baseline *b, const char *path)
 {
-	FILE *f = cli_open_in(path);
 	const char *slash = strrchr(path, '/');
-	size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
-	char *line = NULL;
-	size_t cap = 0;
-	unsigned lineno = 0;
-	while (getline(&line, &cap, f) > 0) {
-		lineno++;
-		line[strcspn(line, "\r\n")] = 0;
-		if (line[0] == 0 || line[0] == '#')
-			continue;
-		char *tab = strchr(line, '\t');
-		if (!tab || tab == line || tab[1] == 0)
-			errx(EX_DATAERR, "%s: line %u: not FILE<TAB>LABEL", path, lineno);
-		*tab = 0;
-		const char *label = tab + 1;
-		size_t n = (line[0] == '/' ? 0 : dir_len) + strlen(line) + 1;
-		char *file = xmalloc(n);
-		snprintf(file, n, "%.*s%s", line[0] == '/' ? 0 : (int)dir_len, path, line);
-		add_input(b, label, strlen(label), file);
-		free(file);
+	struct label_table t = { b, path, slash ? (size_t)(slash - path) + 1 : 0 };
+	table_lines(path, add_table_line, &t);
+}
+
+/* --split-file: the listing of flow f (its label label, or NULL), or NULL
+ * when the flow is not to be used: not listed, or listed for val. */
+static const struct split_entry *listing(struct baseline *b, const struct input *in,
+					 const struct flow_rec *f, const char *label, size_t label_len)
+{
+	struct split_entry *e = split_file_find(&b->split, f->source ? f->source : "", f->source_len,
+						f->id);
+	if (!e) {
+		b->unlisted++;
+		return NULL;
 	}
-	if (ferror(f))
-		err(EX_IOERR, "%s", path);
-	free(line);
-	if (f != stdin)
-		fclose(f);
+	if (e->matched)
+		errx(EX_DATAERR, "%s: flow %.*s #%" PRIu64 " is in the inputs twice", in->name,
+		     (int)f->source_len, f->source ? f->source : "", f->id);
+	e->matched = 1;
+	const char *have = label ? label : "-";
+	size_t have_len = label ? label_len : 1;
+	if (strlen(e->label) != have_len || memcmp(e->label, have, have_len) != 0)
+		errx(EX_DATAERR, "%s: flow %.*s #%" PRIu64 ": label '%.*s' here, '%s' in %s", in->name,
+		     (int)f->source_len, f->source ? f->source : "", f->id, (int)have_len, have,
+		     e->label, b->split.path);
+	if (e->side == SIDE_VAL) {
+		b->val_out++;
+		return NULL;
+	}
+	return e;
+}
+
+/* --split-file: what the inputs and the file did not have in common. */
+static void check_listing(const struct baseline *b)
+{
+	const struct split_file *sf = &b->split;
+	size_t matched = 0;
+	const struct split_entry *missing = NULL;
+	for (size_t i = 0; i < sf->n; i++) {
+		matched += sf->e[i].matched;
+		if (!sf->e[i].matched && !missing)
+			missing = &sf->e[i];
+	}
+	if (sf->n == 0)
+		errx(EX_DATAERR, "%s: lists no flow", sf->path);
+	if (matched == 0)
+		errx(EX_DATAERR, "%s: none of its %zu flows is in the inputs (%" PRIu64 " flows): flows "
+		     "are matched by source and id, e.g. %s #%" PRIu64 "; were the inputs made by the "
+		     "pcap2flow run the token files came from?", sf->path, sf->n, b->unlisted,
+		     sf->e[0].source, sf->e[0].id);
+	if (missing)
+		warnx("%s: %zu of its %zu flows are not in the inputs, e.g. %s #%" PRIu64, sf->path,
+		      sf->n - matched, sf->n, missing->source, missing->id);
+	if (b->unlisted)
+		warnx("%" PRIu64 " flow%s of the inputs not in %s left out", b->unlisted,
+		      b->unlisted == 1 ? "" : "s", sf->path);
+	if (b->val_out)
+		warnx("%" PRIu64 " flow%s of the val split left out", b->val_out,
+		      b->val_out == 1 ? "" : "s");
 }
 
 static void read_labelled(struct baseline *b, const struct options *o, struct progress *pr)
@@ -579,6 +644,9 @@ static void read_labelled(struct baseline *b, const struct options *o, struct pr
 			size_t label_len = label ? strlen(label) : f->label_len;
 			if (!label)
 				label = f->label;
+			const struct split_entry *e = NULL;
+			if (o->split == SPLIT_FILE && !(e = listing(b, &in, f, label, label_len)))
+				continue;
 			if (!label || f->n_packets == 0) {
 				b->unlabelled += f->n_packets != 0;
 				continue;
@@ -586,6 +654,11 @@ static void read_labelled(struct baseline *b, const struct options *o, struct pr
 			float *row = flowset_row(&b->set);
 			flow_vector(f, o->packets, o->ports, &acc, row);
 			size_t r = b->set.n - 1;
+			if (e) {
+				grow((void **)&b->listed_test, &b->listed_test_cap, r + 1,
+				     sizeof *b->listed_test);
+				b->listed_test[r] = e->side == SIDE_TEST;
+			}
 			b->set.label[r] = name_id(&b->labels, label, label_len);
 			const char *src = f->source_len ? f->source : in.path;
 			b->set.source[r] = name_id(&b->sources, src, f->source_len ? f->source_len : strlen(src));
@@ -596,6 +669,8 @@ static void read_labelled(struct baseline *b, const struct options *o, struct pr
 		input_close(&in);
 	}
 	flow_acc_free(&acc);
+	if (o->split == SPLIT_FILE)
+		check_listing(b);
 	if (b->unlabelled)
 		warnx("%" PRIu64 " flow%s without a label left out", b->unlabelled,
 		      b->unlabelled == 1 ? "" : "s");
@@ -701,7 +776,9 @@ static void run_baseline(struct baseline *b, const struct options *o)
 	size_t n = b->set.n, nl = b->labels.n;
 	b->test = xcalloc(n, sizeof *b->test);
 	b->dropped = xcalloc(nl, sizeof *b->dropped);
-	if (o->split == SPLIT_TIME)
+	if (o->split == SPLIT_FILE && n)
+		memcpy(b->test, b->listed_test, n * sizeof *b->test);
+	else if (o->split == SPLIT_TIME)
 		split_by_time(b, o->test_share);
 	else
 		split_by_capture(b, o->test_share, o->seed);
@@ -734,7 +811,7 @@ static void run_baseline(struct baseline *b, const struct options *o)
 
 static const char *split_name(const struct options *o)
 {
-	return o->split == SPLIT_TIME ? "time" : "capture";
+	return o->split == SPLIT_FILE ? "file" : o->split == SPLIT_TIME ? "time" : "capture";
 }
 
 static void print_baseline(const struct baseline *b, const struct options *o)
@@ -749,9 +826,13 @@ static void print_baseline(const struct baseline *b, const struct options *o)
 	printf("baseline: supervised flow classification\n");
 	printf("  XGBoost, %d rounds of depth %d on %zu features (first %u packets, %s), seed %" PRIu64 "\n",
 	       o->rounds, o->depth, b->set.ncol, o->packets, o->ports ? "with ports" : "no ports", o->seed);
-	printf("  %zu labels, %zu flows from %zu capture%s; split by %s: %zu to train, %zu to test "
-	       "(test share %.2f)\n", kept, b->n_train + b->n_test, b->sources.n,
-	       b->sources.n == 1 ? "" : "s", split_name(o), b->n_train, b->n_test, o->test_share);
+	printf("  %zu labels, %zu flows from %zu capture%s; split by %s: %zu to train, %zu to test ",
+	       kept, b->n_train + b->n_test, b->sources.n, b->sources.n == 1 ? "" : "s",
+	       o->split == SPLIT_FILE ? o->split_file : split_name(o), b->n_train, b->n_test);
+	if (o->split == SPLIT_FILE)
+		printf("(%" PRIu64 " of val left out)\n", b->val_out);
+	else
+		printf("(test share %.2f)\n", o->test_share);
 	printf("  macro-F1  %.4f\n  accuracy  %.4f\n\n", macro_f1(&b->conf), accuracy(&b->conf));
 	printf("  %-*s %7s %7s %9s %7s %7s\n", width, "label", "train", "test", "precision", "recall", "f1");
 	for (size_t l = 0; l < nl; l++) {
@@ -782,7 +863,12 @@ static void print_baseline_json(const struct baseline *b, const struct options *
 	size_t nl = b->labels.n;
 	double f1 = macro_f1(&b->conf);
 	printf("{\"mode\":\"baseline\",\"split\":\"%s\",\"test_share\":", split_name(o));
-	json_number(stdout, o->test_share);
+	json_number(stdout, o->split == SPLIT_FILE ? NAN : o->test_share);
+	if (o->split == SPLIT_FILE) {
+		fputs(",\"split_file\":", stdout);
+		json_string(stdout, o->split_file);
+		printf(",\"val_left_out\":%" PRIu64 ",\"unlisted\":%" PRIu64, b->val_out, b->unlisted);
+	}
 	printf(",\"seed\":%" PRIu64 ",\"features\":%zu,\"packets_per_flow\":%u,\"ports\":%s,"
 	       "\"rounds\":%d,\"depth\":%d,\"captures\":%zu,\"flows\":%zu,\"train\":%zu,\"test\":%zu,"
 	       "\"unlabelled\":%" PRIu64 ",\n\"macro_f1\":", o->seed, b->set.ncol, o->packets,
@@ -853,6 +939,8 @@ static int baseline(int argc, char **argv, const struct options *o)
 	if (stdin_inputs > 1)
 		cli_usage_error(usage, "only one input can be stdin");
 
+	if (o->split == SPLIT_FILE)
+		split_file_read(&b.split, o->split_file);
 	b.set.ncol = flow_vector_len(o->packets, o->ports);
 	progress_init(&pr, o->quiet);
 	read_labelled(&b, o, &pr);
@@ -873,6 +961,8 @@ static int baseline(int argc, char **argv, const struct options *o)
 	names_free(&b.sources);
 	flowset_free(&b.set);
 	free(b.test);
+	free(b.listed_test);
+	split_file_free(&b.split);
 	free(b.dropped);
 	free(b.count[0]);
 	free(b.count[1]);
@@ -898,6 +988,7 @@ int main(int argc, char **argv)
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "split", required_argument, NULL, OPT_SPLIT },
+		{ "split-file", required_argument, NULL, OPT_SPLIT_FILE },
 		{ "test-share", required_argument, NULL, OPT_TEST_SHARE },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "version", no_argument, NULL, 'V' },
@@ -906,7 +997,7 @@ int main(int argc, char **argv)
 	struct options o = { .folds = 5, .rounds = 100, .depth = 6, .threads = 1, .packets = 20,
 			     .seed = 1, .idle = 120, .test_share = 0.3, .eta = 0.3,
 			     .split = SPLIT_CAPTURE };
-	int ch;
+	int ch, own_split = 0;
 
 	cli_init(argc, argv);
 	while ((ch = getopt_long(argc, argv, "bd:hjk:L:n:pqr:s:t:T:V", longopts, NULL)) != -1) {
@@ -960,9 +1051,14 @@ int main(int argc, char **argv)
 				o.split = SPLIT_TIME;
 			else
 				cli_usage_error(usage, "--split: capture or time, not '%s'", optarg);
+			own_split = 1;
 			break;
 		case OPT_TEST_SHARE:
 			o.test_share = opt_double(usage, "--test-share", optarg, 0.01, 0.99);
+			own_split = 1;
+			break;
+		case OPT_SPLIT_FILE:
+			o.split_file = optarg;
 			break;
 		default:
 			cli_usage_error(usage, "unknown option");
@@ -970,6 +1066,12 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (o.split_file && own_split)
+		cli_usage_error(usage, "--split-file is the split: no --split or --test-share with it");
+	if (o.split_file && !o.baseline)
+		cli_usage_error(usage, "--split-file goes with --baseline");
+	if (o.split_file)
+		o.split = SPLIT_FILE;
 	if (o.baseline)
 		return baseline(argc, argv, &o);
 	if (o.labels)

@@ -1,7 +1,9 @@
 /* tokshard: token streams (flow2tok) to the train, validation and test shard
  * files that tgpt-train maps (tgpt-shard(5)). Flows are split by capture (or
  * flow by flow), stratified by label with a seeded shuffle, and cut or
- * windowed at packet boundaries to fit the model's context. */
+ * windowed at packet boundaries to fit the model's context. Flows can be
+ * selected first: labelled ones only, a few per capture and label, labels
+ * with enough flows. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -10,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "cli.h"
 #include "record.h"
 #include "stream.h"
@@ -17,11 +20,13 @@
 
 static const char usage[] =
 	"usage: tokshard -o DIR [-q] [--context N] [--group source|flow] [--long cut|window|drop]\n"
-	"                [--seed N] [--split TRAIN/VAL/TEST] [FILE ...]\n"
+	"                [--seed N] [--split TRAIN/VAL/TEST] [--labelled-only]\n"
+	"                [--max-flows-per-source-label N] [--min-label-flows N] [FILE ...]\n"
 	"       tokshard --dump SHARD ...\n"
 	"Reads token records (flow2tok) from FILEs or stdin ('-'), splits the flows\n"
 	"into DIR/train.shard, DIR/val.shard and DIR/test.shard (tgpt-shard(5)) and\n"
-	"writes DIR/labels.tsv and DIR/groups.tsv; prints the counts on stderr.\n"
+	"writes DIR/labels.tsv, DIR/groups.tsv and DIR/split.tsv; prints the counts\n"
+	"on stderr.\n"
 	"  -o, --output DIR      directory of the shards (made if missing)\n"
 	"      --context N       most tokens of one stored flow (default 12032)\n"
 	"      --dump            print the shards named as text: header, labels, flows\n"
@@ -32,6 +37,12 @@ static const char usage[] =
 	"                        drop leaves the flow out\n"
 	"      --seed N          seed of the shuffle that assigns groups (default 1)\n"
 	"      --split A/B/C     whole-number shares of train/val/test (default 98/1/1)\n"
+	"Selection, in this order, before the split:\n"
+	"      --labelled-only   leave out the flows without a label\n"
+	"      --max-flows-per-source-label N\n"
+	"                        keep at most N flows of one label from one source\n"
+	"                        (seeded draw), so big captures do not dominate\n"
+	"      --min-label-flows N  leave out labels with fewer than N flows left\n"
 	"  -q, --quiet           no progress, no table\n"
 	"  -h, --help            this help\n"
 	"  -V, --version         version and libraries\n";
@@ -49,6 +60,9 @@ struct options {
 	enum shard_long long_mode;
 	enum shard_group group;
 	uint64_t seed;
+	uint64_t max_per_source_label; /* 0: no cap */
+	uint64_t min_label_flows;      /* 0: every label */
+	int labelled_only;
 	int quiet, dump;
 };
 
@@ -147,21 +161,28 @@ struct group {
 	enum shard_split split;
 };
 
-/* One stored sequence (a whole flow, its cut head, or one window). Its
- * tokens are the next len tokens of the spill file. */
+/* One stored sequence (a whole flow, its cut head, or one window): len
+ * tokens from token at of the spill file. */
 struct item {
+	uint64_t at;
 	uint32_t group, label, len;
 };
 
-/* One stored flow, for the group's label. */
+/* One stored flow: its group, label, where it came from (for the selection
+ * and split.tsv) and its items, which follow those of the flow before. */
 struct flow_ref {
 	uint32_t group, label;
+	uint32_t source;   /* id in dataset.sources, NONE without one */
+	uint32_t n_items;
+	uint64_t id;       /* the record's "id" */
+	size_t first_item;
+	int dropped;       /* by the selection */
 };
 
 struct dataset {
 	FILE *spill;      /* tokens of every item, in input order, little-endian */
 	const char *dir;  /* where the spill file is, for messages */
-	struct strtab labels, keys;
+	struct strtab labels, keys, sources;
 	uint32_t *group_of_key; /* key id -> group; every key has one */
 	size_t group_of_key_cap, n_keyed;
 	struct group *groups;
@@ -172,10 +193,15 @@ struct dataset {
 	size_t n_flows, flows_cap;
 	uint32_t *label_final; /* label id in order of sight -> id in sorted order */
 	uint32_t *label_seen;  /* the reverse */
+	size_t n_labels;       /* labels kept (all but those of --min-label-flows) */
+	uint8_t *label_dropped; /* per label in order of sight: by --min-label-flows */
+	uint64_t *label_flows;  /* per label in order of sight: flows before that */
+	uint64_t spilled;      /* tokens in the spill file */
 	char *keybuf;
 	size_t keybuf_cap;
 	uint64_t read, tokens_read, tokens_kept;
 	uint64_t empty, cut, windowed, dropped, unsourced;
+	uint64_t unlabelled_out, over_cap, rare_flows, rare_labels; /* the selection */
 };
 
 /* The group of a record under --group; made on first sight. */
@@ -259,7 +285,8 @@ static void add_item(struct dataset *d, const struct tok_rec *t, size_t pos, siz
 	if (fwrite(t->tokens_le + 2 * pos, 2, len, d->spill) != len)
 		err(EX_IOERR, "%s: temporary file", d->dir);
 	grow((void **)&d->items, &d->items_cap, d->n_items + 1, sizeof *d->items);
-	d->items[d->n_items++] = (struct item){ group, label, (uint32_t)len };
+	d->items[d->n_items++] = (struct item){ d->spilled, group, label, (uint32_t)len };
+	d->spilled += len;
 	d->tokens_kept += len;
 }
 
@@ -334,14 +361,24 @@ static void add_record(struct dataset *d, const struct tok_rec *t, const struct 
 		d->read++;
 		return;
 	}
-	uint32_t label = t->label && t->label_len ? strtab_intern(&d->labels, t->label, t->label_len)
-						   : NONE;
+	int labelled = t->label && t->label_len;
+	if (!labelled && o->labelled_only) {
+		d->unlabelled_out++;
+		d->read++;
+		return;
+	}
+	uint32_t label = labelled ? strtab_intern(&d->labels, t->label, t->label_len) : NONE;
+	uint32_t source = t->source ? strtab_intern(&d->sources, t->source, t->source_len) : NONE;
 	uint32_t group = group_for(d, t, o->group);
 	d->read++;
-	if (store_flow(d, t, group, label, o) == 0)
+	size_t first = d->n_items, stored = store_flow(d, t, group, label, o);
+	if (stored == 0)
 		return;
+	if (d->n_flows >= UINT32_MAX - 1)
+		errx(EX_SOFTWARE, "more than %u flows", UINT32_MAX - 1);
 	grow((void **)&d->flows, &d->flows_cap, d->n_flows + 1, sizeof *d->flows);
-	d->flows[d->n_flows++] = (struct flow_ref){ group, label };
+	d->flows[d->n_flows++] = (struct flow_ref){ group, label, source, (uint32_t)stored,
+						    t->id, first, 0 };
 }
 
 /* Reads every record of one input; returns 0, or an exit status. */
@@ -387,19 +424,23 @@ static int cmp_label_text(const void *a, const void *b)
 }
 
 /* Label ids in byte order of the labels, so they do not depend on the order
- * of the input. */
+ * of the input; the labels the selection left out get none. */
 static void number_labels(struct dataset *d)
 {
-	size_t n = d->labels.n;
-	uint32_t *order = xcalloc(n, sizeof *order);
-	for (size_t i = 0; i < n; i++)
-		order[i] = (uint32_t)i;
+	size_t n = 0;
+	uint32_t *order = xcalloc(d->labels.n + 1, sizeof *order);
+	for (size_t i = 0; i < d->labels.n; i++)
+		if (!d->label_dropped[i])
+			order[n++] = (uint32_t)i;
 	sort_data = d;
 	qsort(order, n, sizeof *order, cmp_label_text);
-	d->label_final = xcalloc(n, sizeof *d->label_final);
+	d->label_final = xcalloc(d->labels.n + 1, sizeof *d->label_final);
+	for (size_t i = 0; i < d->labels.n; i++)
+		d->label_final[i] = NONE;
 	for (size_t i = 0; i < n; i++)
 		d->label_final[order[i]] = (uint32_t)i;
 	d->label_seen = order;
+	d->n_labels = n;
 	for (size_t i = 0; i < d->n_items; i++)
 		if (d->items[i].label != NONE)
 			d->items[i].label = d->label_final[d->items[i].label];
@@ -483,6 +524,17 @@ static uint64_t random_below(uint64_t *state, uint64_t n)
 	return x % n;
 }
 
+/* A seeded Fisher-Yates shuffle. */
+static void shuffle_u32(uint32_t *a, size_t n, uint64_t *state)
+{
+	for (size_t i = n; i > 1; i--) {
+		size_t j = (size_t)random_below(state, i);
+		uint32_t tmp = a[i - 1];
+		a[i - 1] = a[j];
+		a[j] = tmp;
+	}
+}
+
 /* The split furthest below its share once a group of size flows joins. */
 static enum shard_split neediest_split(const uint64_t share[], uint64_t total_share,
 				       const uint64_t assigned[], uint64_t size)
@@ -523,12 +575,7 @@ static uint32_t *assign_splits(struct dataset *d, const struct options *o)
 			b++;
 		const struct str *name = label == NONE ? NULL : label_at(d, label);
 		uint64_t state = o->seed ^ (name ? fnv1a(name->s, name->len) : 0);
-		for (size_t i = b - a; i > 1; i--) {
-			size_t j = (size_t)random_below(&state, i);
-			uint32_t tmp = shuffled[a + i - 1];
-			shuffled[a + i - 1] = shuffled[a + j];
-			shuffled[a + j] = tmp;
-		}
+		shuffle_u32(shuffled + a, b - a, &state);
 		uint64_t assigned[SHARD_SPLITS] = { 0 };
 		for (size_t i = a; i < b; i++) {
 			struct group *g = &d->groups[shuffled[i]];
@@ -539,6 +586,112 @@ static uint32_t *assign_splits(struct dataset *d, const struct options *o)
 	}
 	free(shuffled);
 	return order;
+}
+
+/* ------------------------------------------------------------ selection */
+
+/* Flows by source, label (ids in order of sight: only runs matter), id and
+ * input position: the order within a run does not depend on the input's. */
+static int cmp_source_label(const void *a, const void *b)
+{
+	uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+	const struct flow_ref *x = &sort_data->flows[i], *y = &sort_data->flows[j];
+	if (x->source != y->source)
+		return x->source < y->source ? -1 : 1;
+	if (x->label != y->label)
+		return x->label < y->label ? -1 : 1;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+static uint64_t str_seed(const struct strtab *t, uint32_t id)
+{
+	return id == NONE ? 0 : fnv1a(t->e[id].s, t->e[id].len);
+}
+
+/* --max-flows-per-source-label: of each source's flows of one label, a
+ * seeded draw of at most max stays. Flows without a source are each a
+ * capture of their own: never capped. */
+static void cap_per_source_label(struct dataset *d, const struct options *o)
+{
+	uint64_t max = o->max_per_source_label;
+	uint32_t *idx = xcalloc(d->n_flows + 1, sizeof *idx);
+	for (size_t i = 0; i < d->n_flows; i++)
+		idx[i] = (uint32_t)i;
+	sort_data = d;
+	qsort(idx, d->n_flows, sizeof *idx, cmp_source_label);
+	for (size_t a = 0, b; a < d->n_flows; a = b) {
+		const struct flow_ref *first = &d->flows[idx[a]];
+		for (b = a + 1; b < d->n_flows && d->flows[idx[b]].source == first->source &&
+				d->flows[idx[b]].label == first->label; b++)
+			;
+		if (first->source == NONE || b - a <= max)
+			continue;
+		/* seeded by the names, so that other captures do not change the draw */
+		uint64_t state = o->seed ^ str_seed(&d->sources, first->source) ^
+				 mix64(str_seed(&d->labels, first->label));
+		shuffle_u32(idx + a, b - a, &state);
+		for (size_t i = a + max; i < b; i++)
+			d->flows[idx[i]].dropped = 1;
+		d->over_cap += b - a - max;
+	}
+	free(idx);
+}
+
+/* --min-label-flows: labels with fewer flows left are left out, flows and
+ * all (unlabelled flows are not counted nor left out). */
+static void drop_rare_labels(struct dataset *d, const struct options *o)
+{
+	for (size_t i = 0; i < d->n_flows; i++)
+		if (!d->flows[i].dropped && d->flows[i].label != NONE)
+			d->label_flows[d->flows[i].label]++;
+	for (size_t l = 0; l < d->labels.n; l++)
+		if (d->label_flows[l] < o->min_label_flows) {
+			d->label_dropped[l] = 1;
+			d->rare_labels++;
+		}
+	for (size_t i = 0; i < d->n_flows; i++) {
+		struct flow_ref *f = &d->flows[i];
+		if (!f->dropped && f->label != NONE && d->label_dropped[f->label]) {
+			f->dropped = 1;
+			d->rare_flows++;
+		}
+	}
+}
+
+/* Forgets the dropped flows and their items (their tokens stay in the
+ * spill file, unread). */
+static void compact(struct dataset *d)
+{
+	size_t nf = 0, ni = 0;
+	for (size_t i = 0; i < d->n_flows; i++) {
+		struct flow_ref f = d->flows[i];
+		if (f.dropped) {
+			for (size_t k = 0; k < f.n_items; k++)
+				d->tokens_kept -= d->items[f.first_item + k].len;
+			continue;
+		}
+		memmove(&d->items[ni], &d->items[f.first_item], f.n_items * sizeof *d->items);
+		f.first_item = ni;
+		ni += f.n_items;
+		d->flows[nf++] = f;
+	}
+	d->n_flows = nf;
+	d->n_items = ni;
+}
+
+/* The selection after --labelled-only (done while reading): the cap per
+ * source and label, then the labels with too few flows left. */
+static void select_flows(struct dataset *d, const struct options *o)
+{
+	d->label_dropped = xcalloc(d->labels.n + 1, sizeof *d->label_dropped);
+	d->label_flows = xcalloc(d->labels.n + 1, sizeof *d->label_flows);
+	if (o->max_per_source_label)
+		cap_per_source_label(d, o);
+	if (o->min_label_flows)
+		drop_rare_labels(d, o);
+	compact(d);
 }
 
 /* ------------------------------------------------------------ writing */
@@ -609,7 +762,7 @@ static void plan_shard(struct out_shard *s, const struct dataset *d, const struc
 	h->context = o->context;
 	h->long_mode = o->long_mode;
 	snprintf(h->split, sizeof h->split, "%s", shard_split_names[split]);
-	h->n_labels = (uint32_t)d->labels.n;
+	h->n_labels = (uint32_t)d->n_labels;
 	h->group = o->group;
 	h->seed = o->seed;
 	for (size_t i = 0; i < d->n_items; i++)
@@ -654,14 +807,19 @@ static void write_index(struct out_shard *s, const struct dataset *d, enum shard
 	put_zeros(s, s->h.tokens_off);
 }
 
-/* Copies every item's tokens from the spill file to its split's shard. */
+/* Copies every item's tokens from the spill file to its split's shard,
+ * skipping those of the flows the selection left out. */
 static void copy_tokens(struct out_shard out[], const struct dataset *d, uint32_t context)
 {
 	if (fflush(d->spill) != 0 || ferror(d->spill) || fseek(d->spill, 0, SEEK_SET) != 0)
 		err(EX_IOERR, "%s: temporary file", d->dir);
 	uint8_t *buf = xmalloc(2 * (size_t)context);
+	uint64_t at = 0;
 	for (size_t i = 0; i < d->n_items; i++) {
 		const struct item *it = &d->items[i];
+		if (it->at != at && fseeko(d->spill, (off_t)(2 * it->at), SEEK_SET) != 0)
+			err(EX_IOERR, "%s: temporary file: seeking", d->dir);
+		at = it->at + it->len;
 		if (fread(buf, 2, it->len, d->spill) != it->len)
 			err(EX_IOERR, "%s: temporary file: reading back", d->dir);
 		put_bytes(&out[d->groups[it->group].split], buf, 2 * (size_t)it->len);
@@ -693,9 +851,9 @@ static void check_written(struct out_shard *s)
 
 static void write_shards(const struct dataset *d, const struct options *o)
 {
-	uint64_t label_bytes = 4 * ((uint64_t)d->labels.n + 1);
-	for (size_t i = 0; i < d->labels.n; i++)
-		label_bytes += d->labels.e[i].len + 1;
+	uint64_t label_bytes = 4 * ((uint64_t)d->n_labels + 1);
+	for (uint32_t i = 0; i < d->n_labels; i++)
+		label_bytes += label_at(d, i)->len + 1;
 	static struct out_shard out[SHARD_SPLITS];
 	pending = out;
 	atexit(remove_pending);
@@ -730,7 +888,7 @@ static void put_field(FILE *f, const char *s, size_t len)
 /* labels.tsv: every label's id and flows per split, for humans. */
 static void write_labels_tsv(const struct dataset *d, const struct options *o)
 {
-	size_t n = d->labels.n;
+	size_t n = d->n_labels;
 	uint64_t *flows = xcalloc(n * SHARD_SPLITS + 1, sizeof *flows);
 	for (size_t i = 0; i < d->n_flows; i++)
 		if (d->flows[i].label != NONE)
@@ -747,9 +905,42 @@ static void write_labels_tsv(const struct dataset *d, const struct options *o)
 			fprintf(a.f, "\t%" PRIu64, flows[i * SHARD_SPLITS + s]);
 		fputc('\n', a.f);
 	}
+	for (size_t i = 0; i < d->labels.n; i++)
+		if (d->label_dropped[i]) {
+			fputs("# left out (--min-label-flows)\t", a.f);
+			put_field(a.f, d->labels.e[i].s, d->labels.e[i].len);
+			fprintf(a.f, "\t%" PRIu64 "\n", d->label_flows[i]);
+		}
 	atomic_commit(&a);
 	free(path);
 	free(flows);
+}
+
+/* split.tsv: each stored flow's split, source, id and label ('-' for none),
+ * in input order: what realism-eval --split-file needs to classify the same
+ * flows on the same sides. */
+static void write_split_tsv(const struct dataset *d, const struct options *o)
+{
+	char *path = join_path(o->outdir, "split.tsv");
+	struct atomic_file a;
+	atomic_open(&a, path);
+	fprintf(a.f, "# split\tsource\tid\tlabel\n");
+	for (size_t i = 0; i < d->n_flows; i++) {
+		const struct flow_ref *f = &d->flows[i];
+		fprintf(a.f, "%s\t", shard_split_names[d->groups[f->group].split]);
+		if (f->source != NONE)
+			put_field(a.f, d->sources.e[f->source].s, d->sources.e[f->source].len);
+		fprintf(a.f, "\t%" PRIu64 "\t", f->id);
+		if (f->label == NONE) {
+			fputc('-', a.f);
+		} else {
+			const struct str *l = label_at(d, f->label);
+			put_field(a.f, l->s, l->len);
+		}
+		fputc('\n', a.f);
+	}
+	atomic_commit(&a);
+	free(path);
 }
 
 /* groups.tsv: where each source (or flow) went, to audit the split. */
@@ -795,7 +986,7 @@ static void print_row(const char *split, const char *label, size_t label_len, co
 /* Per split and label: groups, flows, stored sequences and tokens. */
 static void print_table(const struct dataset *d)
 {
-	size_t rows = d->labels.n + 1; /* the last row: unlabelled */
+	size_t rows = d->n_labels + 1; /* the last row: unlabelled */
 	uint64_t *c = xcalloc(SHARD_SPLITS * rows * C_N, sizeof *c);
 #define CELL(s, l, k) c[((s) * rows + ((l) == NONE ? rows - 1 : (l))) * C_N + (k)]
 	for (size_t i = 0; i < d->n_groups; i++)
@@ -845,6 +1036,26 @@ static void warn_empty_splits(const struct dataset *d, const struct options *o)
 			      o->group == SHARD_GROUP_SOURCE ? " (--group flow splits flow by flow)" : "");
 }
 
+/* The labels --min-label-flows left out, with their flows. */
+static void warn_rare_labels(const struct dataset *d, const struct options *o)
+{
+	size_t len = 0, cap = 0;
+	char *list = NULL;
+	for (size_t i = 0; i < d->labels.n; i++) {
+		if (!d->label_dropped[i])
+			continue;
+		const struct str *l = &d->labels.e[i];
+		size_t need = len + l->len + 32;
+		grow((void **)&list, &cap, need, 1);
+		len += (size_t)snprintf(list + len, need - len, "%s%s %" PRIu64, len ? ", " : "",
+					l->s, d->label_flows[i]);
+	}
+	warnx("%" PRIu64 " labels with fewer than %" PRIu64 " flows left out with their %" PRIu64
+	      " flows (--min-label-flows): %s", d->rare_labels, o->min_label_flows, d->rare_flows,
+	      list);
+	free(list);
+}
+
 static void summary(const struct dataset *d, const struct options *o)
 {
 	if (o->quiet)
@@ -863,6 +1074,13 @@ static void summary(const struct dataset *d, const struct options *o)
 	if (d->dropped)
 		warnx("%" PRIu64 " flows longer than the context of %u dropped", d->dropped,
 		      o->context);
+	if (d->unlabelled_out)
+		warnx("%" PRIu64 " flows without a label left out (--labelled-only)", d->unlabelled_out);
+	if (d->over_cap)
+		warnx("%" PRIu64 " flows left out: over %" PRIu64 " of one label from one source "
+		      "(--max-flows-per-source-label)", d->over_cap, o->max_per_source_label);
+	if (d->rare_labels)
+		warn_rare_labels(d, o);
 	if (d->unsourced && o->group == SHARD_GROUP_SOURCE)
 		warnx("%" PRIu64 " flows without a \"source\" (flow2tok --no-side?): each is a group "
 		      "of its own, so their captures may straddle splits", d->unsourced);
@@ -950,7 +1168,8 @@ static int pick(const char *opt, const char *arg, const char *const names[], int
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_CONTEXT = 256, OPT_DUMP, OPT_GROUP, OPT_LONG, OPT_SEED, OPT_SPLIT };
+	enum { OPT_CONTEXT = 256, OPT_DUMP, OPT_GROUP, OPT_LONG, OPT_SEED, OPT_SPLIT,
+	       OPT_LABELLED_ONLY, OPT_MAX_PER_SOURCE_LABEL, OPT_MIN_LABEL_FLOWS };
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "context", required_argument, NULL, OPT_CONTEXT },
@@ -959,6 +1178,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "long", required_argument, NULL, OPT_LONG },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "split", required_argument, NULL, OPT_SPLIT },
+		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
+		{ "max-flows-per-source-label", required_argument, NULL, OPT_MAX_PER_SOURCE_LABEL },
+		{ "min-label-flows", required_argument, NULL, OPT_MIN_LABEL_FLOWS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -981,6 +1203,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_LONG: o->long_mode = (enum shard_long)pick("--long", optarg, shard_long_names, 3); break;
 		case OPT_SEED: o->seed = opt_u64(usage, "--seed", optarg, 0, UINT64_MAX); break;
 		case OPT_SPLIT: parse_split(optarg, o->share); break;
+		case OPT_LABELLED_ONLY: o->labelled_only = 1; break;
+		case OPT_MAX_PER_SOURCE_LABEL:
+			o->max_per_source_label = opt_u64(usage, "--max-flows-per-source-label", optarg, 1,
+							  UINT32_MAX);
+			break;
+		case OPT_MIN_LABEL_FLOWS:
+			o->min_label_flows = opt_u64(usage, "--min-label-flows", optarg, 1, UINT32_MAX);
+			break;
 		case 'q': o->quiet = 1; break;
 		case 'h': cli_help(usage);
 		case 'V': cli_version(libs);
@@ -1016,6 +1246,9 @@ static void dataset_free(struct dataset *d)
 	fclose(d->spill);
 	strtab_free(&d->labels);
 	strtab_free(&d->keys);
+	strtab_free(&d->sources);
+	free(d->label_dropped);
+	free(d->label_flows);
 	free(d->group_of_key);
 	free(d->groups);
 	free(d->items);
@@ -1049,12 +1282,14 @@ int main(int argc, char **argv)
 	}
 	progress_done(&prog);
 
+	select_flows(&d, &o);
 	number_labels(&d);
 	label_groups(&d);
 	uint32_t *order = assign_splits(&d, &o);
 	write_shards(&d, &o);
 	write_labels_tsv(&d, &o);
 	write_groups_tsv(&d, &o, order);
+	write_split_tsv(&d, &o);
 	summary(&d, &o);
 	free(order);
 	dataset_free(&d);
