@@ -220,6 +220,16 @@ exits_with 0 "prompts from stdin, taken in turn for -n 4" bash -c \
 	"tgpt-infer generate -j 1 -n 4 --prompt - --prompt-packets 2 --max-tokens 1024 gen.ckpt < udp1.tok"
 is "$(count out tok)" 4 "four flows"
 
+# An untrained model continues a prompt's packet with noise that fails
+# every check: with no retry left the flow keeps the real prompt packet (a
+# flow is never cut below its prompt) and ends.
+tgpt-train -q --preset tiny --context 512 -j 1 --steps 1 --lr 1e-9 -o raw.ckpt gsh 2>/dev/null
+exits_with 0 "an untrained model's failing continuations of prompts" tgpt-infer generate -j 1 \
+	--prompt udp1.tok --retries 0 --max-tokens 1024 raw.ckpt
+first_raw=$(mpdump < out | sed -n 2p | grep -o '"tokens":"0x[0-9a-f]*' | cut -c11-350)
+is "$first_raw" "$first_real" "keep the prompt's packet"
+like err '^tokens: [0-9]+ kept' "and never count fewer than no tokens kept"
+
 exits_with 0 "--max-tokens 40 bounds every flow" tgpt-infer generate -n 3 -j 1 --max-tokens 40 \
 	gen.ckpt
 ok "to 40 tokens (END included)" bash -c "mpdump < out | grep -o '\"tokens\":\"0x[0-9a-f]*' | \

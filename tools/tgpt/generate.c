@@ -313,6 +313,15 @@ static void finish_flow(struct gen *g, struct gen_slot *s, struct gen_flow *f, e
 	s->flow = -1;
 }
 
+/* Drops the open packet that failed for good: back to its START, or, when
+ * the packet began in the prompt, to the prompt's end (the prompt's tokens
+ * are real and stay, even if the model's continuation of them did not). */
+static void drop_open_packet(struct gen *g, const struct gen_slot *s, struct gen_flow *f)
+{
+	f->n = (size_t)s->open < f->prompt_len ? f->prompt_len : (size_t)s->open;
+	g->stats.dropped++;
+}
+
 /* The flow reached max_len: its open packet stays if it passes. */
 static void finish_at_limit(struct gen *g, struct gen_slot *s, struct gen_flow *f)
 {
@@ -321,8 +330,7 @@ static void finish_at_limit(struct gen *g, struct gen_slot *s, struct gen_flow *
 			f->packets++;
 			g->stats.packets++;
 		} else {
-			f->n = (size_t)s->open;
-			g->stats.dropped++;
+			drop_open_packet(g, s, f);
 		}
 	}
 	finish_flow(g, s, f, GEN_STOP_LENGTH);
@@ -358,8 +366,7 @@ static int close_packet(struct gen *g, int b, struct gen_flow *f)
 		return 1;
 	}
 	if (s->retries >= g->o.max_retries) {
-		f->n = (size_t)s->open;
-		g->stats.dropped++;
+		drop_open_packet(g, s, f);
 		finish_flow(g, s, f, GEN_STOP_RETRIES);
 		return 0;
 	}
