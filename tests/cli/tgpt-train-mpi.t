@@ -7,8 +7,9 @@
 # the gradient of half the batch alone (a rank without the reduction) is
 # far outside them. One rank gives the plain build's bits; rank 0 alone
 # writes; a resumed 2-rank run is exact; a signal to one rank stops all
-# after the same step; what is refused. Under make SAN=1, Open MPI's own
-# allocations are not reported as leaks (tests/lsan-mpi.supp).
+# after the same step; what is refused; pipelines/train-mpi. Under make
+# SAN=1, Open MPI's own allocations are not reported as leaks
+# (tests/lsan-mpi.supp); tgpt-train's would be.
 . "$TGPT_TOP/tests/lib.sh"
 
 MPI_TRAIN=$TGPT_TESTBIN/../mpi/tgpt-train
@@ -48,15 +49,8 @@ compare() {
 within() { awk -v a="$2" -v r="$3" '{ exit !($1 <= a * $2 && $3 <= r && NF == 3) }' <<<"$1"; }
 # A column of a metrics file (no header).
 column() { awk -F'\t' -v c="$2" 'NR > 1 { print $c }' "$1"; }
-ckpt_key() { tgpt-train --info "$1" | awk -v k="$2" '$1 == k { print $2; exit }'; }
-wait_lines() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[ -f "$1" ] && [ "$(wc -l < "$1")" -gt "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# The step a checkpoint holds (--info).
+ckpt_step() { tgpt-train --info "$1" | sed -n 's/^step //p'; }
 
 # Four real flows (179 to 375 tokens) packed into sequences of 512: the rows
 # of a batch hold different numbers of targets, so a rank's loss must be
@@ -120,8 +114,19 @@ floats c1.ckpt params > p1.txt && floats c2.ckpt params > p2.txt
 d=$(compare p1.txt p2.txt)
 echo "# parameters after 20 steps (maxabs maxref maxrel): $d"
 ok "the parameters after 20 steps within 1e-4 of 1 rank's" within "$d" 1e-4 1e-2
-is "$(ckpt_key c2.ckpt step)" 20 "rank 0 wrote the checkpoint of step 20"
+is "$(ckpt_step c2.ckpt)" 20 "rank 0 wrote the checkpoint of step 20"
 is "$(ls -A | grep -c '\.tmp\.')" 0 "no temporary file left"
+
+# ------------------------------------------------------------ pipelines/train-mpi
+echo "localhost slots=2" > hosts
+exits_with 0 "pipelines/train-mpi with a hostfile of 2 slots on this machine" \
+	"$TGPT_TOP/pipelines/train-mpi" -f hosts --tgpt-train "$MPI_TRAIN" -- "${CURVE[@]}" \
+	-o h.ckpt --metrics h.tsv sv
+like err 'on each of 2 ranks' "runs 2 ranks"
+ok "the same run as mpirun -np 2" cmp h.ckpt c2.ckpt
+exits_with 64 "it refuses the build without MPI" "$TGPT_TOP/pipelines/train-mpi" -f hosts \
+	--tgpt-train "$(command -v tgpt-train)" -- "${CURVE[@]}" -o h.ckpt sv
+like err 'not the MPI build' "saying so"
 
 # ------------------------------------------------------------ resume
 exits_with 0 "2 ranks stopped after 7 steps" mpi 2 "${CURVE[@]}" --stop-after 7 \
@@ -157,7 +162,8 @@ rm -f s.tsv
 mpirun --oversubscribe --bind-to none -np 2 "$MPI_TRAIN" "${TINY[@]}" \
 	--steps 100000 --ckpt-every 0 -o s.ckpt --metrics s.tsv all 2> s.err &
 pid=$!
-wait_lines s.tsv 3
+# until 3 steps are done (at most 60 s)
+timeout 60 bash -c 'until [ "$(cat s.tsv 2>/dev/null | wc -l)" -gt 3 ]; do sleep 0.1; done'
 rank1=""
 for p in $(pgrep -P $pid); do
 	tr '\0' '\n' < /proc/$p/environ | grep -qx OMPI_COMM_WORLD_RANK=1 && rank1=$p
@@ -166,7 +172,7 @@ ok "rank 1 is a child of mpirun" test -n "$rank1"
 kill -TERM "${rank1:-0}"
 wait $pid
 is "$?" 0 "SIGTERM to rank 1 only: the run ends with status 0"
-step=$(ckpt_key s.ckpt step)
+step=$(ckpt_step s.ckpt)
 ok "rank 0 saved the step all stopped after ($step)" test "${step:-0}" -ge 3 -a "${step:-0}" -lt 100000
 is "$(column s.tsv 1 | tail -1)" "$step" "the last metrics line is that step's"
 
