@@ -66,6 +66,10 @@ TINY=(--preset tiny --context 512 -j 1 --batch 4)
 GRAD=("${TINY[@]}" --steps 1 --warmup 0 --lr 0 --beta1 0 --clip 0)
 
 # ------------------------------------------------------------ refusals
+exits_with 0 "the MPI build's --version" "$MPI_TRAIN" --version
+like out 'MPI' "names the MPI library"
+exits_with 0 "the plain build's" tgpt-train --version
+ok "names none" bash -c "! grep -q MPI out"
 exits_with 64 "a batch smaller than the ranks exits 64" mpi 2 "${TINY[@]}" --batch 1 -o x.ckpt all
 like err 'batch 1: fewer sequences than the 2 ranks' "saying why"
 exits_with 64 "the build without MPI refuses to run as one of 2 ranks" \

@@ -9,8 +9,18 @@
 #ifdef TGPT_MPI
 #include <limits.h>
 #include <mpi.h>
+#include <string.h>
 
 static int rank, size = 1, local_size = 1;
+
+const char *dist_library(void)
+{
+	static char v[MPI_MAX_LIBRARY_VERSION_STRING];
+	int len;
+	MPI_Get_library_version(v, &len);
+	v[strcspn(v, ",\n")] = '\0';	/* Open MPI's goes on with its package */
+	return v;
+}
 
 void dist_init(int *argc, char ***argv)
 {
@@ -68,6 +78,11 @@ int dist_same(uint64_t v)
 #else
 
 static const int rank = 0, size = 1, local_size = 1;
+
+const char *dist_library(void)
+{
+	return NULL;
+}
 
 /* The process count Open MPI's mpirun or a PMI launcher (MPICH, Slurm)
  * gives each of the processes it starts. */

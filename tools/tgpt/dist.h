@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* "Open MPI v4.1.4" or the like in the MPI build (callable before
+ * dist_init), else NULL. */
+const char *dist_library(void);
+
 /* Joins the run (MPI_Init). Without MPI, exits EX_USAGE when mpirun started
  * this process as one of several: each would train alone. */
 void dist_init(int *argc, char ***argv);

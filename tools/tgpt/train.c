@@ -256,7 +256,7 @@ static _Noreturn void version(void)
 {
 	static char blis[64];
 	snprintf(blis, sizeof blis, "BLIS %s", bli_info_get_version_str());
-	const char *libs[] = { blis, NULL };
+	const char *libs[] = { blis, dist_library(), NULL };	/* MPI: the build over ranks */
 	cli_version(libs);
 }
 
