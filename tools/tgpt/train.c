@@ -1115,8 +1115,8 @@ static int keep_best(struct run *r)
 /* ------------------------------------------------------------ steps */
 
 /* One optimizer step: accum micro-batches (each rank its rows of them),
- * their mean gradient (summed over the ranks) clipped, AdamW. Returns the mean of the micro-batches' losses; *tokens gets the
- * tokens it took. */
+ * their mean gradient (summed over the ranks) clipped, AdamW. Returns the
+ * mean of the micro-batches' losses; *tokens gets the tokens it took. */
 static float train_step(struct run *r, float *grad_norm, double *lr, uint64_t *tokens)
 {
 	struct model *m = &r->m;
