@@ -51,11 +51,40 @@ $(B)/tests/t-conditional.t: $(TGPT_COND_OBJ) $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgp
 LIBS_t-conditional := $(COMMON_LIB) $(TGPT_LIBS) $(MSGPACK_LIBS)
 
 # tgpt-train: the trainer; ckpt.o (tgpt-ckpt(5)) is shared with tgpt-infer.
+# dist.o makes it one process; the same objects with $(B)/mpi/.../dist.o
+# (compiled and linked by $(MPICC), -DTGPT_MPI) are $(B)/mpi/tgpt-train, the
+# data-parallel trainer over MPI ranks. `make check` builds that one too when
+# $(MPICC) exists (tests/cli/tgpt-train-mpi.t); `make MPI=1` installs it as
+# $(BIN)/tgpt-train. A compiler other than the wrapper's: OMPI_CC=clang.
 TOOLS += tgpt-train
-$(BIN)/tgpt-train: $(B)/tools/tgpt/train.o $(TGPT_COND_OBJ) $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
-		$(B)/tools/tgpt/shard.o $(TGPT_MODEL_OBJ) $(COMMON_LIB)
+MPICC ?= mpicc
+TGPT_TRAIN_OBJ := $(B)/tools/tgpt/train.o $(TGPT_COND_OBJ) $(TGPT_CLASSIFY_OBJ) $(B)/tools/tgpt/ckpt.o \
+	$(B)/tools/tgpt/shard.o $(TGPT_MODEL_OBJ)
+$(B)/mpi/tools/tgpt/dist.o: tools/tgpt/dist.c $(B)/FLAGS
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_CFLAGS) -DTGPT_MPI -MMD -MP -MF $(@:.o=.d) -MQ $@ -c -o $@ $<
+$(B)/mpi/tgpt-train: $(TGPT_TRAIN_OBJ) $(B)/mpi/tools/tgpt/dist.o $(COMMON_LIB)
+	$(MPICC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
+# Which of the two $(BIN)/tgpt-train is, rewritten when MPI= changes (so
+# that switching relinks it, as build/FLAGS does for the objects).
+$(B)/tgpt-train.mpi: FORCE
+	@mkdir -p $(B)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(MPI)' ]; then echo '$(MPI)' > $@; fi
+ifeq ($(MPI),1)
+ifeq ($(shell command -v $(firstword $(MPICC))),)
+$(error MPI=1: no $(firstword $(MPICC)) on PATH (make deps installs Open MPI, libopenmpi-dev))
+endif
+$(BIN)/tgpt-train: $(B)/mpi/tgpt-train $(B)/tgpt-train.mpi
 	@mkdir -p $(BIN)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
+	cp $< $@
+else
+$(BIN)/tgpt-train: $(TGPT_TRAIN_OBJ) $(B)/tools/tgpt/dist.o $(COMMON_LIB) $(B)/tgpt-train.mpi
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter-out %.mpi,$^) $(TGPT_LIBS) $(MSGPACK_LIBS)
+endif
+ifneq ($(shell command -v $(firstword $(MPICC))),)
+check: $(B)/mpi/tgpt-train
+endif
 
 # The checkpoint round trip links the writer, the reader and the model.
 $(B)/tests/t-ckpt.t: $(B)/tools/tgpt/ckpt.o $(TGPT_MODEL_OBJ)

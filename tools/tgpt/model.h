@@ -150,7 +150,9 @@ struct model {
 	int *tokens, *targets;           /* copies for the backward (cap_N each) */
 	int has_targets;
 	float loss;
-	int n_valid;                     /* targets that count in the loss */
+	int n_valid;                     /* targets that count in the loss; the
+	                                    backward divides by it (a data-parallel
+	                                    trainer sets all the ranks' count) */
 	/* Test hook, set before the first forward: the reversible forward keeps
 	 * every layer's input streams and the backward uses them instead of
 	 * rebuilding them by subtraction (same gradients, more memory). */

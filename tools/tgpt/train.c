@@ -6,7 +6,10 @@
  * classifier instead (paper section 2; the input and label layout are
  * classify.h's): balanced batches, validation accuracy and macro-F1, and the
  * best model kept. With --conditional it pre-trains a class-conditional
- * model: every flow led by its label's token (conditional.h). */
+ * model: every flow led by its label's token (conditional.h).
+ * Built with MPI (dist.h) it trains data-parallel: every
+ * rank builds the same batches and computes on its share of their rows, the
+ * gradients are summed over the ranks, and rank 0 writes what is written. */
 #include <blis.h>
 #include <errno.h>
 #include <getopt.h>
@@ -19,11 +22,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "cli.h"
 #include "record.h"
 #include "ckpt.h"
 #include "classify.h"
 #include "conditional.h"
+#include "dist.h"
 #include "model.h"
 #include "shard.h"
 
@@ -262,7 +267,7 @@ static _Noreturn void version(void)
 {
 	static char blis[64];
 	snprintf(blis, sizeof blis, "BLIS %s", bli_info_get_version_str());
-	const char *libs[] = { blis, NULL };
+	const char *libs[] = { blis, dist_library(), NULL };	/* MPI: the build over ranks */
 	cli_version(libs);
 }
 
@@ -834,13 +839,66 @@ bad:
 	return EX_DATAERR;
 }
 
+/* ------------------------------------------------------------ ranks */
+
+/* This rank's rows of a batch of B, [*lo, *lo + n): the ranks' shares in
+ * rank order (B >= ranks, checked by setup). */
+static int rank_rows(int B, int *lo)
+{
+	int k = dist_rank(), R = dist_size();
+	*lo = (int)((long long)B * k / R);
+	return (int)((long long)B * (k + 1) / R) - *lo;
+}
+
+/* Forward and backward of this rank's rows of a batch (tok, tgt: B rows of
+ * T, which every rank built alike), its loss normalised by the targets of
+ * the whole batch: the ranks' gradients then add up to the batch's gradient
+ * on one process. Returns this rank's share of the batch's loss (the loss
+ * itself on one process). */
+static double batch_pass(struct model *m, const int *tok, const int *tgt, int B, int T)
+{
+	if (dist_size() == 1) {
+		float loss = model_forward(m, tok, tgt, B, T);
+		model_backward(m);
+		return loss;
+	}
+	int lo, n = rank_rows(B, &lo);
+	long long total = 0;
+	for (size_t i = 0; i < (size_t)B * (size_t)T; i++)
+		total += tgt[i] != m->c.pad_id;
+	if (n == 0 || total == 0)
+		return 0;
+	float loss = model_forward(m, tok + (size_t)lo * T, tgt + (size_t)lo * T, n, T);
+	double share = (double)loss * m->n_valid / (double)total;
+	m->n_valid = (int)total;	/* model_backward scales by 1 / n_valid */
+	model_backward(m);
+	return share;
+}
+
+/* Every rank must hold the same parameters (the same seed or checkpoint,
+ * the same summed gradients) and data: else the run is not one. */
+static void check_ranks_agree(const struct run *r)
+{
+	if (dist_size() == 1)
+		return;
+	uint64_t h = crc32_update(0, r->m.params_mem, r->m.n_params * sizeof(float));
+	uint64_t w[3] = { h, r->t.data_flows, r->t.data_tokens };
+	if (!dist_same(hash_words(w, 3)))
+		errx(EX_SOFTWARE, "step %" PRIu64 ": the ranks' parameters or shards differ (the "
+			"same shards and --resume or --finetune file on every host?)", r->t.step);
+}
+
 /* Writes the checkpoint (training state, model, parameters, AdamW moments)
- * atomically; SIGINT and SIGTERM wait until it is in place. */
+ * atomically; SIGINT and SIGTERM wait until it is in place. Rank 0 writes,
+ * once the ranks agree on the parameters. */
 static void save(struct run *r)
 {
 	struct ckpt_out o = { 0 };
 	struct ckpt_text model_txt = { 0 }, train_txt = { 0 };
 	sigset_t block, old;
+	check_ranks_agree(r);
+	if (dist_rank() != 0)
+		return;
 	r->t.epoch = r->train.epoch;
 	r->t.cursor = r->train.cursor;
 	train_text(&r->t, &train_txt);
@@ -865,24 +923,25 @@ static void save(struct run *r)
 }
 
 /* The mean loss over --eval-batches batches of val.shard from its start
- * (the same batches every time), weighted by their non-PAD targets; NAN
- * without validation data. */
+ * (the same batches every time), weighted by their non-PAD targets (each
+ * rank takes its rows of every batch); NAN without validation data. */
 static double evaluate(struct run *r)
 {
 	struct loader *v = &r->val;
-	int B = (int)r->t.batch, T = (int)r->t.context;
-	double sum = 0;
-	long long valid = 0;
+	int B = (int)r->t.batch, T = (int)r->t.context, lo, n = rank_rows(B, &lo);
+	double sum[2] = { 0, 0 };	/* loss * targets, targets */
 	if (!v->path)
 		return NAN;
 	v->cursor = 0;
 	for (uint64_t b = 0; b < r->t.eval_batches && v->cursor < shard_count(&v->sh); b++) {
 		shard_batch(v, r->tok, r->tgt, B, T, r->m.c.pad_id);
-		float loss = model_forward(&r->m, r->tok, r->tgt, B, T);
-		sum += (double)loss * r->m.n_valid;
-		valid += r->m.n_valid;
+		float loss = model_forward(&r->m, r->tok + (size_t)lo * T, r->tgt + (size_t)lo * T,
+			n, T);
+		sum[0] += (double)loss * r->m.n_valid;
+		sum[1] += r->m.n_valid;
 	}
-	return valid ? sum / (double)valid : NAN;
+	dist_sum_doubles(sum, 2);
+	return sum[1] ? sum[0] / sum[1] : NAN;
 }
 
 /* ------------------------------------------------------------ classifier steps */
@@ -963,10 +1022,9 @@ static float classifier_pass(struct run *r, const uint16_t *const *flow, const s
 {
 	struct model *m = &r->m;
 	int T = clf_batch(&r->map, m->c.pad_id, flow, len, label, B, r->tok, r->tgt);
-	float loss = model_forward(m, r->tok, r->tgt, B, T);
-	model_backward(m);
+	double loss = batch_pass(m, r->tok, r->tgt, B, T);
 	*tokens += (uint64_t)B * (uint64_t)T;
-	return loss;
+	return (float)loss;
 }
 
 /* One micro-batch of a classifier: forward and backward, its gradient added
@@ -1080,9 +1138,9 @@ static int keep_best(struct run *r)
 
 /* ------------------------------------------------------------ steps */
 
-/* One optimizer step: accum micro-batches, their mean gradient clipped,
- * AdamW. Returns the mean of the micro-batches' losses; *tokens gets the
- * tokens it took. */
+/* One optimizer step: accum micro-batches (each rank its rows of them),
+ * their mean gradient (summed over the ranks) clipped, AdamW. Returns the
+ * mean of the micro-batches' losses; *tokens gets the tokens it took. */
 static float train_step(struct run *r, float *grad_norm, double *lr, uint64_t *tokens)
 {
 	struct model *m = &r->m;
@@ -1099,9 +1157,12 @@ static float train_step(struct run *r, float *grad_norm, double *lr, uint64_t *t
 			random_batch(&r->t.rng, r->tok, r->tgt, B, T, m->c.vocab);
 		else
 			shard_batch(&r->train, r->tok, r->tgt, B, T, m->c.pad_id);
-		loss += model_forward(m, r->tok, r->tgt, B, T);
-		model_backward(m);
+		loss += batch_pass(m, r->tok, r->tgt, B, T);
 		*tokens += (uint64_t)B * (uint64_t)T;
+	}
+	if (dist_size() > 1) {	/* the ranks' shares: the same sums everywhere */
+		dist_sum_floats(m->grads_mem, m->n_params);
+		dist_sum_doubles(&loss, 1);
 	}
 	if (r->t.accum > 1) {
 		float s = 1.0f / (float)r->t.accum;
@@ -1137,6 +1198,8 @@ static double tokens_per_s(const struct run *r)
 static double validate(struct run *r)
 {
 	const struct train *t = &r->t;
+	if (r->classify && dist_rank() != 0)
+		return NAN;	/* rank 0 keeps the best parameters and saves them */
 	double val = r->classify ? evaluate_classifier(r) : evaluate(r);
 	int best = r->classify && keep_best(r);
 	if (isnan(val) || r->o.quiet)
@@ -1195,7 +1258,7 @@ static void after_step(struct run *r, float loss, float norm, double lr, double 
 static float train_loop(struct run *r)
 {
 	float loss = NAN;
-	while (r->t.step < r->t.steps && !stop_signal &&
+	while (r->t.step < r->t.steps && !dist_any(stop_signal) &&
 		!(r->o.stop_after && r->run_steps >= r->o.stop_after)) {
 		float norm;
 		uint64_t tokens;
@@ -1442,7 +1505,7 @@ static void fresh_train(struct run *r)
 	t->ckpt_every = o->given[O_CKPT_EVERY] ? g->ckpt_every : 1000;
 	t->eval_every = o->given[O_EVAL_EVERY] ? g->eval_every : r->classify ? 100 : 1000;
 	t->eval_batches = o->given[O_EVAL_BATCHES] ? g->eval_batches : r->classify ? 0 : 8;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN) / dist_local_size();	/* ranks share them */
 	t->threads = o->given[O_THREADS] ? g->threads : cpus > 0 && cpus <= MAX_THREADS ? (uint64_t)cpus : 1;
 	t->random_data = g->random_data;
 	t->data_seed = derive_seed(t->seed, 1);
@@ -1714,7 +1777,7 @@ static void setup_classifier(struct run *r)
 static void open_metrics(struct run *r)
 {
 	const char *path = r->o.metrics;
-	if (!path)
+	if (!path || dist_rank() != 0)
 		return;
 	if (strcmp(path, "-") == 0) {
 		r->metrics = stdout;
@@ -1745,8 +1808,11 @@ static void summary(const struct run *r)
 	if (r->conditional)
 		fprintf(stderr, ", class-conditional on %u labels (%u token%s each)", r->map.n - 1,
 			r->map.k, r->map.k == 1 ? "" : "s");
-	fprintf(stderr, ", batch %" PRIu64 " x %" PRIu64 ", %" PRIu64 " thread%s; ", t->batch,
+	fprintf(stderr, ", batch %" PRIu64 " x %" PRIu64 ", %" PRIu64 " thread%s", t->batch,
 		t->accum, t->threads, t->threads == 1 ? "" : "s");
+	if (dist_size() > 1)
+		fprintf(stderr, " on each of %d ranks", dist_size());
+	fprintf(stderr, "; ");
 	if (t->random_data)
 		fprintf(stderr, "random tokens");
 	else if (r->classify)
@@ -1772,8 +1838,11 @@ static void setup(struct run *r)
 	r->out = o->out ? o->out : o->resume;
 	if (r->out && strcmp(r->out, "-") == 0)
 		cli_usage_error(usage, "-o -: a checkpoint is a file, rewritten as the run goes");
-	if (r->out)
+	if (r->out && dist_rank() == 0)
 		check_output(r->out);
+	if (r->t.batch < (uint64_t)dist_size())
+		errx(EX_USAGE, "--batch %" PRIu64 ": fewer sequences than the %d ranks that share "
+			"every batch", r->t.batch, dist_size());
 	model_set_threads((int)r->t.threads);
 	open_data(r);
 	struct model_config c = r->m.c;	/* model_init clears *m first */
@@ -1784,6 +1853,7 @@ static void setup(struct run *r)
 	r->tgt = xcalloc(n, sizeof *r->tgt);
 	if (r->classify)
 		setup_classifier(r);
+	check_ranks_agree(r);
 	open_metrics(r);
 	progress_init(&r->prog, o->quiet);
 	summary(r);
@@ -1895,6 +1965,9 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &r->o);
 	if (r->o.info)
 		return info(r->o.info);
+	dist_init(&argc, &argv);
+	if (dist_rank() != 0)
+		r->o.quiet = 1;	/* rank 0 speaks for the run */
 	setup(r);
 	uint64_t start = r->t.step;
 	float loss = train_loop(r);
@@ -1907,7 +1980,9 @@ int main(int argc, char **argv)
 		cli_close_out(stdout, "stdout");
 	if (!r->o.quiet)
 		report(r, loss);
-	fprintf(stderr, "tokens/s: %.1f\n", tokens_per_s(r));
+	if (dist_rank() == 0)
+		fprintf(stderr, "tokens/s: %.1f\n", tokens_per_s(r));
 	teardown(r);
+	dist_finalize();
 	return stop_signal == SIGINT ? 128 + SIGINT : 0;
 }
