@@ -1,0 +1,588 @@
+/* flowtable.c: pcap2flow's open flows (see flowtable.h): the hash table,
+ * the idle, closing and age lists, TCP's close, the packets' bytes in
+ * chunks or left in the mapped file, and that file's memory budget. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "cli.h"
+#include "flowtable.h"
+#include "packet.h"
+
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+
+/* ------------------------------------------------------------ packet bytes */
+
+/* A flow's packet bytes live in chunks that never move, so each packet
+ * points straight at its bytes and growing a flow copies nothing. Chunk
+ * sizes are powers of two from 512 B to 64 KiB, doubling as a flow grows;
+ * a written flow hands its chunks back to free lists by size, so memory
+ * follows the open flows and is reused rather than faulted in anew. A
+ * packet too big for the largest size gets a chunk of its own. */
+#define OWN_SIZE (-1)
+
+/* The mapped part of a capture file the open flows may hold. A window is
+ * unmapped once no open flow points into it; and so that the mapped pages
+ * (which count in the resident set) do not grow with the capture, a window
+ * that falls MAP_BUDGET behind the newest one has the packets of the flows
+ * still open in it copied into their chunks, and goes too. Memory then
+ * holds at most MAP_BUDGET of the file, plus copies of what the
+ * longer-lived flows sent before it. (On the synthetic benchmark, 1000
+ * concurrent TCP flows, some alive over 140 MB of capture: without the
+ * budget the resident set grows with the file, 203 MB for 200 MB and 261 MB
+ * for 400; with 64 MB it stays at 111 and 115 MB, copying a fifth of the
+ * bytes, for a third more time.) */
+#define MAP_BUDGET (64u << 20)
+
+static size_t class_size(int size_class)
+{
+	return (size_t)1 << (size_class + CHUNK_MIN_SHIFT);
+}
+
+static struct chunk *chunk_get(struct chunk_pool *pool, int size_class, size_t need)
+{
+	struct chunk *c;
+	if (size_class != OWN_SIZE && (c = pool->free[size_class])) {
+		pool->free[size_class] = c->next;
+	} else {
+		size_t size = size_class == OWN_SIZE ? need : class_size(size_class);
+		c = xmalloc(sizeof *c + size);
+		c->size = size;
+		c->size_class = size_class;
+	}
+	c->next = NULL;
+	c->used = 0;
+	return c;
+}
+
+static void chunk_put(struct chunk_pool *pool, struct chunk *c)
+{
+	if (c->size_class == OWN_SIZE) {
+		free(c);
+		return;
+	}
+	c->next = pool->free[c->size_class];
+	pool->free[c->size_class] = c;
+}
+
+static void chunk_pool_free(struct chunk_pool *pool)
+{
+	for (int i = 0; i < N_CLASSES; i++)
+		while (pool->free[i]) {
+			struct chunk *c = pool->free[i];
+			pool->free[i] = c->next;
+			free(c);
+		}
+}
+
+/* ------------------------------------------------------------ flows */
+
+static void list_append(struct list *l, struct flow *f)
+{
+	struct link *k = &f->link[l->which];
+	k->prev = l->tail;
+	k->next = NULL;
+	if (l->tail)
+		l->tail->link[l->which].next = f;
+	else
+		l->head = f;
+	l->tail = f;
+}
+
+static void list_remove(struct list *l, struct flow *f)
+{
+	struct link *k = &f->link[l->which];
+	if (k->prev)
+		k->prev->link[l->which].next = k->next;
+	else
+		l->head = k->next;
+	if (k->next)
+		k->next->link[l->which].prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
+}
+
+
+static uint64_t key_hash(const struct flow_key *k)
+{
+	uint64_t w[6];
+	_Static_assert(sizeof *k == sizeof w, "a key is hashed as six words");
+	memcpy(w, k, sizeof w);
+	return hash_words(w, 6);
+}
+
+void flows_init(struct flow_table *t, const struct flow_config *cfg)
+{
+	memset(t, 0, sizeof *t);
+	t->cfg = *cfg;
+	t->mask = 1023;
+	t->bucket = xcalloc(t->mask + 1, sizeof *t->bucket);
+	t->idle.which = t->closing.which = LINK_TIMER;
+	t->age.which = LINK_AGE;
+	t->mapped.which = LINK_MAPPED;
+}
+
+/* Doubles the buckets when the chains would grow past one flow a bucket. */
+static void table_grow(struct flow_table *t)
+{
+	size_t n = (t->mask + 1) * 2;
+	struct flow **b = xcalloc(n, sizeof *b);
+	for (size_t i = 0; i <= t->mask; i++) {
+		struct flow *f = t->bucket[i], *next;
+		for (; f; f = next) {
+			next = f->hnext;
+			f->hnext = b[f->hash & (n - 1)];
+			b[f->hash & (n - 1)] = f;
+		}
+	}
+	free(t->bucket);
+	t->bucket = b;
+	t->mask = n - 1;
+}
+
+static struct flow *table_find(struct flow_table *t, const struct flow_key *k, uint64_t h)
+{
+	for (struct flow *f = t->bucket[h & t->mask]; f; f = f->hnext)
+		if (f->hash == h && memcmp(&f->key, k, sizeof *k) == 0)
+			return f;
+	return NULL;
+}
+
+static void table_unlink(struct flow_table *t, struct flow *f)
+{
+	struct flow **pp = &t->bucket[f->hash & t->mask];
+	while (*pp != f)
+		pp = &(*pp)->hnext;
+	*pp = f->hnext;
+	f->hnext = NULL;
+}
+
+/* A flow with empty buffers, from the free list when there is one. */
+static struct flow *flow_new(struct flow_table *t)
+{
+	struct flow *f = t->free;
+	if (f) {
+		t->free = f->hnext;
+	} else {
+		f = xcalloc(1, sizeof *f);
+	}
+	struct packet *pkt = f->pkt;
+	size_t pkt_cap = f->pkt_cap;
+	memset(f, 0, sizeof *f);
+	f->pkt = pkt;
+	f->pkt_cap = pkt_cap;
+	f->id = t->next_id++;
+	return f;
+}
+
+/* Takes a written flow's chunks until the output is drained. */
+static void hold_chunks(struct flow_table *t, struct chunk *chunks)
+{
+	if (!chunks)
+		return;
+	struct chunk *last = chunks;
+	while (last->next)
+		last = last->next;
+	last->next = t->held;
+	t->held = chunks;
+}
+
+void flows_drained(void *table)
+{
+	struct flow_table *t = table;
+	while (t->held) {
+		struct chunk *c = t->held;
+		t->held = c->next;
+		chunk_put(&t->pool, c);
+	}
+}
+
+/* Empties a written flow; its chunks go back once the output is drained. */
+static void flow_clear(struct flow_table *t, struct flow *f)
+{
+	hold_chunks(t, f->chunks);
+	f->chunks = NULL;
+	f->next_class = 0;
+	f->n_pkt = 0;
+}
+
+/* Keeps an ended flow for the next one, and its packet array unless it
+ * grew large: a long flow should not pin its memory after it is written. */
+static void flow_recycle(struct flow_table *t, struct flow *f)
+{
+	flow_clear(t, f);
+	if (f->pkt_cap > 1024) {
+		free(f->pkt);
+		f->pkt = NULL;
+		f->pkt_cap = 0;
+	}
+	f->hnext = t->free;
+	t->free = f;
+}
+
+void flows_free(struct flow_table *t)
+{
+	free(t->bucket);
+	t->bucket = NULL;
+	while (t->free) {
+		struct flow *f = t->free;
+		t->free = f->hnext;
+		free(f->pkt);
+		free(f);
+	}
+	if (t->frame) {
+		flow_clear(t, t->frame);
+		free(t->frame->pkt);
+		free(t->frame);
+		t->frame = NULL;
+	}
+	flows_drained(t); /* written already: only gives the chunks back */
+	chunk_pool_free(&t->pool);
+}
+
+/* A copy of n packet bytes in the flow's newest chunk, or a new one. */
+static const uint8_t *flow_store(struct flow_table *t, struct flow *f, const uint8_t *bytes, size_t n)
+{
+	static const uint8_t nothing[1];
+	if (n == 0)
+		return nothing;
+	struct chunk *c = f->chunks;
+	if (!c || c->size - c->used < n) {
+		int size_class = f->next_class;
+		while (size_class < N_CLASSES - 1 && class_size(size_class) < n)
+			size_class++;
+		if (class_size(size_class) < n)
+			size_class = OWN_SIZE;
+		else if (size_class < N_CLASSES - 1)
+			f->next_class = size_class + 1;
+		c = chunk_get(&t->pool, size_class, n);
+		c->next = f->chunks;
+		f->chunks = c;
+	}
+	uint8_t *at = c->data + c->used;
+	memcpy(at, bytes, n);
+	c->used += n;
+	return at;
+}
+
+/* A packet joins a flow: its bytes are left in the window they were read
+ * from (in_place), the flow joining the mapped list at its first such
+ * packet, or else copied into the flow's chunks. */
+static void flow_append(struct flow_table *t, struct flow *f, const struct packet *p,
+			const uint8_t *bytes, int in_place)
+{
+	if (f->n_pkt == f->pkt_cap)
+		grow((void **)&f->pkt, &f->pkt_cap, f->n_pkt + 1, sizeof *f->pkt);
+	f->pkt[f->n_pkt] = *p;
+	if (in_place && p->caplen > 0) {
+		f->pkt[f->n_pkt].data = bytes;
+		t->win->newest->refs++;
+		if (!f->mapped) {
+			f->mapped = 1;
+			f->mapped_from = f->n_pkt;
+			list_append(&t->mapped, f);
+		}
+	} else {
+		f->pkt[f->n_pkt].data = flow_store(t, f, bytes, p->caplen);
+	}
+	f->n_pkt++;
+	if (f->n_pkt == 1)
+		f->first_ns = p->ts_ns;
+	f->last_ns = p->ts_ns;
+	f->packets[p->dir]++;
+	f->bytes[p->dir] += p->wirelen;
+}
+
+/* Copies the flow's packets in window w (its oldest mapped ones) into its
+ * chunks, so that w can go. */
+static void flow_copy_out(struct flow_table *t, struct flow *f, struct window *w)
+{
+	size_t i = f->mapped_from;
+	for (; i < f->n_pkt && in_window(w, f->pkt[i].data); i++) {
+		f->pkt[i].data = flow_store(t, f, f->pkt[i].data, f->pkt[i].caplen);
+		w->refs--;
+	}
+	f->mapped_from = i;
+	if (i == f->n_pkt) {
+		f->mapped = 0;
+		list_remove(&t->mapped, f);
+	}
+}
+
+/* An ended flow lets go of its packets in the windows (which stay mapped
+ * until the flow is written out: see settle_windows). */
+static void flow_unref(struct flow_table *t, struct flow *f)
+{
+	struct window *w = t->win->oldest;
+	for (size_t i = f->mapped_from; i < f->n_pkt; i++) {
+		if (f->pkt[i].caplen == 0)
+			continue;
+		while (!in_window(w, f->pkt[i].data))
+			w = w->next;
+		w->refs--;
+	}
+	f->mapped = 0;
+	list_remove(&t->mapped, f);
+}
+
+/* ------------------------------------------------------------ ending flows */
+
+/* Ends an open flow: off the table and lists, written, recycled. */
+static void flow_end(struct flow_table *t, struct flow *f, enum flow_end end)
+{
+	table_unlink(t, f);
+	list_remove(f->closing ? &t->closing : &t->idle, f);
+	list_remove(&t->age, f);
+	if (f->mapped)
+		flow_unref(t, f);
+	t->n_open--;
+	t->cfg.emit(t->cfg.emit_arg, f, end);
+	flow_recycle(t, f);
+}
+
+/* Ends the flows idle for longer than the timeout and the closed ones whose
+ * linger is over. Both lists are in order of their times, so each check
+ * stops at the first flow that stays. */
+static void expire(struct flow_table *t)
+{
+	uint64_t now = t->now_ns;
+	struct flow *f;
+	while ((f = t->idle.head) && now - f->active_ns > t->cfg.idle_ns)
+		flow_end(t, f, END_IDLE);
+	while ((f = t->closing.head) && now - f->closed_ns > t->cfg.linger_ns)
+		flow_end(t, f, END_FIN);
+}
+
+/* What is still open goes in order of first packet. A flow closed both
+ * ways had ended; only its linger was cut short. */
+void flows_end_source(struct flow_table *t)
+{
+	struct flow *f;
+	while ((f = t->age.head))
+		flow_end(t, f, f->closing ? END_FIN : END_EOF);
+	t->win = NULL;
+}
+
+void flows_begin(struct flow_table *t, uint32_t linktype, struct windows *win)
+{
+	t->linktype = linktype;
+	t->win = win;
+	t->now_ns = 0;
+	t->next_id = 0;
+}
+
+void flows_tick(struct flow_table *t, uint64_t now_ns)
+{
+	if (now_ns > t->now_ns && t->now_ns != 0) {
+		t->now_ns = now_ns;
+		expire(t);
+	}
+}
+
+/* ------------------------------------------------------------ packets */
+
+/* The key of an IP packet; returns whether its sender is endpoint a. */
+static int make_key(const struct pkt_info *pi, const uint8_t *p, int with_ports,
+		    struct flow_key *k)
+{
+	uint8_t s[16] = {0}, d[16] = {0};
+	uint16_t sp = 0, dp = 0;
+	memcpy(s, p + pi->src_off, pi->addr_len);
+	memcpy(d, p + pi->dst_off, pi->addr_len);
+	if (with_ports && pi->has_ports) {
+		sp = pi->src_port;
+		dp = pi->dst_port;
+	}
+	int cmp = memcmp(s, d, sizeof s);
+	if (cmp == 0)
+		cmp = (int)sp - (int)dp;
+	int src_is_a = cmp <= 0;
+	memset(k, 0, sizeof *k);
+	memcpy(k->a, src_is_a ? s : d, 16);
+	memcpy(k->b, src_is_a ? d : s, 16);
+	k->port_a = src_is_a ? sp : dp;
+	k->port_b = src_is_a ? dp : sp;
+	k->proto = pi->proto;
+	k->ip_version = pi->ip_version;
+	k->n_vlan = pi->n_vlan;
+	k->vlan[0] = pi->vlan[0];
+	k->vlan[1] = pi->vlan[1];
+	return src_is_a;
+}
+
+/* A non-IP frame under --all: a flow of its own, written at once. */
+static void emit_frame(struct flow_table *t, const struct pkt_info *pi, struct packet *pk,
+		       const uint8_t *bytes)
+{
+	if (!t->frame)
+		t->frame = xcalloc(1, sizeof *t->frame);
+	struct flow *f = t->frame;
+	flow_clear(t, f);
+	memset(&f->key, 0, sizeof f->key);
+	f->key.n_vlan = pi->n_vlan;
+	f->key.vlan[0] = pi->vlan[0];
+	f->key.vlan[1] = pi->vlan[1];
+	f->src_is_a = 1;
+	f->label = NULL;
+	f->packets[0] = f->packets[1] = f->bytes[0] = f->bytes[1] = 0;
+	f->id = t->next_id++;
+	pk->dir = 0;
+	flow_append(t, f, pk, bytes, 0);
+	t->cfg.emit(t->cfg.emit_arg, f, END_FRAME);
+}
+
+/* Bytes of TCP payload the segment carries (its sequence space, SYN and
+ * FIN aside), from the IP length, or the wire length when a capture taken
+ * before segmentation offload left the IP length 0. (A damaged record's
+ * wire length may be short even of the headers captured.) */
+static uint32_t tcp_payload_len(const struct pkt_info *pi, uint32_t wirelen)
+{
+	uint32_t l3_off = (uint32_t)pi->l3_off;
+	uint32_t ip_len = pi->ip_total_len ? pi->ip_total_len
+			: wirelen > l3_off ? wirelen - l3_off : 0;
+	uint32_t headers = (uint32_t)(pi->l4_off - pi->l3_off) + pi->tcp_hlen;
+	return ip_len > headers ? ip_len - headers : 0;
+}
+
+/* TCP's part in ending a flow, after the packet joined it. A close ends the
+ * flow when both FINs are acknowledged, so the final ACK is in it; when
+ * that ACK is not seen, the flow lingers (FIN_LINGER_NS) on the closing
+ * list. Returns whether the flow ended. */
+static int tcp_update(struct flow_table *t, struct flow *f, const struct pkt_info *pi,
+		      uint32_t wirelen, uint8_t dir)
+{
+	uint8_t flags = pi->tcp_flags, back = (uint8_t)!dir;
+	if (flags & TCP_RST) {
+		/* after a completed close, a reset is only its tail */
+		flow_end(t, f, f->closing ? END_FIN : END_RST);
+		return 1;
+	}
+	if ((flags & TCP_FIN) && !(f->fin_seen & 1u << dir)) {
+		f->fin_seen |= (uint8_t)(1u << dir);
+		f->fin_next[dir] = pi->tcp_seq + tcp_payload_len(pi, wirelen) + 1;
+	}
+	if ((flags & TCP_ACK) && (f->fin_seen & 1u << back) &&
+	    (int32_t)(pi->tcp_ack - f->fin_next[back]) >= 0)
+		f->fin_acked |= (uint8_t)(1u << back);
+	if (f->fin_acked == 3) {
+		flow_end(t, f, END_FIN);
+		return 1;
+	}
+	if (f->closing)
+		return 0;
+	list_remove(&t->idle, f);
+	if (f->fin_seen == 3) {
+		f->closing = 1;
+		f->closed_ns = t->now_ns;
+		list_append(&t->closing, f);
+	} else {
+		f->active_ns = t->now_ns;
+		list_append(&t->idle, f);
+	}
+	return 0;
+}
+
+/* Any other protocol: the packet keeps the flow from going idle. */
+static void touch(struct flow_table *t, struct flow *f)
+{
+	list_remove(&t->idle, f);
+	f->active_ns = t->now_ns;
+	list_append(&t->idle, f);
+}
+
+/* A new flow's label from the --labels table: once per flow, never per
+ * packet. */
+static void find_label(struct flow_table *t, struct flow *f)
+{
+	const struct flow_key *k = &f->key;
+	struct label_query q = {
+		.addr = {k->a, k->b},
+		.port = {k->port_a, k->port_b},
+		.proto = k->proto,
+		.ip_version = k->ip_version,
+		.n_vlan = k->n_vlan,
+		.vlan = k->vlan,
+	};
+	f->label = labels_find(t->cfg.labels, &q, &f->label_len);
+}
+
+void flows_add(struct flow_table *t, const struct packet *packet, const uint8_t *bytes)
+{
+	struct packet pk = *packet;
+	pk.dir = 0;
+	pk.data = NULL;
+	if (pk.ts_ns > t->now_ns)
+		t->now_ns = pk.ts_ns;
+	expire(t);
+
+	struct pkt_info pi;
+	int ip = pkt_decode(t->linktype, bytes, pk.caplen, &pi);
+	int tcp_udp = ip && (pi.proto == PROTO_TCP || pi.proto == PROTO_UDP);
+	if (!tcp_udp && !t->cfg.all) {
+		t->skipped++;
+		return;
+	}
+	if (!ip) {
+		emit_frame(t, &pi, &pk, bytes);
+		return;
+	}
+
+	struct flow_key key;
+	int src_is_a = make_key(&pi, bytes, tcp_udp, &key);
+	uint64_t hash = key_hash(&key);
+	struct flow *f = table_find(t, &key, hash);
+	uint8_t flags = pi.proto == PROTO_TCP ? pi.tcp_flags : 0;
+	/* a new connection on the key of a closed one */
+	if (f && f->closing && (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		flow_end(t, f, END_FIN);
+		f = NULL;
+	}
+	if (!f) {
+		f = flow_new(t);
+		f->key = key;
+		f->hash = hash;
+		f->src_is_a = src_is_a;
+		f->active_ns = t->now_ns;
+		f->hnext = t->bucket[hash & t->mask];
+		t->bucket[hash & t->mask] = f;
+		list_append(&t->idle, f);
+		list_append(&t->age, f);
+		if (++t->n_open > t->mask + 1)
+			table_grow(t);
+		if (t->cfg.labels)
+			find_label(t, f);
+	}
+	pk.dir = src_is_a == f->src_is_a ? 0 : 1;
+	flow_append(t, f, &pk, bytes, t->win != NULL);
+	if (pi.proto == PROTO_TCP && pi.tcp_hlen) {
+		if (tcp_update(t, f, &pi, pk.wirelen, pk.dir))
+			return;
+	} else if (!f->closing) {
+		touch(t, f);
+	}
+	/* Readers refuse longer flows (record.h): such a flow is written as
+	 * if it had gone idle, and the next packet starts a new one. */
+	if (f->n_pkt >= MAX_FLOW_PACKETS)
+		flow_end(t, f, END_IDLE);
+}
+
+int flows_settle_windows(struct flow_table *t)
+{
+	struct window *w, *newest = t->win->newest;
+	for (w = t->win->oldest; w != newest && w->off + w->len + MAP_BUDGET < newest->off;
+	     w = w->next) {
+		struct flow *f = t->mapped.head, *next;
+		for (; f && w->refs; f = next) {
+			next = f->link[LINK_MAPPED].next;
+			flow_copy_out(t, f, w);
+		}
+	}
+	for (w = t->win->oldest; w != newest; w = w->next)
+		if (w->refs == 0)
+			return 1;
+	return 0;
+}
+
