@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bytes.h"
 #include "cli.h"
@@ -41,6 +42,26 @@ static size_t class_size(int size_class)
 	return (size_t)1 << (size_class + CHUNK_MIN_SHIFT);
 }
 
+/* New chunks of the size classes are cut from blocks of ARENA_BLOCK bytes
+ * that the kernel may back with huge pages: faulting in the memory of the
+ * open flows' copies a page of 4 KiB at a time cost more than the copying. */
+static void *arena_take(struct chunk_pool *pool, size_t n)
+{
+	n = (n + 63) & ~(size_t)63;
+	if (!pool->block || ARENA_BLOCK - pool->block_used < n) {
+		void *b = aligned_alloc(ARENA_BLOCK, ARENA_BLOCK);
+		if (!b)
+			err(EX_OSERR, "aligned_alloc");
+		(void)madvise(b, ARENA_BLOCK, MADV_HUGEPAGE); /* best effort */
+		*(void **)b = pool->block; /* the blocks, newest first */
+		pool->block = b;
+		pool->block_used = 64;
+	}
+	void *p = pool->block + pool->block_used;
+	pool->block_used += n;
+	return p;
+}
+
 static struct chunk *chunk_get(struct chunk_pool *pool, int size_class, size_t need)
 {
 	struct chunk *c;
@@ -48,7 +69,7 @@ static struct chunk *chunk_get(struct chunk_pool *pool, int size_class, size_t n
 		pool->free[size_class] = c->next;
 	} else {
 		size_t size = size_class == OWN_SIZE ? need : class_size(size_class);
-		c = xmalloc(sizeof *c + size);
+		c = size_class == OWN_SIZE ? xmalloc(sizeof *c + size) : arena_take(pool, sizeof *c + size);
 		c->size = size;
 		c->size_class = size_class;
 	}
@@ -69,12 +90,12 @@ static void chunk_put(struct chunk_pool *pool, struct chunk *c)
 
 static void chunk_pool_free(struct chunk_pool *pool)
 {
-	for (int i = 0; i < N_CLASSES; i++)
-		while (pool->free[i]) {
-			struct chunk *c = pool->free[i];
-			pool->free[i] = c->next;
-			free(c);
-		}
+	while (pool->block) {
+		uint8_t *b = pool->block;
+		pool->block = *(void **)b;
+		free(b);
+	}
+	memset(pool, 0, sizeof *pool);
 }
 
 /* ------------------------------------------------------------ flows */

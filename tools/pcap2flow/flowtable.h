@@ -25,8 +25,12 @@ struct chunk {
 	uint8_t data[];
 };
 
+#define ARENA_BLOCK (2u << 20)
+
 struct chunk_pool {
 	struct chunk *free[N_CLASSES];
+	uint8_t *block;        /* the newest block chunks are cut from */
+	size_t block_used;
 };
 
 /* The direction-agnostic key: endpoint a is the smaller (address, port). */

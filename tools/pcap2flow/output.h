@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "record.h"
 #include "stream.h"
 
 #define OUT_IOV 1024 /* IOV_MAX on Linux */
@@ -31,6 +32,8 @@ void out_init(struct out *o, int fd, const char *name);
 /* Writes everything gathered, then calls o->drained. After a failed write
  * the rest is dropped: the caller gives up on seeing o->failed. */
 void out_drain(struct out *o);
+/* A flow record (record.h's flow_write, faster). */
+void out_flow(struct out *o, const struct flow_rec *rec);
 void out_free(struct out *o);
 
 #endif

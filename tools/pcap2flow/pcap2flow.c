@@ -129,7 +129,7 @@ static void flow_emit(void *arg, struct flow *f, enum flow_end end)
 	}
 	rec.n_packets = f->n_pkt;
 	rec.pkt = f->pkt;
-	flow_write(&r->out.pk, &rec);
+	out_flow(&r->out, &rec);
 	r->flows_written++;
 	if (r->live_flush)
 		out_drain(&r->out);
