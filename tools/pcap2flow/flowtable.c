@@ -127,12 +127,61 @@ static void list_remove(struct list *l, struct flow *f)
 }
 
 
+/* The idle and closing lists are threaded through an array by the flows'
+ * slots rather than through the flows: a flow moves to the tail of the
+ * idle list at each of its packets, and the links of its neighbours then
+ * lie in a few kilobytes that stay in the cache, not in three other flows. */
+static void timer_append(struct flow_table *t, struct timer_list *l, struct flow *f)
+{
+	struct slot_link *k = &t->timer[f->slot];
+	k->prev = l->tail;
+	k->next = NO_SLOT;
+	if (l->tail != NO_SLOT)
+		t->timer[l->tail].next = f->slot;
+	else
+		l->head = f->slot;
+	l->tail = f->slot;
+}
+
+static void timer_remove(struct flow_table *t, struct timer_list *l, struct flow *f)
+{
+	const struct slot_link *k = &t->timer[f->slot];
+	if (k->prev != NO_SLOT)
+		t->timer[k->prev].next = k->next;
+	else
+		l->head = k->next;
+	if (k->next != NO_SLOT)
+		t->timer[k->next].prev = k->prev;
+	else
+		l->tail = k->prev;
+}
+
+static struct flow *timer_head(const struct flow_table *t, const struct timer_list *l)
+{
+	return l->head == NO_SLOT ? NULL : t->slot[l->head];
+}
+
+/* The key's six words, each times an odd constant of its own, summed and
+ * mixed (bytes.h). Every packet is hashed: this is a third of the work
+ * of hash_words, whose rounds run one after the other. */
 static uint64_t key_hash(const struct flow_key *k)
 {
 	uint64_t w[6];
 	_Static_assert(sizeof *k == sizeof w, "a key is hashed as six words");
 	memcpy(w, k, sizeof w);
-	return hash_words(w, 6);
+	uint64_t h = w[0] * 0x9e3779b97f4a7c15ull + w[1] * 0xc2b2ae3d27d4eb4full +
+		     w[2] * 0x165667b19e3779f9ull + w[3] * 0xd6e8feb86659fd93ull +
+		     w[4] * 0xff51afd7ed558ccdull + w[5] * 0xc4ceb9fe1a85ec53ull;
+	return mix64(h);
+}
+
+static int key_equal(const struct flow_key *x, const struct flow_key *y)
+{
+	uint64_t a[6], b[6];
+	memcpy(a, x, sizeof a);
+	memcpy(b, y, sizeof b);
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) |
+		(a[5] ^ b[5])) == 0;
 }
 
 void flows_init(struct flow_table *t, const struct flow_config *cfg)
@@ -141,7 +190,7 @@ void flows_init(struct flow_table *t, const struct flow_config *cfg)
 	t->cfg = *cfg;
 	t->mask = 1023;
 	t->bucket = xcalloc(t->mask + 1, sizeof *t->bucket);
-	t->idle.which = t->closing.which = LINK_TIMER;
+	t->idle.head = t->idle.tail = t->closing.head = t->closing.tail = NO_SLOT;
 	t->age.which = LINK_AGE;
 	t->mapped.which = LINK_MAPPED;
 }
@@ -167,7 +216,7 @@ static void table_grow(struct flow_table *t)
 static struct flow *table_find(struct flow_table *t, const struct flow_key *k, uint64_t h)
 {
 	for (struct flow *f = t->bucket[h & t->mask]; f; f = f->hnext)
-		if (f->hash == h && memcmp(&f->key, k, sizeof *k) == 0)
+		if (f->hash == h && key_equal(&f->key, k))
 			return f;
 	return NULL;
 }
@@ -189,12 +238,18 @@ static struct flow *flow_new(struct flow_table *t)
 		t->free = f->hnext;
 	} else {
 		f = xcalloc(1, sizeof *f);
+		f->slot = (uint32_t)t->n_slots++;
+		grow((void **)&t->slot, &t->slot_cap, t->n_slots, sizeof *t->slot);
+		grow((void **)&t->timer, &t->timer_cap, t->n_slots, sizeof *t->timer);
+		t->slot[f->slot] = f;
 	}
 	struct packet *pkt = f->pkt;
 	size_t pkt_cap = f->pkt_cap;
+	uint32_t slot = f->slot;
 	memset(f, 0, sizeof *f);
 	f->pkt = pkt;
 	f->pkt_cap = pkt_cap;
+	f->slot = slot;
 	f->id = t->next_id++;
 	return f;
 }
@@ -262,6 +317,8 @@ void flows_free(struct flow_table *t)
 	}
 	flows_drained(t); /* written already: only gives the chunks back */
 	chunk_pool_free(&t->pool);
+	free(t->slot);
+	free(t->timer);
 }
 
 /* A copy of n packet bytes in the flow's newest chunk, or a new one. */
@@ -293,14 +350,14 @@ static const uint8_t *flow_store(struct flow_table *t, struct flow *f, const uin
  * from (in_place), the flow joining the mapped list at its first such
  * packet, or else copied into the flow's chunks. */
 static void flow_append(struct flow_table *t, struct flow *f, const struct packet *p,
-			const uint8_t *bytes, int in_place)
+			const uint8_t *bytes, struct window *in_place)
 {
 	if (f->n_pkt == f->pkt_cap)
 		grow((void **)&f->pkt, &f->pkt_cap, f->n_pkt + 1, sizeof *f->pkt);
 	f->pkt[f->n_pkt] = *p;
 	if (in_place && p->caplen > 0) {
 		f->pkt[f->n_pkt].data = bytes;
-		t->win->newest->refs++;
+		in_place->refs++;
 		if (!f->mapped) {
 			f->mapped = 1;
 			f->mapped_from = f->n_pkt;
@@ -317,12 +374,22 @@ static void flow_append(struct flow_table *t, struct flow *f, const struct packe
 	f->bytes[p->dir] += p->wirelen;
 }
 
+static void prefetch_bytes(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i += 64)
+		__builtin_prefetch(p + i);
+}
+
 /* Copies the flow's packets in window w (its oldest mapped ones) into its
  * chunks, so that w can go. */
 static void flow_copy_out(struct flow_table *t, struct flow *f, struct window *w)
 {
 	size_t i = f->mapped_from;
 	for (; i < f->n_pkt && in_window(w, f->pkt[i].data); i++) {
+		/* the next packet's bytes, long out of the cache, come from
+		 * memory while these are copied */
+		if (i + 1 < f->n_pkt)
+			prefetch_bytes(f->pkt[i + 1].data, f->pkt[i + 1].caplen);
 		f->pkt[i].data = flow_store(t, f, f->pkt[i].data, f->pkt[i].caplen);
 		w->refs--;
 	}
@@ -355,7 +422,7 @@ static void flow_unref(struct flow_table *t, struct flow *f)
 static void flow_end(struct flow_table *t, struct flow *f, enum flow_end end)
 {
 	table_unlink(t, f);
-	list_remove(f->closing ? &t->closing : &t->idle, f);
+	timer_remove(t, f->closing ? &t->closing : &t->idle, f);
 	list_remove(&t->age, f);
 	if (f->mapped)
 		flow_unref(t, f);
@@ -371,9 +438,9 @@ static void expire(struct flow_table *t)
 {
 	uint64_t now = t->now_ns;
 	struct flow *f;
-	while ((f = t->idle.head) && now - f->active_ns > t->cfg.idle_ns)
+	while ((f = timer_head(t, &t->idle)) && now - f->active_ns > t->cfg.idle_ns)
 		flow_end(t, f, END_IDLE);
-	while ((f = t->closing.head) && now - f->closed_ns > t->cfg.linger_ns)
+	while ((f = timer_head(t, &t->closing)) && now - f->closed_ns > t->cfg.linger_ns)
 		flow_end(t, f, END_FIN);
 }
 
@@ -381,6 +448,7 @@ static void expire(struct flow_table *t)
  * ways had ended; only its linger was cut short. */
 void flows_end_source(struct flow_table *t)
 {
+	flows_flush(t);
 	struct flow *f;
 	while ((f = t->age.head))
 		flow_end(t, f, f->closing ? END_FIN : END_EOF);
@@ -405,19 +473,41 @@ void flows_tick(struct flow_table *t, uint64_t now_ns)
 
 /* ------------------------------------------------------------ packets */
 
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof v);
+	return __builtin_bswap64(v);
+}
+
+/* memcmp of two 16-byte addresses, as two big-endian words. */
+static int addr_cmp(const uint8_t *s, const uint8_t *d)
+{
+	uint64_t s0 = be64(s), d0 = be64(d);
+	if (s0 != d0)
+		return s0 < d0 ? -1 : 1;
+	uint64_t s1 = be64(s + 8), d1 = be64(d + 8);
+	return (s1 > d1) - (s1 < d1);
+}
+
 /* The key of an IP packet; returns whether its sender is endpoint a. */
 static int make_key(const struct pkt_info *pi, const uint8_t *p, int with_ports,
 		    struct flow_key *k)
 {
 	uint8_t s[16] = {0}, d[16] = {0};
 	uint16_t sp = 0, dp = 0;
-	memcpy(s, p + pi->src_off, pi->addr_len);
-	memcpy(d, p + pi->dst_off, pi->addr_len);
+	if (pi->addr_len == 4) { /* copies of a known length are inlined */
+		memcpy(s, p + pi->src_off, 4);
+		memcpy(d, p + pi->dst_off, 4);
+	} else {
+		memcpy(s, p + pi->src_off, pi->addr_len);
+		memcpy(d, p + pi->dst_off, pi->addr_len);
+	}
 	if (with_ports && pi->has_ports) {
 		sp = pi->src_port;
 		dp = pi->dst_port;
 	}
-	int cmp = memcmp(s, d, sizeof s);
+	int cmp = addr_cmp(s, d);
 	if (cmp == 0)
 		cmp = (int)sp - (int)dp;
 	int src_is_a = cmp <= 0;
@@ -439,7 +529,7 @@ static void emit_frame(struct flow_table *t, const struct pkt_info *pi, struct p
 		       const uint8_t *bytes)
 {
 	if (!t->frame)
-		t->frame = xcalloc(1, sizeof *t->frame);
+		t->frame = xcalloc(1, sizeof *t->frame); /* on no list: no slot */
 	struct flow *f = t->frame;
 	flow_clear(t, f);
 	memset(&f->key, 0, sizeof f->key);
@@ -451,7 +541,7 @@ static void emit_frame(struct flow_table *t, const struct pkt_info *pi, struct p
 	f->packets[0] = f->packets[1] = f->bytes[0] = f->bytes[1] = 0;
 	f->id = t->next_id++;
 	pk->dir = 0;
-	flow_append(t, f, pk, bytes, 0);
+	flow_append(t, f, pk, bytes, NULL);
 	t->cfg.emit(t->cfg.emit_arg, f, END_FRAME);
 }
 
@@ -494,14 +584,14 @@ static int tcp_update(struct flow_table *t, struct flow *f, const struct pkt_inf
 	}
 	if (f->closing)
 		return 0;
-	list_remove(&t->idle, f);
+	timer_remove(t, &t->idle, f);
 	if (f->fin_seen == 3) {
 		f->closing = 1;
 		f->closed_ns = t->now_ns;
-		list_append(&t->closing, f);
+		timer_append(t, &t->closing, f);
 	} else {
 		f->active_ns = t->now_ns;
-		list_append(&t->idle, f);
+		timer_append(t, &t->idle, f);
 	}
 	return 0;
 }
@@ -509,9 +599,9 @@ static int tcp_update(struct flow_table *t, struct flow *f, const struct pkt_inf
 /* Any other protocol: the packet keeps the flow from going idle. */
 static void touch(struct flow_table *t, struct flow *f)
 {
-	list_remove(&t->idle, f);
+	timer_remove(t, &t->idle, f);
 	f->active_ns = t->now_ns;
-	list_append(&t->idle, f);
+	timer_append(t, &t->idle, f);
 }
 
 /* A new flow's label from the --labels table: once per flow, never per
@@ -530,32 +620,51 @@ static void find_label(struct flow_table *t, struct flow *f)
 	f->label = labels_find(t->cfg.labels, &q, &f->label_len);
 }
 
-void flows_add(struct flow_table *t, const struct packet *packet, const uint8_t *bytes)
+/* A packet decoded and keyed, waiting for its turn (flows_add). */
+static void prepare(struct flow_table *t, struct pending *pd, const struct packet *packet,
+		    const uint8_t *bytes)
 {
-	struct packet pk = *packet;
-	pk.dir = 0;
-	pk.data = NULL;
-	if (pk.ts_ns > t->now_ns)
-		t->now_ns = pk.ts_ns;
-	expire(t);
+	pd->pk = *packet;
+	pd->pk.dir = 0;
+	pd->pk.data = NULL;
+	pd->bytes = bytes;
+	pd->win = t->win ? t->win->newest : NULL;
+	pd->ip = pkt_decode(t->linktype, bytes, pd->pk.caplen, &pd->pi);
+	pd->tcp_udp = pd->ip && (pd->pi.proto == PROTO_TCP || pd->pi.proto == PROTO_UDP);
+	if (!pd->ip)
+		return;
+	pd->src_is_a = make_key(&pd->pi, bytes, pd->tcp_udp, &pd->key);
+	pd->hash = key_hash(&pd->key);
+	/* what join will read first: the flow at the head of the chain */
+	const struct flow *f = t->bucket[pd->hash & t->mask];
+	if (f) {
+		__builtin_prefetch(f);
+		__builtin_prefetch((const uint8_t *)f + 64);
+		__builtin_prefetch((const uint8_t *)f + 128);
+	}
+}
 
-	struct pkt_info pi;
-	int ip = pkt_decode(t->linktype, bytes, pk.caplen, &pi);
-	int tcp_udp = ip && (pi.proto == PROTO_TCP || pi.proto == PROTO_UDP);
-	if (!tcp_udp && !t->cfg.all) {
+/* A prepared packet joins its flow (a new one when there is none), which
+ * may end with it; flows idle too long before it end first. */
+static void join(struct flow_table *t, struct pending *pd)
+{
+	struct packet *pk = &pd->pk;
+	const struct pkt_info *pi = &pd->pi;
+	if (pk->ts_ns > t->now_ns)
+		t->now_ns = pk->ts_ns;
+	expire(t);
+	if (!pd->tcp_udp && !t->cfg.all) {
 		t->skipped++;
 		return;
 	}
-	if (!ip) {
-		emit_frame(t, &pi, &pk, bytes);
+	if (!pd->ip) {
+		emit_frame(t, pi, pk, pd->bytes);
 		return;
 	}
 
-	struct flow_key key;
-	int src_is_a = make_key(&pi, bytes, tcp_udp, &key);
-	uint64_t hash = key_hash(&key);
-	struct flow *f = table_find(t, &key, hash);
-	uint8_t flags = pi.proto == PROTO_TCP ? pi.tcp_flags : 0;
+	uint64_t hash = pd->hash;
+	struct flow *f = table_find(t, &pd->key, hash);
+	uint8_t flags = pi->proto == PROTO_TCP ? pi->tcp_flags : 0;
 	/* a new connection on the key of a closed one */
 	if (f && f->closing && (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		flow_end(t, f, END_FIN);
@@ -563,23 +672,23 @@ void flows_add(struct flow_table *t, const struct packet *packet, const uint8_t 
 	}
 	if (!f) {
 		f = flow_new(t);
-		f->key = key;
+		f->key = pd->key;
 		f->hash = hash;
-		f->src_is_a = src_is_a;
+		f->src_is_a = (uint8_t)pd->src_is_a;
 		f->active_ns = t->now_ns;
 		f->hnext = t->bucket[hash & t->mask];
 		t->bucket[hash & t->mask] = f;
-		list_append(&t->idle, f);
+		timer_append(t, &t->idle, f);
 		list_append(&t->age, f);
 		if (++t->n_open > t->mask + 1)
 			table_grow(t);
 		if (t->cfg.labels)
 			find_label(t, f);
 	}
-	pk.dir = src_is_a == f->src_is_a ? 0 : 1;
-	flow_append(t, f, &pk, bytes, t->win != NULL);
-	if (pi.proto == PROTO_TCP && pi.tcp_hlen) {
-		if (tcp_update(t, f, &pi, pk.wirelen, pk.dir))
+	pk->dir = pd->src_is_a == f->src_is_a ? 0 : 1;
+	flow_append(t, f, pk, pd->bytes, pd->win);
+	if (pi->proto == PROTO_TCP && pi->tcp_hlen) {
+		if (tcp_update(t, f, pi, pk->wirelen, pk->dir))
 			return;
 	} else if (!f->closing) {
 		touch(t, f);
@@ -590,8 +699,40 @@ void flows_add(struct flow_table *t, const struct packet *packet, const uint8_t 
 		flow_end(t, f, END_IDLE);
 }
 
+/* A packet's flow is mostly not in the cache when the packet comes: the
+ * packets of a mapped file, which stay where they are, join their flows
+ * one packet late, so that the flow of each is fetched from memory while
+ * the one before is handled. Other packets, in a buffer the next read
+ * overwrites, join at once. */
+void flows_add(struct flow_table *t, const struct packet *packet, const uint8_t *bytes)
+{
+	struct pending *pd = &t->pending[t->next_pending];
+	prepare(t, pd, packet, bytes);
+	if (!t->win) {
+		join(t, pd);
+		return;
+	}
+	struct pending *before = &t->pending[!t->next_pending];
+	if (before->waiting) {
+		before->waiting = 0;
+		join(t, before);
+	}
+	pd->waiting = 1;
+	t->next_pending = !t->next_pending;
+}
+
+void flows_flush(struct flow_table *t)
+{
+	struct pending *before = &t->pending[!t->next_pending];
+	if (before->waiting) {
+		before->waiting = 0;
+		join(t, before);
+	}
+}
+
 int flows_settle_windows(struct flow_table *t)
 {
+	flows_flush(t); /* its window may go */
 	struct window *w, *newest = t->win->newest;
 	for (w = t->win->oldest; w != newest && w->off + w->len + MAP_BUDGET < newest->off;
 	     w = w->next) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "labels.h"
+#include "packet.h"
 #include "reader.h"
 #include "record.h"
 
@@ -42,42 +43,57 @@ struct flow_key {
 };
 _Static_assert(sizeof(struct flow_key) == 48, "flow_key is hashed as six words");
 
-/* A flow's list memberships: the idle (LRU) or the closing list; all open
+/* A flow's list memberships besides the idle or closing one: all open
  * flows by first packet; those pointing into the mapped file. */
-enum { LINK_TIMER, LINK_AGE, LINK_MAPPED, N_LINKS };
+enum { LINK_AGE, LINK_MAPPED, N_LINKS };
 
 struct link {
 	struct flow *prev, *next;
 };
 
+/* What every packet reads or writes comes first, in the first three cache
+ * lines: the lookup's, then the packet list's and the timer's, then the
+ * counters. */
 struct flow {
 	struct flow_key key;
 	uint64_t hash;
 	struct flow *hnext;    /* hash chain, or the free list */
-	struct link link[N_LINKS];
-	uint64_t id;
-	uint64_t active_ns;    /* capture clock at the last packet; orders the LRU */
-	uint64_t closed_ns;    /* capture clock at the second FIN */
-	int src_is_a;          /* the first packet came from endpoint a */
-	int closing;           /* FIN seen both ways: on the closing list */
-	uint8_t fin_seen;      /* bit per direction */
-	uint8_t fin_acked;     /* bit per direction whose FIN the other side acked */
-	uint32_t fin_next[2];  /* sequence number after each direction's FIN */
-	uint64_t first_ns, last_ns;
-	uint64_t packets[2], bytes[2];
 	struct packet *pkt;    /* each points into the chunks or a window */
 	size_t n_pkt, pkt_cap;
+	uint64_t first_ns, last_ns;
+	uint64_t active_ns;    /* capture clock at the last packet; orders the LRU */
+	uint32_t slot;         /* index of the flow's idle or closing list links */
+	uint8_t src_is_a;      /* the first packet came from endpoint a */
+	uint8_t closing;       /* FIN seen both ways: on the closing list */
+	uint8_t fin_seen;      /* bit per direction */
+	uint8_t fin_acked;     /* bit per direction whose FIN the other side acked */
+	uint8_t mapped;        /* packets from mapped_from on point into windows */
+	uint64_t packets[2], bytes[2];
+	uint32_t fin_next[2];  /* sequence number after each direction's FIN */
+	uint64_t closed_ns;    /* capture clock at the second FIN */
 	struct chunk *chunks;  /* the packets' bytes, newest chunk first */
 	int next_class;        /* size class of the flow's next chunk */
-	int mapped;            /* packets from mapped_from on point into windows */
 	size_t mapped_from;
+	struct link link[N_LINKS];
+	uint64_t id;
 	const char *label;     /* from the --labels table, or NULL */
 	size_t label_len;
 };
 
 struct list {
 	struct flow *head, *tail;
-	int which;             /* LINK_TIMER, LINK_AGE or LINK_MAPPED */
+	int which;             /* LINK_AGE or LINK_MAPPED */
+};
+
+/* The idle and closing lists, by slot (flowtable.c). */
+#define NO_SLOT UINT32_MAX
+
+struct slot_link {
+	uint32_t prev, next;
+};
+
+struct timer_list {
+	uint32_t head, tail;   /* NO_SLOT when empty */
 };
 
 /* Called with each flow that ends; the flow's packets stay valid until
@@ -93,13 +109,29 @@ struct flow_config {
 	void *emit_arg;
 };
 
+/* A packet on its way into the table (flows_add). */
+struct pending {
+	int waiting;
+	struct packet pk;
+	const uint8_t *bytes;
+	struct window *win;     /* the window the bytes are in, or NULL */
+	struct pkt_info pi;
+	int ip, tcp_udp, src_is_a;
+	struct flow_key key;
+	uint64_t hash;
+};
+
 struct flow_table {
 	struct flow_config cfg;
 	/* chained hash, open flows on the lists */
 	struct flow **bucket;
 	size_t mask, n_open;
-	struct list idle, closing, age;
+	struct timer_list idle, closing;
+	struct list age;
 	struct list mapped;     /* flows pointing into windows */
+	struct flow **slot;     /* every flow made, by slot */
+	struct slot_link *timer; /* the idle and closing lists' links, by slot */
+	size_t n_slots, slot_cap, timer_cap;
 	struct windows *win;    /* reading a mapped file: its windows, else NULL */
 	struct flow *free;      /* ended flows kept for their packet arrays */
 	struct chunk_pool pool;
@@ -110,6 +142,8 @@ struct flow_table {
 	uint64_t now_ns;        /* the capture clock: latest time stamp seen */
 	uint64_t next_id;
 	uint64_t skipped;       /* packets not TCP/UDP, without --all */
+	struct pending pending[2]; /* the one waiting, the one coming */
+	int next_pending;
 };
 
 void flows_init(struct flow_table *t, const struct flow_config *cfg);
@@ -117,8 +151,10 @@ void flows_init(struct flow_table *t, const struct flow_config *cfg);
  * mapped file the packets are read from (left in place), or NULL (copied). */
 void flows_begin(struct flow_table *t, uint32_t linktype, struct windows *win);
 /* A packet (pk->data unused) with its bytes joins its flow, which may end
- * it; flows idle too long before it end first. */
+ * it; flows idle too long before it end first. A packet of a mapped file
+ * joins at the next call, or flows_flush. */
 void flows_add(struct flow_table *t, const struct packet *pk, const uint8_t *bytes);
+void flows_flush(struct flow_table *t);
 /* The clock moves on without a packet (a live capture's quiet wire). */
 void flows_tick(struct flow_table *t, uint64_t now_ns);
 /* The end of a source: every open flow ends, in order of first packet. */

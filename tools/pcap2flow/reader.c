@@ -254,6 +254,7 @@ static uint32_t linktype_of_dlt(int dlt)
 #define PCAP_REC_LEN 16
 #define MAP_WINDOW (4u << 20)
 #define READ_BLOCK (1u << 20)
+#define PREFETCH_AHEAD (4u << 10)
 /* libpcap's largest packet for the link types read here (MAXIMUM_SNAPLEN;
  * D-Bus, EBHSCR and USBPcap allow more and are left to it). */
 #define PCAP_MAX_CAPLEN 262144u
@@ -324,6 +325,7 @@ static int in_map(struct pcap_in *in, size_t n)
 	in->at_off = start;
 	in->len = w->len;
 	in->pos = (size_t)(cur - start);
+	in->prefetched = 0;
 	return 0;
 }
 
@@ -351,6 +353,7 @@ static int in_read(struct pcap_in *in, size_t n)
 		in->at_off += in->pos;
 		in->len -= in->pos;
 		in->pos = 0;
+		in->prefetched = 0;
 	}
 	if (n > in->cap) {
 		in->cap = n;
@@ -372,17 +375,22 @@ static int in_read(struct pcap_in *in, size_t n)
 
 /* How many of the n bytes from the cursor are at hand (n unless the input
  * ends first), or -1 with in->why on a read error. */
-static ssize_t in_have(struct pcap_in *in, size_t n)
+static ssize_t in_more(struct pcap_in *in, size_t n)
 {
-	if (in->len - in->pos < n) {
-		int rc = in->mapped ? in_map(in, n) : in_read(in, n);
-		if (rc < 0) {
-			snprintf(in->why, sizeof in->why, "error reading dump file: %s", strerror(errno));
-			return -1;
-		}
+	int rc = in->mapped ? in_map(in, n) : in_read(in, n);
+	if (rc < 0) {
+		snprintf(in->why, sizeof in->why, "error reading dump file: %s", strerror(errno));
+		return -1;
 	}
 	size_t have = in->len - in->pos;
 	return (ssize_t)(have < n ? have : n);
+}
+
+static inline ssize_t in_have(struct pcap_in *in, size_t n)
+{
+	if (in->len - in->pos >= n)
+		return (ssize_t)n;
+	return in_more(in, n);
 }
 
 static uint32_t in_u32(const struct pcap_in *in, const uint8_t *p)
@@ -390,6 +398,31 @@ static uint32_t in_u32(const struct pcap_in *in, const uint8_t *p)
 	uint32_t v;
 	memcpy(&v, p, sizeof v);
 	return in->swap ? __builtin_bswap32(v) : v;
+}
+
+/* Asks for the bytes PREFETCH_AHEAD beyond the cursor. Each record's
+ * header says where the next one starts, so the reader would otherwise
+ * wait for memory once a record (the mapped file is not in the cache);
+ * the addresses ahead are known without reading them. */
+static void prefetch_ahead(struct pcap_in *in)
+{
+	if (in->prefetched < in->pos)
+		in->prefetched = in->pos;
+	/* in steps of 512 bytes, up to 448 past the end: a prefetch of
+	 * an address not mapped is dropped, and one past in->len is only
+	 * wasted */
+	for (; in->prefetched < in->pos + PREFETCH_AHEAD && in->prefetched < in->len;
+	     in->prefetched += 512) {
+		const uint8_t *p = in->at + in->prefetched;
+		__builtin_prefetch(p);
+		__builtin_prefetch(p + 64);
+		__builtin_prefetch(p + 128);
+		__builtin_prefetch(p + 192);
+		__builtin_prefetch(p + 256);
+		__builtin_prefetch(p + 320);
+		__builtin_prefetch(p + 384);
+		__builtin_prefetch(p + 448);
+	}
 }
 
 /* The next record: 1 with *raw (its bytes valid until the next call), 0 at
@@ -437,9 +470,7 @@ static int in_next(struct pcap_in *in, struct raw *raw)
 	raw->wirelen = wirelen;
 	raw->data = in->at + in->pos + PCAP_REC_LEN;
 	in->pos += PCAP_REC_LEN + (size_t)caplen;
-	/* the next record's header and first bytes, while this one is handled */
-	__builtin_prefetch(in->at + in->pos);
-	__builtin_prefetch(in->at + in->pos + 64);
+	prefetch_ahead(in);
 	return 1;
 }
 

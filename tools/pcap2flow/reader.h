@@ -57,6 +57,7 @@ struct pcap_in {
 	uint64_t file_size;     /* mapped: as last looked up */
 	const uint8_t *at;      /* the bytes at hand: the window or the buffer */
 	size_t len, pos;        /* how many; where the next record starts */
+	size_t prefetched;      /* at[] is asked for up to here */
 	uint64_t at_off;        /* the file offset of at[0] */
 	struct windows win;     /* mapped: the newest holds at */
 	uint8_t *buf;           /* read: the buffer */
