@@ -36,7 +36,7 @@ static void pack_u64(msgpack_packer *pk, const char *key, uint64_t v)
 }
 
 /* 18 keys always, then src_ip/dst_ip, vlan and label when present. */
-void flow_write_head(msgpack_packer *pk, const struct flow_rec *f)
+void flow_write(msgpack_packer *pk, const struct flow_rec *f)
 {
 	int ip = f->ip_version == 4 || f->ip_version == 6;
 	size_t alen = f->ip_version == 6 ? 16 : 4;
@@ -72,23 +72,15 @@ void flow_write_head(msgpack_packer *pk, const struct flow_rec *f)
 		mp_key(pk, "label"), mp_str(pk, f->label, f->label_len);
 	mp_key(pk, "packets");
 	msgpack_pack_array(pk, f->n_packets);
-}
-
-void flow_write_packet(msgpack_packer *pk, const struct packet *p)
-{
-	msgpack_pack_array(pk, 5);
-	msgpack_pack_uint64(pk, p->ts_ns);
-	msgpack_pack_uint32(pk, p->wirelen);
-	msgpack_pack_uint64(pk, p->index);
-	msgpack_pack_uint8(pk, p->dir);
-	mp_bin(pk, p->data, p->caplen);
-}
-
-void flow_write(msgpack_packer *pk, const struct flow_rec *f)
-{
-	flow_write_head(pk, f);
-	for (size_t i = 0; i < f->n_packets; i++)
-		flow_write_packet(pk, &f->pkt[i]);
+	for (size_t i = 0; i < f->n_packets; i++) {
+		const struct packet *p = &f->pkt[i];
+		msgpack_pack_array(pk, 5);
+		msgpack_pack_uint64(pk, p->ts_ns);
+		msgpack_pack_uint32(pk, p->wirelen);
+		msgpack_pack_uint64(pk, p->index);
+		msgpack_pack_uint8(pk, p->dir);
+		mp_bin(pk, p->data, p->caplen);
+	}
 }
 
 void tok_write(msgpack_packer *pk, const struct tok_rec *t, const uint16_t *tokens)

@@ -101,11 +101,6 @@ static inline uint16_t tok_at(const struct tok_rec *t, size_t i)
 /* Writers. A header opens every stream the tool writes. */
 void hdr_write(msgpack_packer *pk, const char *schema, const char *tool);
 void flow_write(msgpack_packer *pk, const struct flow_rec *f);
-/* flow_write in parts, for a writer that packs the packets its own way:
- * the record up to the header of its "packets" array (f->n_packets
- * entries must follow), and one entry. */
-void flow_write_head(msgpack_packer *pk, const struct flow_rec *f);
-void flow_write_packet(msgpack_packer *pk, const struct packet *p);
 /* tokens are host uint16; they are written little-endian. */
 void tok_write(msgpack_packer *pk, const struct tok_rec *t, const uint16_t *tokens);
 

@@ -1,5 +1,6 @@
-/* output.c: pcap2flow's stream out: a buffer for msgpack's small pieces and
- * writev(2) of the packet bytes where they lie (see output.h). */
+/* output.c: pcap2flow's stream out (see output.h): a buffer for the small
+ * pieces, writev(2) of the packet bytes where they lie, and the packing of
+ * flow records. */
 #define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,11 +12,11 @@
 #include "cli.h"
 #include "output.h"
 
-/* flow_write hands over pieces of GATHER_MIN bytes or more only for packet
- * bytes and for the source name and label, which live as long as the run;
- * smaller ones, its keys, numbers and addresses among them (in its own or
- * msgpack's short-lived buffers), are copied. So whatever holds the packet
- * bytes of a written flow keeps them until the next drain (o->drained). */
+/* Pieces of GATHER_MIN bytes or more are taken in place: packet bytes, and
+ * the source name and label, which live as long as the run; smaller ones
+ * (keys, numbers, addresses, and all that msgpack's writer hands over from
+ * its short-lived buffers) are copied. So whatever holds the packet bytes
+ * of a written flow keeps them until the next drain (o->drained). */
 #define OUT_BUF (256u * 1024u)
 #define GATHER_MIN 32
 /* The size asked of an output pipe: beyond the default 64 KiB, pcap2flow
@@ -128,7 +129,8 @@ static int out_put(void *data, const char *p, size_t len)
  * packed here rather than through msgpack's writer: one call for the whole
  * entry instead of seven, each with its own tests, is what makes writing a
  * flow cheap beside reading it. The forms are msgpack-c's (the shortest
- * for each number), so the bytes are flow_write_packet's (t-p2f-output). */
+ * for each number), so the bytes are record.h's flow_write's (t-p2f-output
+ * compares the two). */
 #define ENTRY_MAX 31 /* array, uint64, uint32, uint64, uint8, bin32 header */
 
 static uint8_t *put_be16(uint8_t *d, uint16_t v)
@@ -211,9 +213,130 @@ static void out_packet(struct out *o, const struct packet *p)
 	out_gather(o, p->data, p->caplen);
 }
 
+/* ------------------------------------------------------------ flow head */
+
+/* The record's fields before its packets, as flow_write packs them: the
+ * keys are constants, spelled out here once, and all but the source name and the label fit in HEAD_MAX
+ * bytes, so a head takes one check for room instead of some fifty calls
+ * of msgpack's writer, which cost as much as the flow's packets. */
+#define HEAD_MAX 512
+
+/* A key: fixstr of a literal. */
+#define PUT_KEY(d, k) put_fixstr(d, k, sizeof k - 1)
+
+static uint8_t *put_fixstr(uint8_t *d, const char *s, size_t len)
+{
+	*d++ = (uint8_t)(0xa0 | len);
+	memcpy(d, s, len);
+	return d + len;
+}
+
+/* A str header: fixstr, str 8, 16 or 32. */
+static uint8_t *put_str_header(uint8_t *d, size_t len)
+{
+	if (len < 32) {
+		*d = (uint8_t)(0xa0 | len);
+		return d + 1;
+	}
+	if (len <= UINT8_MAX) {
+		d[0] = 0xd9, d[1] = (uint8_t)len;
+		return d + 2;
+	}
+	if (len <= UINT16_MAX) {
+		*d = 0xda;
+		return put_be16(d + 1, (uint16_t)len);
+	}
+	*d = 0xdb;
+	return put_be32(d + 1, (uint32_t)len);
+}
+
+/* A map or array header: fix form (below 16), then 16 or 32 bits. */
+static uint8_t *put_container(uint8_t *d, uint8_t fix, uint8_t b16, size_t n)
+{
+	if (n < 16) {
+		*d = (uint8_t)(fix | n);
+		return d + 1;
+	}
+	if (n <= UINT16_MAX) {
+		*d = b16;
+		return put_be16(d + 1, (uint16_t)n);
+	}
+	*d = (uint8_t)(b16 + 1);
+	return put_be32(d + 1, (uint32_t)n);
+}
+
+static uint8_t *put_key_uint(uint8_t *d, const char *key, size_t key_len, uint64_t v)
+{
+	return put_uint(put_fixstr(d, key, key_len), v);
+}
+
+#define PUT_KEY_UINT(d, k, v) put_key_uint(d, k, sizeof k - 1, v)
+
+/* A str value whose bytes live as long as the run (the source name, a
+ * label): copied when short, else taken in place, as out_put does. */
+static uint8_t *put_str(struct out *o, uint8_t *d, const char *s, size_t len)
+{
+	d = put_str_header(d, len);
+	if (len < GATHER_MIN) {
+		out_copy_small(d, s, len);
+		return d + len;
+	}
+	o->used = (size_t)(d - o->buf);
+	out_gather(o, s, len);
+	if (OUT_BUF - o->used < HEAD_MAX)
+		out_drain(o);
+	return o->buf + o->used;
+}
+
+static void out_head(struct out *o, const struct flow_rec *f)
+{
+	int ip = f->ip_version == 4 || f->ip_version == 6;
+	uint32_t alen = f->ip_version == 6 ? 16 : 4;
+	if (OUT_BUF - o->used < HEAD_MAX)
+		out_drain(o);
+	uint8_t *d = o->buf + o->used;
+	d = put_container(d, 0x80, 0xde, 18 + (ip ? 2 : 0) + (f->n_vlan > 0) + (f->label != NULL));
+	d = PUT_KEY(d, "t");
+	d = PUT_KEY(d, "flow");
+	d = PUT_KEY_UINT(d, "id", f->id);
+	d = PUT_KEY(d, "source");
+	d = put_str(o, d, f->source ? f->source : "", f->source ? f->source_len : 0);
+	d = PUT_KEY_UINT(d, "linktype", f->linktype);
+	d = PUT_KEY_UINT(d, "snaplen", f->snaplen);
+	d = PUT_KEY_UINT(d, "tsprec", f->tsprec);
+	d = PUT_KEY_UINT(d, "ip_version", f->ip_version);
+	d = PUT_KEY_UINT(d, "proto", f->proto);
+	if (ip) {
+		d = put_bin_header(PUT_KEY(d, "src_ip"), alen);
+		memcpy(d, f->src_ip, alen);
+		d = put_bin_header(PUT_KEY(d + alen, "dst_ip"), alen);
+		memcpy(d, f->dst_ip, alen);
+		d += alen;
+	}
+	d = PUT_KEY_UINT(d, "src_port", f->src_port);
+	d = PUT_KEY_UINT(d, "dst_port", f->dst_port);
+	if (f->n_vlan > 0) {
+		d = put_container(PUT_KEY(d, "vlan"), 0x90, 0xdc, f->n_vlan);
+		for (int i = 0; i < f->n_vlan; i++)
+			d = put_uint(d, f->vlan[i]);
+	}
+	d = PUT_KEY_UINT(d, "first_ns", f->first_ns);
+	d = PUT_KEY_UINT(d, "last_ns", f->last_ns);
+	d = PUT_KEY_UINT(d, "src2dst_packets", f->packets[0]);
+	d = PUT_KEY_UINT(d, "src2dst_bytes", f->bytes[0]);
+	d = PUT_KEY_UINT(d, "dst2src_packets", f->packets[1]);
+	d = PUT_KEY_UINT(d, "dst2src_bytes", f->bytes[1]);
+	const char *end = flow_end_names[f->end];
+	d = put_fixstr(PUT_KEY(d, "end"), end, strlen(end));
+	if (f->label)
+		d = put_str(o, PUT_KEY(d, "label"), f->label, f->label_len);
+	d = put_container(PUT_KEY(d, "packets"), 0x90, 0xdc, f->n_packets);
+	o->used = (size_t)(d - o->buf);
+}
+
 void out_flow(struct out *o, const struct flow_rec *rec)
 {
-	flow_write_head(&o->pk, rec);
+	out_head(o, rec);
 	for (size_t i = 0; i < rec->n_packets && !o->failed; i++)
 		out_packet(o, &rec->pkt[i]);
 }
