@@ -16,7 +16,7 @@
 
 /* A flow's packet bytes live in chunks that never move (flowtable.c). */
 #define CHUNK_MIN_SHIFT 9
-#define CHUNK_MAX_SHIFT 16
+#define CHUNK_MAX_SHIFT 14
 #define N_CLASSES (CHUNK_MAX_SHIFT - CHUNK_MIN_SHIFT + 1)
 
 struct chunk {
@@ -167,5 +167,7 @@ int flows_settle_windows(struct flow_table *t);
 /* The output has written everything emitted so far (an out.drained hook). */
 void flows_drained(void *table);
 void flows_free(struct flow_table *t);
+/* pkt_decode (packet.h), quicker for the commonest frames. */
+int flow_decode_frame(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_info *pi);
 
 #endif

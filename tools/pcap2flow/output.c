@@ -133,21 +133,21 @@ static int out_put(void *data, const char *p, size_t len)
  * compares the two). */
 #define ENTRY_MAX 31 /* array, uint64, uint32, uint64, uint8, bin32 header */
 
-static uint8_t *put_be16(uint8_t *d, uint16_t v)
+static inline uint8_t *put_be16(uint8_t *d, uint16_t v)
 {
 	v = __builtin_bswap16(v);
 	memcpy(d, &v, sizeof v);
 	return d + sizeof v;
 }
 
-static uint8_t *put_be32(uint8_t *d, uint32_t v)
+static inline uint8_t *put_be32(uint8_t *d, uint32_t v)
 {
 	v = __builtin_bswap32(v);
 	memcpy(d, &v, sizeof v);
 	return d + sizeof v;
 }
 
-static uint8_t *put_be64(uint8_t *d, uint64_t v)
+static inline uint8_t *put_be64(uint8_t *d, uint64_t v)
 {
 	v = __builtin_bswap64(v);
 	memcpy(d, &v, sizeof v);
@@ -155,7 +155,7 @@ static uint8_t *put_be64(uint8_t *d, uint64_t v)
 }
 
 /* An unsigned integer: fixint, then uint 8, 16, 32, 64. */
-static uint8_t *put_uint(uint8_t *d, uint64_t v)
+static inline uint8_t *put_uint(uint8_t *d, uint64_t v)
 {
 	if (v < 0x80) {
 		*d = (uint8_t)v;
@@ -178,7 +178,7 @@ static uint8_t *put_uint(uint8_t *d, uint64_t v)
 }
 
 /* A bin header: bin 8, 16 or 32. */
-static uint8_t *put_bin_header(uint8_t *d, uint32_t len)
+static inline uint8_t *put_bin_header(uint8_t *d, uint32_t len)
 {
 	if (len <= UINT8_MAX) {
 		d[0] = 0xc4, d[1] = (uint8_t)len;

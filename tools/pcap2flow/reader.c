@@ -252,7 +252,7 @@ static uint32_t linktype_of_dlt(int dlt)
  * messages below are libpcap's (sf-pcap.c). A capture truncated by another
  * process while mapped is SIGBUS, as for any reader that maps files. */
 #define PCAP_REC_LEN 16
-#define MAP_WINDOW (4u << 20)
+#define MAP_WINDOW (8u << 20)
 #define READ_BLOCK (1u << 20)
 #define PREFETCH_AHEAD (4u << 10)
 /* libpcap's largest packet for the link types read here (MAXIMUM_SNAPLEN;
