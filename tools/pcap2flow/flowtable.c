@@ -19,11 +19,11 @@
 /* A flow's packet bytes live in chunks that never move, so each packet
  * points straight at its bytes and growing a flow copies nothing. Chunk
  * sizes are powers of two from 512 B to 16 KiB, doubling as a flow grows
- * (larger ones, half empty at the end of each long flow, took 6 MB more on
- * the benchmark below); a written flow hands its chunks back to free lists
- * by size, so memory follows the open flows and is reused rather than
- * faulted in anew. A packet too big for the largest size gets a chunk of
- * its own. */
+ * (larger ones, half empty at the end of each long flow, took 4 to 6 MB
+ * more on the benchmark below); a written flow hands its chunks back to
+ * free lists by size, so memory follows the open flows and is reused
+ * rather than faulted in anew. A packet too big for the largest size gets
+ * a chunk of its own. */
 #define OWN_SIZE (-1)
 
 /* The mapped part of a capture file the open flows may hold. A window is
@@ -36,10 +36,10 @@
  * concurrent TCP flows, some alive over 140 MB of capture, whose open
  * flows alone hold 49 MB at 100 MB into it and 60 MB at 200: without the
  * budget the resident set grows with the file, 208 MB for 200 MB and 268 MB
- * for 400; with 72 MB, and 8 MiB windows (reader.c), it stays at 127 and
- * 129 MB (111 for 100 MB), copying 14 % of the bytes, for a fifth more
- * time than without. A budget of 64 MB saved 4 MB, for 5 % more time.) */
-#define MAP_BUDGET (72u << 20)
+ * for 400; with 80 MB, and 8 MiB windows (reader.c), it stays at 133 and
+ * 135 MB (107 for 100 MB), copying 11 % of the bytes, for a sixth more
+ * time than without. A budget of 64 MB saved 10 MB, for 9 % more time.) */
+#define MAP_BUDGET (80u << 20)
 
 static size_t class_size(int size_class)
 {
