@@ -130,7 +130,6 @@ static void list_remove(struct list *l, struct flow *f)
 	k->prev = k->next = NULL;
 }
 
-
 /* The idle and closing lists are threaded through an array by the flows'
  * slots rather than through the flows: a flow moves to the tail of the
  * idle list at each of its packets, and the links of its neighbours then
@@ -405,7 +404,7 @@ static void flow_copy_out(struct flow_table *t, struct flow *f, struct window *w
 }
 
 /* An ended flow lets go of its packets in the windows (which stay mapped
- * until the flow is written out: see settle_windows). */
+ * until the flow is written out: see flows_settle_windows). */
 static void flow_unref(struct flow_table *t, struct flow *f)
 {
 	struct window *w = t->win->oldest;
@@ -647,7 +646,7 @@ static uint32_t tcp_payload_len(const struct pkt_info *pi, uint32_t wirelen)
 
 /* TCP's part in ending a flow, after the packet joined it. A close ends the
  * flow when both FINs are acknowledged, so the final ACK is in it; when
- * that ACK is not seen, the flow lingers (FIN_LINGER_NS) on the closing
+ * that ACK is not seen, the flow lingers (cfg.linger_ns) on the closing
  * list. Returns whether the flow ended. */
 static int tcp_update(struct flow_table *t, struct flow *f, const struct pkt_info *pi,
 		      uint32_t wirelen, uint8_t dir)
