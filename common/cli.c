@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *progname = "tgpt";
@@ -149,6 +150,15 @@ void atomic_open(struct atomic_file *a, const char *path)
 		return;
 	}
 	a->path = xstrdup(path);
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* a device or a pipe (/dev/null, /dev/stdout, a FIFO): written in
+		 * place, since renaming a file over it would replace it */
+		a->f = fopen(path, "wb");
+		if (!a->f)
+			err(EX_CANTCREAT, "%s", path);
+		return;
+	}
 	size_t n = strlen(path) + 32;
 	a->tmp = xmalloc(n);
 	snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
@@ -161,6 +171,12 @@ void atomic_commit(struct atomic_file *a)
 {
 	if (!a->path) {
 		cli_close_out(a->f, "stdout");
+		return;
+	}
+	if (!a->tmp) {
+		cli_close_out(a->f, a->path);
+		free(a->path);
+		a->path = NULL;
 		return;
 	}
 	int bad = fflush(a->f) != 0 || ferror(a->f) || fsync(fileno(a->f)) != 0;
@@ -184,7 +200,8 @@ void atomic_abort(struct atomic_file *a)
 		return;
 	if (a->f)
 		fclose(a->f);
-	unlink(a->tmp);
+	if (a->tmp)
+		unlink(a->tmp);
 	free(a->path);
 	free(a->tmp);
 	memset(a, 0, sizeof *a);

@@ -46,7 +46,8 @@ FILE *cli_open_in(const char *path);
 void cli_close_out(FILE *f, const char *name);
 
 /* Atomic output file: writes go to PATH.tmp.PID, renamed onto PATH by
- * atomic_commit. With PATH "-" it is stdout and commit only flushes. */
+ * atomic_commit. With PATH "-" it is stdout and commit only flushes; a PATH
+ * that is not a regular file (/dev/null, a FIFO) is written in place. */
 struct atomic_file {
 	FILE *f;
 	char *path, *tmp;

@@ -74,6 +74,16 @@ exits_with 0 "-o writes a file" pcap2flow -o flows.mp tcp.pcap
 ok "the file holds the stream" cmp flows.mp tcp.mp
 is "$(ls | grep -c 'flows.mp.tmp')" 0 "no temporary file is left"
 
+# -o onto something that is not a regular file (a FIFO, /dev/null) writes
+# into it: renaming a temporary file over it would replace the device.
+mkfifo fifo
+timeout 20 cat fifo > via-fifo & reader=$!
+exits_with 0 "-o a FIFO" pcap2flow -o fifo tcp.pcap
+wait "$reader"
+ok "the FIFO is still a FIFO" test -p fifo
+ok "and carried the flows" cmp via-fifo flows.mp
+ok "no temporary file beside it" sh -c '! ls fifo.tmp.* 2>/dev/null'
+
 # ------------------------------------------------------------ precision, link types
 exits_with 0 "reads a nanosecond pcap" pcap2flow ns.pcap
 is "$(vals tsprec)" 9 "tsprec 9 from the nanosecond magic"
