@@ -14,7 +14,7 @@
 #include "vecmath.h"
 
 /* x86-64: the half-precision products through AVX2 + F16C when the CPU
- * has them (rec_half_simd). */
+ * has them (rec_simd), and the int8 ones through AVX2 or AVX-512 VNNI. */
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -79,11 +79,33 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
-/* Scratch of one attention thread: the local head's scores (2W), the linear
+/* Scratch of one attention head: the local head's scores (2W), the linear
  * head's feature maps (2 dh). */
 static size_t attn_slot_floats(const struct model_config *c)
 {
 	return 2 * (size_t)c->window + 2 * (size_t)c->d_head;
+}
+
+/* What one thread of a step keeps to itself: the LayerNorm of the rows
+ * (every thread computes it whole, which costs less than a barrier), their
+ * token-shifted copy, the rows of a product's input as 16-bit integers
+ * (int8 weights) and the attention's scratch. */
+struct rec_thread {
+	float *h, *hs;		/* (B, max(D, E)) */
+	float *mean, *rstd;	/* (B) */
+	int16_t *q;		/* (B, widest input) */
+	float *qs;		/* (B) the scale of each row of q */
+	float *attn;		/* attn_slot_floats */
+};
+
+/* The widest input of a product: E, D, H*dh or F. */
+static size_t widest_input(const struct model_config *c)
+{
+	size_t w = (size_t)c->emb_dim;
+	size_t k[] = { (size_t)c->d_model, (size_t)c->n_head * c->d_head, (size_t)c->d_ff };
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+		w = k[i] > w ? k[i] : w;
+	return w;
 }
 
 int rec_init(struct rec *r, const struct model *m, int B)
@@ -94,6 +116,7 @@ int rec_init(struct rec *r, const struct model *m, int B)
 	const struct model_config *c = &m->c;
 	size_t E = c->emb_dim, D = c->d_model, HD = (size_t)c->n_head * c->d_head;
 	size_t F = c->d_ff, F1 = c->ff_glu ? 2 * F : F, V = c->vocab;
+	size_t ED = E > D ? E : D;
 	r->m = m;
 	r->B = B;
 	r->state_floats = rec_state_floats(c);
@@ -104,33 +127,57 @@ int rec_init(struct rec *r, const struct model *m, int B)
 		float **p;
 		size_t n;
 	} t[] = {
-		{ &r->emb, E }, { &r->x, D }, { &r->y2, D }, { &r->h, D }, { &r->hs, D },
-		{ &r->qkv, 3 * HD }, { &r->att, HD }, { &r->u, F1 }, { &r->g, F },
-		{ &r->e, E }, { &r->hf, E }, { &r->mean, 1 }, { &r->rstd, 1 }, { &r->out, V },
+		{ &r->emb, E }, { &r->x, D }, { &r->y2, D }, { &r->qkv, 3 * HD }, { &r->att, HD },
+		{ &r->u, F1 }, { &r->g, F }, { &r->e, E }, { &r->out, V },
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		*t[i].p = xcalloc((size_t)B * t[i].n, sizeof(float));
 	r->slots = par_max_threads();
 	r->par_min_macs = REC_PAR_MIN_MACS;
-	r->slot_floats = attn_slot_floats(c);
-	r->attn_scratch = xcalloc(r->slots * r->slot_floats, sizeof(float));
+	r->th = xcalloc(r->slots, sizeof *r->th);
+	for (int s = 0; s < r->slots; s++) {
+		struct rec_thread *th = &r->th[s];
+		th->h = xcalloc((size_t)B * ED, sizeof(float));
+		th->hs = xcalloc((size_t)B * ED, sizeof(float));
+		th->mean = xcalloc(B, sizeof(float));
+		th->rstd = xcalloc(B, sizeof(float));
+		th->q = xcalloc((size_t)B * widest_input(c), sizeof *th->q);
+		th->qs = xcalloc(B, sizeof(float));
+		th->attn = xcalloc(attn_slot_floats(c), sizeof(float));
+	}
 	r->active = xcalloc(B, sizeof *r->active);
 	r->tok = xcalloc(B, sizeof *r->tok);
 	r->feed = xcalloc(B, sizeof *r->feed);
 	return 0;
 }
 
+static void free_copies(struct rec *r)
+{
+	free(r->half);
+	free(r->q8);
+	free(r->q8_scale);
+	r->half = NULL;
+	r->q8 = NULL;
+	r->q8_scale = NULL;
+}
+
 void rec_free(struct rec *r)
 {
-	float *bufs[] = { r->state, r->logits, r->emb, r->x, r->y2, r->h, r->hs, r->qkv, r->att,
-		r->u, r->g, r->e, r->hf, r->mean, r->rstd, r->out, r->attn_scratch };
+	float *bufs[] = { r->state, r->logits, r->emb, r->x, r->y2, r->qkv, r->att, r->u, r->g,
+		r->e, r->out };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		free(bufs[i]);
+	for (int s = 0; s < r->slots; s++) {
+		struct rec_thread *th = &r->th[s];
+		free(th->h), free(th->hs), free(th->mean), free(th->rstd);
+		free(th->q), free(th->qs), free(th->attn);
+	}
+	free(r->th);
 	free(r->pos);
 	free(r->active);
 	free(r->tok);
 	free(r->feed);
-	free(r->half);
+	free_copies(r);
 	memset(r, 0, sizeof *r);
 }
 
@@ -424,7 +471,257 @@ HALF_TARGET static void half_rows_avx2(float *out, int ldo, const float *inp, co
 }
 #endif
 
-int rec_half_simd(void)
+/* ------------------------------------------------------------------ int8 weights */
+
+/* A matrix row (one output) as integers round(w / s) in [-127, 127], s =
+ * max |w| / 127, and each input row of a product as 16-bit integers with
+ * its own scale max |x| / 32767: the dot product of the two is an exact
+ * integer, so every kernel (and order of summing) gives the same bits, and
+ * out = bias + acc * (s_w * s_x). Partial sums are of at most Q8_BLOCK
+ * columns: 512 * 127 * 32767 < 2^31, so no 32-bit lane or lane sum
+ * overflows; the blocks add up in 64 bits. */
+#define Q8_BLOCK 512
+#define Q8_XMAX 32767.0f
+
+/* round(v) for |v| < 2^22, to nearest even (as vm_exp: vectorizes). */
+static inline float round_even(float v)
+{
+	return (v + 12582912.0f) - 12582912.0f;
+}
+
+/* max |x[c]| over n floats, a NaN if any is NaN: the largest of their
+ * magnitudes' bits (NaNs' bits lie above infinity's), which vectorizes. */
+static inline float abs_max(const float *x, int n)
+{
+	uint32_t m = 0;
+	for (int c = 0; c < n; c++) {
+		uint32_t u;
+		memcpy(&u, x + c, sizeof u);
+		u &= 0x7fffffff;
+		m = u > m ? u : m;
+	}
+	float f;
+	memcpy(&f, &m, sizeof f);
+	return f;
+}
+
+/* q[c] = round(x[c] * inv), which the caller keeps within 16 bits. */
+static inline void round_to_ints(int16_t *q, const float *x, int n, float inv)
+{
+	for (int c = 0; c < n; c++)
+		q[c] = (int16_t)(int32_t)round_even(x[c] * inv);
+}
+
+/* A row whose largest magnitude is mx is quantized when this holds; else
+ * it is all zeros (below 1e-30: as good as zero; NaN or infinite: the NaN
+ * or infinite scale makes its products NaN, as float ones would be). */
+static inline int quantizable(float mx)
+{
+	return mx >= 1e-30f && mx <= 3.4e38f;
+}
+
+/* The n rows (C) of x as integers q and scales qs. */
+VM_CLONES
+static void quantize_rows(int16_t *q, float *qs, const float *x, int n, int C)
+{
+	for (int i = 0; i < n; i++) {
+		float mx = abs_max(x + (size_t)i * C, C);
+		qs[i] = mx / Q8_XMAX;
+		if (quantizable(mx))
+			round_to_ints(q + (size_t)i * C, x + (size_t)i * C, C, Q8_XMAX / mx);
+		else
+			memset(q + (size_t)i * C, 0, (size_t)C * sizeof *q);
+	}
+}
+
+/* One row w (C) to integers q; returns its scale. */
+static float quantize_weights(int8_t *q, const float *w, int C)
+{
+	float mx = abs_max(w, C);
+	for (int c = 0; c < C; c++)
+		q[c] = quantizable(mx) ? (int8_t)(int32_t)round_even(w[c] * (127.0f / mx)) : 0;
+	return mx / 127.0f;
+}
+
+/* out[j] = (beta 0 ? 0 : out[j]) + bias[j] + acc * (sw * sx), in this order
+ * in every kernel. */
+static inline void q8_store(float *out, const float *bias, int j, float beta, float sw, float sx,
+	int64_t acc)
+{
+	float o = beta == 0.0f ? 0.0f : out[j];
+	if (bias)
+		o += bias[j];
+	out[j] = o + (float)acc * (sw * sx);
+}
+
+/* The input of a product: float rows, and for int8 weights the same rows
+ * as integers with their scales. */
+struct act {
+	const float *x;
+	const int16_t *q;
+	const float *qs;
+	int n, C;
+};
+
+/* out (rows of ldo) columns [j0, j1) for the rows of a, from the integer
+ * rows w (C each) and their scales ws. */
+static void q8_rows_c(float *out, int ldo, const struct act *a, const int8_t *w, const float *ws,
+	const float *bias, int j0, int j1, float beta)
+{
+	int C = a->C;
+	for (int i = 0; i < a->n; i++) {
+		const int16_t *x = a->q + (size_t)i * C;
+		for (int j = j0; j < j1; j++) {
+			const int8_t *wr = w + (size_t)j * C;
+			int64_t acc = 0;
+			for (int c = 0; c < C; c++)
+				acc += (int32_t)wr[c] * x[c];
+			q8_store(out + (size_t)i * ldo, bias, j, beta, ws[j], a->qs[i], acc);
+		}
+	}
+}
+
+#if HALF_SIMD
+#define Q8_AVX2 __attribute__((target("avx2")))
+#define Q8_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512vnni")))
+#define Q8_INLINE inline __attribute__((always_inline))
+
+/* The 8 lanes of a, exactly. */
+Q8_AVX2 static inline int64_t q8_hsum8(__m256i a)
+{
+	int32_t l[8];
+	_mm256_storeu_si256((__m256i *)l, a);
+	return ((int64_t)l[0] + l[1] + l[2] + l[3]) + ((int64_t)l[4] + l[5] + l[6] + l[7]);
+}
+
+/* One input row x against weight rows j..j+J-1 (J <= 4): 16 columns at
+ * a time through VPMADDWD. */
+Q8_AVX2 static Q8_INLINE void q8_tile_avx2(float *o, const int16_t *x, float sx,
+	const int8_t *w, const float *ws, const float *bias, int j, int J, int C, float beta)
+{
+	int64_t s[4] = { 0 };
+	int Cv = C / 16 * 16;
+	for (int c0 = 0; c0 < Cv; c0 += Q8_BLOCK) {
+		int c1 = c0 + Q8_BLOCK < Cv ? c0 + Q8_BLOCK : Cv;
+		__m256i acc[4];
+		for (int k = 0; k < J; k++)
+			acc[k] = _mm256_setzero_si256();
+		for (int c = c0; c < c1; c += 16) {
+			__m256i xv = _mm256_loadu_si256((const __m256i *)(x + c));
+			for (int k = 0; k < J; k++) {
+				__m128i wb = _mm_loadu_si128((const __m128i *)(w + (size_t)(j + k) * C + c));
+				acc[k] = _mm256_add_epi32(acc[k],
+					_mm256_madd_epi16(_mm256_cvtepi8_epi16(wb), xv));
+			}
+		}
+		for (int k = 0; k < J; k++)
+			s[k] += q8_hsum8(acc[k]);
+	}
+	for (int k = 0; k < J; k++) {
+		const int8_t *wr = w + (size_t)(j + k) * C;
+		for (int c = Cv; c < C; c++)
+			s[k] += (int32_t)wr[c] * x[c];
+		q8_store(o, bias, j + k, beta, ws[j + k], sx, s[k]);
+	}
+}
+
+Q8_AVX2 static void q8_rows_avx2(float *out, int ldo, const struct act *a, const int8_t *w,
+	const float *ws, const float *bias, int j0, int j1, float beta)
+{
+	int C = a->C;
+	for (int i = 0; i < a->n; i++) {
+		float *o = out + (size_t)i * ldo;
+		const int16_t *x = a->q + (size_t)i * C;
+		int j = j0;
+		for (; j + 4 <= j1; j += 4)
+			q8_tile_avx2(o, x, a->qs[i], w, ws, bias, j, 4, C, beta);
+		for (; j < j1; j++)
+			q8_tile_avx2(o, x, a->qs[i], w, ws, bias, j, 1, C, beta);
+	}
+}
+
+/* Input rows i..i+R-1 (R <= 4) against weight rows j..j+J-1 (J <= 4): 32
+ * columns at a time through VPDPWSSD, each weight block widened once for
+ * the R rows. */
+Q8_AVX512 static Q8_INLINE void q8_tile_avx512(float *out, int ldo, const struct act *a, int i,
+	int R, const int8_t *w, const float *ws, const float *bias, int j, int J, float beta)
+{
+	int C = a->C, Cv = C / 32 * 32;
+	int64_t s[4][4] = { { 0 } };
+	for (int c0 = 0; c0 < Cv; c0 += Q8_BLOCK) {
+		int c1 = c0 + Q8_BLOCK < Cv ? c0 + Q8_BLOCK : Cv;
+		__m512i acc[4][4];
+		for (int r = 0; r < R; r++)
+			for (int k = 0; k < J; k++)
+				acc[r][k] = _mm512_setzero_si512();
+		for (int c = c0; c < c1; c += 32) {
+			__m512i wv[4];
+			for (int k = 0; k < J; k++)
+				wv[k] = _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+					(const __m256i *)(w + (size_t)(j + k) * C + c)));
+			for (int r = 0; r < R; r++) {
+				__m512i xv = _mm512_loadu_si512(a->q + (size_t)(i + r) * C + c);
+				for (int k = 0; k < J; k++)
+					acc[r][k] = _mm512_dpwssd_epi32(acc[r][k], xv, wv[k]);
+			}
+		}
+		for (int r = 0; r < R; r++)
+			for (int k = 0; k < J; k++)
+				s[r][k] += _mm512_reduce_add_epi32(acc[r][k]);
+	}
+	for (int r = 0; r < R; r++) {
+		const int16_t *x = a->q + (size_t)(i + r) * C;
+		for (int k = 0; k < J; k++) {
+			const int8_t *wr = w + (size_t)(j + k) * C;
+			for (int c = Cv; c < C; c++)
+				s[r][k] += (int32_t)wr[c] * x[c];
+			q8_store(out + (size_t)(i + r) * ldo, bias, j + k, beta, ws[j + k],
+				a->qs[i + r], s[r][k]);
+		}
+	}
+}
+
+/* The tiles of one group of R rows, R a constant in each call below so
+ * the tile's loops unroll into registers. */
+#define Q8_ROW_GROUP(R) \
+	do { \
+		int j = j0; \
+		for (; j + 4 <= j1; j += 4) \
+			q8_tile_avx512(out, ldo, a, i, R, w, ws, bias, j, 4, beta); \
+		for (; j < j1; j++) \
+			q8_tile_avx512(out, ldo, a, i, R, w, ws, bias, j, 1, beta); \
+	} while (0)
+
+Q8_AVX512 static void q8_rows_avx512(float *out, int ldo, const struct act *a, const int8_t *w,
+	const float *ws, const float *bias, int j0, int j1, float beta)
+{
+	for (int i = 0; i < a->n; i += 4) {
+		switch (a->n - i) {
+		case 1: Q8_ROW_GROUP(1); break;
+		case 2: Q8_ROW_GROUP(2); break;
+		case 3: Q8_ROW_GROUP(3); break;
+		default: Q8_ROW_GROUP(4); break;
+		}
+	}
+}
+#endif
+
+/* The kernels this CPU has: 2 AVX-512 VNNI, 1 AVX2, 0 none. */
+static int q8_simd_level(void)
+{
+#if HALF_SIMD
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+		return 2;
+	return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+	return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------ precision */
+
+static int half_simd(void)
 {
 #if HALF_SIMD
 	unsigned a, b, c, d;	/* F16C: CPUID leaf 1, ECX bit 29 (clang's builtin lacks it) */
@@ -435,26 +732,90 @@ int rec_half_simd(void)
 #endif
 }
 
-void rec_use_half(struct rec *r)
+int rec_simd(enum rec_precision p)
+{
+	return p == REC_F32 ? 1 : p == REC_F16 ? half_simd() : q8_simd_level() > 0;
+}
+
+static const char *const precision_names[] = { "f32", "f16", "int8" };
+
+const char *rec_precision_name(enum rec_precision p)
+{
+	return (unsigned)p < 3 ? precision_names[p] : "?";
+}
+
+int rec_precision_parse(const char *name)
+{
+	for (int p = 0; p < 3; p++)
+		if (strcmp(name, precision_names[p]) == 0)
+			return p;
+	return -1;
+}
+
+/* The matrices the copies hold, and their input widths. */
+static const int copied[] = { P_W_IN, P_W_QKV, P_W_O, P_W_1, P_W_2, P_W_OUT, P_W_HEAD };
+#define N_COPIED (sizeof copied / sizeof copied[0])
+
+static int input_width(const struct model_config *c, int t)
+{
+	switch (t) {
+	case P_W_IN: case P_W_HEAD: return c->emb_dim;
+	case P_W_O: return c->n_head * c->d_head;
+	case P_W_2: return c->d_ff;
+	default: return c->d_model;	/* w_qkv, w_1, w_out */
+	}
+}
+
+void rec_set_precision(struct rec *r, enum rec_precision p)
 {
 	const struct model *m = r->m;
-	static const int mats[] = { P_W_IN, P_W_QKV, P_W_O, P_W_1, P_W_2, P_W_OUT, P_W_HEAD };
-	if (!r->half)
+	free_copies(r);
+	r->precision = p;
+	r->simd = rec_simd(p);
+	if (p == REC_F16) {
 		r->half = xcalloc(m->n_params, sizeof *r->half);
-	for (size_t t = 0; t < sizeof mats / sizeof mats[0]; t++) {
-		const struct model_tensor *mt = &m->tensors[mats[t]];
-		for (size_t i = mt->offset; i < mt->offset + mt->count; i++)
-			r->half[i] = float_to_half(m->params_mem[i]);
+		for (size_t t = 0; t < N_COPIED; t++) {
+			const struct model_tensor *mt = &m->tensors[copied[t]];
+			for (size_t i = mt->offset; i < mt->offset + mt->count; i++)
+				r->half[i] = float_to_half(m->params_mem[i]);
+		}
+	} else if (p == REC_INT8) {
+		size_t rows = 0;
+		for (size_t t = 0; t < N_COPIED; t++) {
+			r->q8_row0[copied[t]] = rows;
+			rows += m->tensors[copied[t]].count / input_width(&m->c, copied[t]);
+		}
+		r->q8 = xcalloc(m->n_params, sizeof *r->q8);
+		r->q8_scale = xcalloc(rows, sizeof *r->q8_scale);
+		for (size_t t = 0; t < N_COPIED; t++) {
+			const struct model_tensor *mt = &m->tensors[copied[t]];
+			size_t C = input_width(&m->c, copied[t]);
+			for (size_t k = 0; k < mt->count / C; k++)
+				r->q8_scale[r->q8_row0[copied[t]] + k] = quantize_weights(
+					r->q8 + mt->offset + k * C, m->params_mem + mt->offset + k * C,
+					(int)C);
+		}
 	}
-	r->half_simd = rec_half_simd();
+}
+
+/* The int8 row scales of the matrix whose row 0 is w (C wide). */
+static const float *q8_scales(const struct rec *r, const float *w, int C)
+{
+	size_t at = (size_t)(w - r->m->params_mem);
+	for (size_t t = 0; t < N_COPIED; t++) {
+		const struct model_tensor *mt = &r->m->tensors[copied[t]];
+		if (at >= mt->offset && at < mt->offset + mt->count)
+			return r->q8_scale + r->q8_row0[copied[t]] + (at - mt->offset) / C;
+	}
+	errx(EX_SOFTWARE, "recurrent: a product of a matrix without an int8 copy");
 }
 
 /* ------------------------------------------------------------------ the team */
 
 /* A step runs as one parallel region: every function below is called by
- * each thread of the team, which splits the work by rows (streams) or by
- * output columns and meets at barriers. Each output element is computed by
- * one thread the same way whatever the split (BLIS does not split k), so
+ * each thread of the team, which splits the work by rows (streams), heads
+ * or output columns and meets at barriers. Each output element is computed
+ * by one thread the same way whatever the split (BLIS does not split k), so
  * results do not depend on the thread count. Without OpenMP the team is
  * the calling thread. */
 #ifdef _OPENMP
@@ -479,23 +840,59 @@ static void team_share(int n, int block, int *i0, int *i1)
  * whole panels). */
 #define COL_BLOCK 16
 
-/* out (n,OC) = beta * out + inp (n,C) . w^T + bias over this thread's
- * columns [j0, j1), as linear_forward does it (bias first, then the
- * product with beta 1), or from the half-precision copy of w. No barrier. */
-static void linear_cols(const struct rec *r, float *out, int ldo, const float *inp,
-	const float *w, const float *bias, int n, int C, int j0, int j1, float beta)
+static struct rec_thread *my_scratch(const struct rec *r)
 {
+	return &r->th[par_thread()];
+}
+
+/* The n rows (C) of x as a product's input; with int8 weights this thread
+ * quantizes them (all of them, into its own scratch: no barrier). */
+static struct act act_of(const struct rec *r, const float *x, int n, int C)
+{
+	struct act a = { x, NULL, NULL, n, C };
+	if (r->precision == REC_INT8) {
+		struct rec_thread *th = my_scratch(r);
+		quantize_rows(th->q, th->qs, x, n, C);
+		a.q = th->q;
+		a.qs = th->qs;
+	}
+	return a;
+}
+
+/* out (n,OC) = beta * out + inp (n,C) . w^T + bias over columns [j0, j1),
+ * as linear_forward does it (bias first, then the product with beta 1), or
+ * from the f16 or int8 copy of w. No barrier. */
+static void linear_cols(const struct rec *r, float *out, int ldo, const struct act *a,
+	const float *w, const float *bias, int j0, int j1, float beta)
+{
+	int n = a->n, C = a->C;
 	if (j1 <= j0)
 		return;
-	if (r->half) {
-		const uint16_t *wh = r->half + (w - r->m->params_mem);
+	if (r->precision == REC_INT8) {
+		const int8_t *wq = r->q8 + (w - r->m->params_mem);
+		const float *ws = q8_scales(r, w, C);
 #if HALF_SIMD
-		if (r->half_simd) {
-			half_rows_avx2(out, ldo, inp, wh, bias, n, C, j0, j1, beta);
+		if (r->simd && q8_simd_level() == 2) {
+			q8_rows_avx512(out, ldo, a, wq, ws, bias, j0, j1, beta);
+			return;
+		}
+		if (r->simd) {
+			q8_rows_avx2(out, ldo, a, wq, ws, bias, j0, j1, beta);
 			return;
 		}
 #endif
-		half_rows_c(out, ldo, inp, wh, bias, n, C, j0, j1, beta);
+		q8_rows_c(out, ldo, a, wq, ws, bias, j0, j1, beta);
+		return;
+	}
+	if (r->precision == REC_F16) {
+		const uint16_t *wh = r->half + (w - r->m->params_mem);
+#if HALF_SIMD
+		if (r->simd) {
+			half_rows_avx2(out, ldo, a->x, wh, bias, n, C, j0, j1, beta);
+			return;
+		}
+#endif
+		half_rows_c(out, ldo, a->x, wh, bias, n, C, j0, j1, beta);
 		return;
 	}
 	if (bias) {
@@ -506,7 +903,7 @@ static void linear_cols(const struct rec *r, float *out, int ldo, const float *i
 		}
 		beta = 1.0f;
 	}
-	mm_serial(0, 1, n, j1 - j0, C, 1.0f, inp, C, w + (size_t)j0 * C, C, beta, out + j0, ldo);
+	mm_serial(0, 1, n, j1 - j0, C, 1.0f, a->x, C, w + (size_t)j0 * C, C, beta, out + j0, ldo);
 }
 
 /* The whole layer: out (n,OC) = beta * out + inp . w^T + bias, shared by
@@ -515,74 +912,101 @@ static void team_linear(const struct rec *r, float *out, const float *inp, const
 	const float *bias, int n, int C, int OC, float beta)
 {
 	int j0, j1;
+	struct act a = act_of(r, inp, n, C);
 	team_share(OC, COL_BLOCK, &j0, &j1);
-	linear_cols(r, out, OC, inp, w, bias, n, C, j0, j1, beta);
-	TEAM_BARRIER
-}
-
-/* ------------------------------------------------------------------ attention */
-
-/* att (n, H*dh) from qkv (n, 3*H*dh) for layer l: (row, head) pairs shared
- * round robin; then a barrier. */
-static void attention_step(struct rec *r, int l, int n)
-{
-	const struct model_config *c = &r->m->c;
-	int H = c->n_head, dh = c->d_head, HD = H * dh, pairs = n * H;
-	float *scratch = r->attn_scratch + par_thread() * r->slot_floats;
-	for (int p = par_thread(); p < pairs; p += team_size()) {
-		int i = p / H, h = p % H, b = r->active[i];
-		const float *q = r->qkv + (size_t)i * 3 * HD + (size_t)h * dh;
-		float *o = r->att + (size_t)i * HD + (size_t)h * dh;
-		struct layer_state ls = layer_state(r, b, l);
-		if (h < c->n_local)
-			local_head_step(o, q, q + HD, q + 2 * HD, ls.rings + h * ring_floats(c),
-				r->pos[b], c->window, dh, scratch);
-		else
-			linear_head_step(o, q, q + HD, q + 2 * HD,
-				ls.lins + (h - c->n_local) * lin_floats(c), dh, c->lin_eps,
-				scratch);
-	}
+	linear_cols(r, out, OC, &a, w, bias, j0, j1, beta);
 	TEAM_BARRIER
 }
 
 /* ------------------------------------------------------------------ blocks */
 
-/* LayerNorm of the n rows of x, then the token shift against each stream's
- * previous row (which becomes this row's first half); rows shared by the
- * team, then a barrier. Returns the input of the sublayer's first linear
- * layer. shift2 picks the feed-forward's row. */
-static const float *sub_input(struct rec *r, int l, int n, const float *x, const float *g,
+/* LayerNorm of the n rows of x into this thread's scratch, then the token
+ * shift against each stream's previous row (which becomes this row's first
+ * half: shift_commit, after the next barrier). Every thread computes all
+ * rows: no barrier. Returns the input of the sublayer's first linear layer.
+ * shift2 picks the feed-forward's row. */
+static const float *sub_input(const struct rec *r, int l, int n, const float *x, const float *g,
 	const float *b, int shift2)
 {
 	const struct model_config *c = &r->m->c;
-	int D = c->d_model, half = D / 2, i0, i1;
-	team_share(n, 1, &i0, &i1);
-	if (i1 > i0)
-		layernorm_forward(r->h + (size_t)i0 * D, r->mean + i0, r->rstd + i0,
-			x + (size_t)i0 * D, g, b, i1 - i0, D, c->ln_eps);
-	for (int i = i0; i < i1 && c->token_shift; i++) {
+	struct rec_thread *th = my_scratch(r);
+	int D = c->d_model, half = D / 2;
+	layernorm_forward(th->h, th->mean, th->rstd, x, g, b, n, D, c->ln_eps);
+	if (!c->token_shift)
+		return th->h;
+	for (int i = 0; i < n; i++) {
 		struct layer_state ls = layer_state(r, r->active[i], l);
-		float *prev = shift2 ? ls.shift2 : ls.shift1;
-		float *hs = r->hs + (size_t)i * D, *h = r->h + (size_t)i * D;
+		const float *prev = shift2 ? ls.shift2 : ls.shift1;
+		float *hs = th->hs + (size_t)i * D, *h = th->h + (size_t)i * D;
 		memcpy(hs, prev, half * sizeof *hs);
 		memcpy(hs + half, h + half, (D - half) * sizeof *hs);
-		memcpy(prev, h, half * sizeof *hs);
 	}
-	TEAM_BARRIER
-	return c->token_shift ? r->hs : r->h;
+	return th->hs;
 }
 
-/* out (n,D) += Attn(LN(shift(x))); x may be out. */
+/* The rows of sub_input become the streams' previous rows; rows shared by
+ * the team. Called after a barrier that every thread passed after reading
+ * the previous rows, and before this thread's next sub_input. */
+static void shift_commit(const struct rec *r, int l, int n, int shift2)
+{
+	const struct model_config *c = &r->m->c;
+	const struct rec_thread *th = my_scratch(r);
+	int D = c->d_model, i0, i1;
+	if (!c->token_shift)
+		return;
+	team_share(n, 1, &i0, &i1);
+	for (int i = i0; i < i1; i++) {
+		struct layer_state ls = layer_state(r, r->active[i], l);
+		memcpy(shift2 ? ls.shift2 : ls.shift1, th->h + (size_t)i * D,
+			(D / 2) * sizeof(float));
+	}
+}
+
+/* Heads [h0, h1) of layer l for the n rows: their q, k, v columns of the
+ * qkv product, then their attention into r->att. */
+static void heads_step(struct rec *r, int l, int n, const struct act *a, int h0, int h1)
+{
+	const struct model_config *c = &r->m->c;
+	const struct model_params *p = &r->m->params;
+	int D = c->d_model, dh = c->d_head, HD = c->n_head * dh;
+	const float *w = p->w_qkv + (size_t)l * 3 * HD * D;
+	const float *bias = c->qkv_bias ? p->b_qkv + (size_t)l * 3 * HD : NULL;
+	float *scratch = my_scratch(r)->attn;
+	for (int part = 0; part < 3; part++)	/* q, k, v */
+		linear_cols(r, r->qkv, 3 * HD, a, w, bias, part * HD + h0 * dh, part * HD + h1 * dh,
+			0.0f);
+	for (int i = 0; i < n; i++) {
+		int b = r->active[i];
+		struct layer_state ls = layer_state(r, b, l);
+		for (int h = h0; h < h1; h++) {
+			const float *q = r->qkv + (size_t)i * 3 * HD + (size_t)h * dh;
+			float *o = r->att + (size_t)i * HD + (size_t)h * dh;
+			if (h < c->n_local)
+				local_head_step(o, q, q + HD, q + 2 * HD,
+					ls.rings + h * ring_floats(c), r->pos[b], c->window, dh,
+					scratch);
+			else
+				linear_head_step(o, q, q + HD, q + 2 * HD,
+					ls.lins + (h - c->n_local) * lin_floats(c), dh,
+					c->lin_eps, scratch);
+		}
+	}
+}
+
+/* out (n,D) += Attn(LN(shift(x))); x may be out. Each thread runs its own
+ * heads from its own LayerNorm: one barrier before the out projection. */
 static void attn_sub(struct rec *r, int l, int n, const float *x, float *out)
 {
 	const struct model_config *c = &r->m->c;
 	const struct model_params *p = &r->m->params;
-	int D = c->d_model, HD = c->n_head * c->d_head;
+	int D = c->d_model, HD = c->n_head * c->d_head, h0, h1;
 	const float *hs = sub_input(r, l, n, x, p->ln1_g + (size_t)l * D,
 		p->ln1_b + (size_t)l * D, 0);
-	team_linear(r, r->qkv, hs, p->w_qkv + (size_t)l * 3 * HD * D,
-		c->qkv_bias ? p->b_qkv + (size_t)l * 3 * HD : NULL, n, D, 3 * HD, 0.0f);
-	attention_step(r, l, n);
+	struct act a = act_of(r, hs, n, D);
+	team_share(c->n_head, 1, &h0, &h1);
+	heads_step(r, l, n, &a, h0, h1);
+	TEAM_BARRIER
+	shift_commit(r, l, n, 0);
 	team_linear(r, out, r->att, p->w_o + (size_t)l * D * HD, p->b_o + (size_t)l * D, n, HD, D,
 		1.0f);
 }
@@ -607,7 +1031,7 @@ static void activate_cols(float *g, const float *u, int n, int F, int ldu, int g
 
 /* out (n,D) += FFN(LN(shift(x))); x may be out. Each thread computes its
  * columns of the first layer (and, with GLU, the matching gate columns)
- * and activates them itself: one barrier fewer. */
+ * and activates them itself: one barrier before the second layer. */
 static void ffn_sub(struct rec *r, int l, int n, const float *x, float *out)
 {
 	const struct model_config *c = &r->m->c;
@@ -616,12 +1040,14 @@ static void ffn_sub(struct rec *r, int l, int n, const float *x, float *out)
 	const float *hs = sub_input(r, l, n, x, p->ln2_g + (size_t)l * D,
 		p->ln2_b + (size_t)l * D, 1);
 	const float *w1 = p->w_1 + (size_t)l * F1 * D, *b1 = p->b_1 + (size_t)l * F1;
+	struct act a = act_of(r, hs, n, D);
 	team_share(F, COL_BLOCK, &j0, &j1);
-	linear_cols(r, r->u, F1, hs, w1, b1, n, D, j0, j1, 0.0f);
+	linear_cols(r, r->u, F1, &a, w1, b1, j0, j1, 0.0f);
 	if (c->ff_glu)
-		linear_cols(r, r->u, F1, hs, w1, b1, n, D, F + j0, F + j1, 0.0f);
+		linear_cols(r, r->u, F1, &a, w1, b1, F + j0, F + j1, 0.0f);
 	activate_cols(r->g, r->u, n, F, F1, c->ff_glu, j0, j1);
 	TEAM_BARRIER
+	shift_commit(r, l, n, 1);
 	team_linear(r, out, r->g, p->w_2 + (size_t)l * D * F, p->b_2 + (size_t)l * D, n, F, D,
 		1.0f);
 }
@@ -683,23 +1109,24 @@ static void embed_step(struct rec *r, int n)
 		team_linear(r, r->x, r->emb, p->w_in, p->b_in, n, E, D, 0.0f);
 }
 
-/* The stack's output r->x (n,D) to logits r->out (n,V). */
+/* The stack's output r->x (n,D) to logits r->out (n,V); the final
+ * LayerNorm computed whole by every thread. Ends without a barrier (the
+ * parallel region's end is one). */
 static void head_step(struct rec *r, int n)
 {
 	const struct model_config *c = &r->m->c;
 	const struct model_params *p = &r->m->params;
-	int E = c->emb_dim, D = c->d_model, V = c->vocab, i0, i1;
+	struct rec_thread *th = my_scratch(r);
+	int E = c->emb_dim, D = c->d_model, V = c->vocab, j0, j1;
 	const float *e = r->x;
 	if (E != D) {
 		team_linear(r, r->e, r->x, p->w_out, p->b_out, n, D, E, 0.0f);
 		e = r->e;
 	}
-	team_share(n, 1, &i0, &i1);
-	if (i1 > i0)
-		layernorm_forward(r->hf + (size_t)i0 * E, r->mean + i0, r->rstd + i0,
-			e + (size_t)i0 * E, p->lnf_g, p->lnf_b, i1 - i0, E, c->ln_eps);
-	TEAM_BARRIER
-	team_linear(r, r->out, r->hf, p->w_head, c->head_bias ? p->b_head : NULL, n, E, V, 0.0f);
+	layernorm_forward(th->h, th->mean, th->rstd, e, p->lnf_g, p->lnf_b, n, E, c->ln_eps);
+	struct act a = act_of(r, th->h, n, E);
+	team_share(V, COL_BLOCK, &j0, &j1);
+	linear_cols(r, r->out, V, &a, p->w_head, c->head_bias ? p->b_head : NULL, j0, j1, 0.0f);
 }
 
 /* Multiply-adds of one token through the weights. */
