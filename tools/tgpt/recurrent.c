@@ -1,7 +1,8 @@
 /* recurrent.c: the tgpt model one token at a time (recurrent.h): per-stream
  * state of linear-attention sums, local-attention key/value rings and
  * token-shift rows; a step runs the active streams' rows through the same
- * layers as model_forward (layers.h), with the attention done per token. */
+ * layers as model_forward (layers.h), with the attention done per token,
+ * and the products' weights as trained or as binary16 or int8 copies. */
 #include <err.h>
 #include <math.h>
 #include <stdlib.h>
@@ -93,7 +94,7 @@ static size_t attn_slot_floats(const struct model_config *c)
 struct rec_thread {
 	float *h, *hs;		/* (B, max(D, E)) */
 	float *mean, *rstd;	/* (B) */
-	int16_t *q;		/* (B, widest input) */
+	int16_t *q;		/* (B, widest input rounded up to even) */
 	float *qs;		/* (B) the scale of each row of q */
 	float *attn;		/* attn_slot_floats */
 };
@@ -141,7 +142,7 @@ int rec_init(struct rec *r, const struct model *m, int B)
 		th->hs = xcalloc((size_t)B * ED, sizeof(float));
 		th->mean = xcalloc(B, sizeof(float));
 		th->rstd = xcalloc(B, sizeof(float));
-		th->q = xcalloc((size_t)B * widest_input(c), sizeof *th->q);
+		th->q = xcalloc((size_t)B * (widest_input(c) + 1), sizeof *th->q);
 		th->qs = xcalloc(B, sizeof(float));
 		th->attn = xcalloc(attn_slot_floats(c), sizeof(float));
 	}
@@ -151,14 +152,14 @@ int rec_init(struct rec *r, const struct model *m, int B)
 	return 0;
 }
 
+static void q8_free(struct rec_q8 *q);
+
 static void free_copies(struct rec *r)
 {
 	free(r->half);
-	free(r->q8);
-	free(r->q8_scale);
+	q8_free(r->q8);
 	r->half = NULL;
 	r->q8 = NULL;
-	r->q8_scale = NULL;
 }
 
 void rec_free(struct rec *r)
@@ -477,11 +478,50 @@ HALF_TARGET static void half_rows_avx2(float *out, int ldo, const float *inp, co
  * max |w| / 127, and each input row of a product as 16-bit integers with
  * its own scale max |x| / 32767: the dot product of the two is an exact
  * integer, so every kernel (and order of summing) gives the same bits, and
- * out = bias + acc * (s_w * s_x). Partial sums are of at most Q8_BLOCK
- * columns: 512 * 127 * 32767 < 2^31, so no 32-bit lane or lane sum
- * overflows; the blocks add up in 64 bits. */
+ * out = bias + acc * (s_w * s_x). 32-bit partial sums cover at most
+ * Q8_BLOCK columns (512 * 127 * 32767 < 2^31), added up in 64 bits.
+ *
+ * The integers of a matrix (OC, C) lie in blocks of Q8_LANES outputs
+ * (rows; the last block padded with zero rows), and inside a block in
+ * pairs of columns (a zero column pads an odd C): pair p of the block is
+ * w[j][2p], w[j][2p+1] for its Q8_LANES rows j in turn, 32 bytes. So one
+ * 32-byte load widened to 16-bit feeds VPDPWSSD with 16 outputs' pairs,
+ * against one pair of the input broadcast to every lane: no horizontal
+ * sums. */
 #define Q8_BLOCK 512
 #define Q8_XMAX 32767.0f
+#define Q8_LANES 16
+
+/* One matrix's integer copy. */
+struct q8_mat {
+	int8_t *w;		/* blocks(OC) * Q8_LANES * pairs(C) * 2 */
+	float *scale;		/* blocks(OC) * Q8_LANES: each row's s (0 for padding) */
+	int OC, C;
+};
+
+/* Every copied matrix, by tensor and layer. */
+struct rec_q8 {
+	struct q8_mat *mats;	/* N_COPIED * n_layer (single matrices: layer 0) */
+	int8_t *pool;
+	float *scales;
+};
+
+static int q8_blocks(int OC)
+{
+	return (OC + Q8_LANES - 1) / Q8_LANES;
+}
+
+static int q8_pairs(int C)
+{
+	return (C + 1) / 2;
+}
+
+/* The integer of weight (j, c) in the block layout. */
+static inline int8_t q8_at(const struct q8_mat *m, int j, int c)
+{
+	size_t block = (size_t)(j / Q8_LANES) * Q8_LANES * q8_pairs(m->C) * 2;
+	return m->w[block + ((size_t)(c / 2) * Q8_LANES + j % Q8_LANES) * 2 + c % 2];
+}
 
 /* round(v) for |v| < 2^22, to nearest even (as vm_exp: vectorizes). */
 static inline float round_even(float v)
@@ -505,13 +545,6 @@ static inline float abs_max(const float *x, int n)
 	return f;
 }
 
-/* q[c] = round(x[c] * inv), which the caller keeps within 16 bits. */
-static inline void round_to_ints(int16_t *q, const float *x, int n, float inv)
-{
-	for (int c = 0; c < n; c++)
-		q[c] = (int16_t)(int32_t)round_even(x[c] * inv);
-}
-
 /* A row whose largest magnitude is mx is quantized when this holds; else
  * it is all zeros (below 1e-30: as good as zero; NaN or infinite: the NaN
  * or infinite scale makes its products NaN, as float ones would be). */
@@ -520,27 +553,43 @@ static inline int quantizable(float mx)
 	return mx >= 1e-30f && mx <= 3.4e38f;
 }
 
-/* The n rows (C) of x as integers q and scales qs. */
+/* q[c] = round(x[c] * inv), which the caller keeps within 16 bits. */
+static inline void round_to_ints(int16_t *q, const float *x, int n, float inv)
+{
+	for (int c = 0; c < n; c++)
+		q[c] = (int16_t)(int32_t)round_even(x[c] * inv);
+}
+
+/* The n rows (C) of x as integers q (rows of ldq >= C, zeros after C) and
+ * scales qs. */
 VM_CLONES
-static void quantize_rows(int16_t *q, float *qs, const float *x, int n, int C)
+static void quantize_rows(int16_t *q, int ldq, float *qs, const float *x, int n, int C)
 {
 	for (int i = 0; i < n; i++) {
 		float mx = abs_max(x + (size_t)i * C, C);
+		int16_t *qr = q + (size_t)i * ldq;
 		qs[i] = mx / Q8_XMAX;
 		if (quantizable(mx))
-			round_to_ints(q + (size_t)i * C, x + (size_t)i * C, C, Q8_XMAX / mx);
+			round_to_ints(qr, x + (size_t)i * C, C, Q8_XMAX / mx);
 		else
-			memset(q + (size_t)i * C, 0, (size_t)C * sizeof *q);
+			memset(qr, 0, (size_t)C * sizeof *q);
+		memset(qr + C, 0, (size_t)(ldq - C) * sizeof *q);
 	}
 }
 
-/* One row w (C) to integers q; returns its scale. */
-static float quantize_weights(int8_t *q, const float *w, int C)
+/* w (OC, C) into m's block layout (m->w and m->scale allocated, zeroed). */
+static void quantize_matrix(struct q8_mat *m, const float *w)
 {
-	float mx = abs_max(w, C);
-	for (int c = 0; c < C; c++)
-		q[c] = quantizable(mx) ? (int8_t)(int32_t)round_even(w[c] * (127.0f / mx)) : 0;
-	return mx / 127.0f;
+	int P = q8_pairs(m->C);
+	for (int j = 0; j < m->OC; j++) {
+		const float *row = w + (size_t)j * m->C;
+		float mx = abs_max(row, m->C), inv = 127.0f / mx;
+		int8_t *blk = m->w + (size_t)(j / Q8_LANES) * Q8_LANES * P * 2 + (j % Q8_LANES) * 2;
+		m->scale[j] = mx / 127.0f;
+		for (int c = 0; quantizable(mx) && c < m->C; c++)
+			blk[(size_t)(c / 2) * Q8_LANES * 2 + c % 2] =
+				(int8_t)(int32_t)round_even(row[c] * inv);
+	}
 }
 
 /* out[j] = (beta 0 ? 0 : out[j]) + bias[j] + acc * (sw * sx), in this order
@@ -555,146 +604,154 @@ static inline void q8_store(float *out, const float *bias, int j, float beta, fl
 }
 
 /* The input of a product: float rows, and for int8 weights the same rows
- * as integers with their scales. */
+ * as integers (rows of ldq) with their scales. */
 struct act {
 	const float *x;
 	const int16_t *q;
 	const float *qs;
-	int n, C;
+	int n, C, ldq;
 };
 
-/* out (rows of ldo) columns [j0, j1) for the rows of a, from the integer
- * rows w (C each) and their scales ws. */
-static void q8_rows_c(float *out, int ldo, const struct act *a, const int8_t *w, const float *ws,
+/* out (rows of ldo) columns [j0, j1) for the rows of a, from m. */
+static void q8_rows_c(float *out, int ldo, const struct act *a, const struct q8_mat *m,
 	const float *bias, int j0, int j1, float beta)
 {
-	int C = a->C;
 	for (int i = 0; i < a->n; i++) {
-		const int16_t *x = a->q + (size_t)i * C;
+		const int16_t *x = a->q + (size_t)i * a->ldq;
 		for (int j = j0; j < j1; j++) {
-			const int8_t *wr = w + (size_t)j * C;
 			int64_t acc = 0;
-			for (int c = 0; c < C; c++)
-				acc += (int32_t)wr[c] * x[c];
-			q8_store(out + (size_t)i * ldo, bias, j, beta, ws[j], a->qs[i], acc);
+			for (int c = 0; c < m->C; c++)
+				acc += (int32_t)q8_at(m, j, c) * x[c];
+			q8_store(out + (size_t)i * ldo, bias, j, beta, m->scale[j], a->qs[i], acc);
 		}
 	}
 }
 
 #if HALF_SIMD
 #define Q8_AVX2 __attribute__((target("avx2")))
-#define Q8_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512vnni")))
+#define Q8_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512dq,avx512vnni")))
 #define Q8_INLINE inline __attribute__((always_inline))
 
-/* The 8 lanes of a, exactly. */
-Q8_AVX2 static inline int64_t q8_hsum8(__m256i a)
-{
-	int32_t l[8];
-	_mm256_storeu_si256((__m256i *)l, a);
-	return ((int64_t)l[0] + l[1] + l[2] + l[3]) + ((int64_t)l[4] + l[5] + l[6] + l[7]);
-}
+/* The input pair p of row x broadcast to every 32-bit lane. */
+#define Q8_PAIR(x, p) ((int)((uint32_t)(uint16_t)(x)[2 * (p)] | (uint32_t)(uint16_t)(x)[2 * (p) + 1] << 16))
 
-/* One input row x against weight rows j..j+J-1 (J <= 4): 16 columns at
- * a time through VPMADDWD. */
-Q8_AVX2 static Q8_INLINE void q8_tile_avx2(float *o, const int16_t *x, float sx,
-	const int8_t *w, const float *ws, const float *bias, int j, int J, int C, float beta)
+/* One input row against output block jb: its two halves of 8 lanes
+ * through VPMADDWD, 32-bit sums of Q8_BLOCK columns added into 64 bits. */
+Q8_AVX2 static void q8_block_avx2(float *o, const int16_t *x, float sx, const struct q8_mat *m,
+	const float *bias, int jb, int j0, int j1, float beta)
 {
-	int64_t s[4] = { 0 };
-	int Cv = C / 16 * 16;
-	for (int c0 = 0; c0 < Cv; c0 += Q8_BLOCK) {
-		int c1 = c0 + Q8_BLOCK < Cv ? c0 + Q8_BLOCK : Cv;
-		__m256i acc[4];
-		for (int k = 0; k < J; k++)
-			acc[k] = _mm256_setzero_si256();
-		for (int c = c0; c < c1; c += 16) {
-			__m256i xv = _mm256_loadu_si256((const __m256i *)(x + c));
-			for (int k = 0; k < J; k++) {
-				__m128i wb = _mm_loadu_si128((const __m128i *)(w + (size_t)(j + k) * C + c));
-				acc[k] = _mm256_add_epi32(acc[k],
-					_mm256_madd_epi16(_mm256_cvtepi8_epi16(wb), xv));
-			}
+	int P = q8_pairs(m->C);
+	const int8_t *w = m->w + (size_t)jb * Q8_LANES * P * 2;
+	int64_t s[Q8_LANES] = { 0 };
+	for (int p0 = 0; p0 < P; p0 += Q8_BLOCK / 2) {
+		int p1 = p0 + Q8_BLOCK / 2 < P ? p0 + Q8_BLOCK / 2 : P;
+		__m256i lo = _mm256_setzero_si256(), hi = lo;
+		for (int p = p0; p < p1; p++) {
+			__m256i xv = _mm256_set1_epi32(Q8_PAIR(x, p));
+			__m128i wl = _mm_loadu_si128((const __m128i *)(w + (size_t)p * 32));
+			__m128i wh = _mm_loadu_si128((const __m128i *)(w + (size_t)p * 32 + 16));
+			lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_cvtepi8_epi16(wl), xv));
+			hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_cvtepi8_epi16(wh), xv));
 		}
-		for (int k = 0; k < J; k++)
-			s[k] += q8_hsum8(acc[k]);
+		int32_t l[Q8_LANES];
+		_mm256_storeu_si256((__m256i *)l, lo);
+		_mm256_storeu_si256((__m256i *)(l + 8), hi);
+		for (int k = 0; k < Q8_LANES; k++)
+			s[k] += l[k];
 	}
-	for (int k = 0; k < J; k++) {
-		const int8_t *wr = w + (size_t)(j + k) * C;
-		for (int c = Cv; c < C; c++)
-			s[k] += (int32_t)wr[c] * x[c];
-		q8_store(o, bias, j + k, beta, ws[j + k], sx, s[k]);
+	for (int k = 0; k < Q8_LANES; k++) {
+		int j = jb * Q8_LANES + k;
+		if (j >= j0 && j < j1)
+			q8_store(o, bias, j, beta, m->scale[j], sx, s[k]);
 	}
 }
 
-Q8_AVX2 static void q8_rows_avx2(float *out, int ldo, const struct act *a, const int8_t *w,
-	const float *ws, const float *bias, int j0, int j1, float beta)
+Q8_AVX2 static void q8_rows_avx2(float *out, int ldo, const struct act *a, const struct q8_mat *m,
+	const float *bias, int j0, int j1, float beta)
 {
-	int C = a->C;
-	for (int i = 0; i < a->n; i++) {
-		float *o = out + (size_t)i * ldo;
-		const int16_t *x = a->q + (size_t)i * C;
-		int j = j0;
-		for (; j + 4 <= j1; j += 4)
-			q8_tile_avx2(o, x, a->qs[i], w, ws, bias, j, 4, C, beta);
-		for (; j < j1; j++)
-			q8_tile_avx2(o, x, a->qs[i], w, ws, bias, j, 1, C, beta);
-	}
+	for (int i = 0; i < a->n; i++)
+		for (int jb = j0 / Q8_LANES; jb * Q8_LANES < j1; jb++)
+			q8_block_avx2(out + (size_t)i * ldo, a->q + (size_t)i * a->ldq, a->qs[i], m,
+				bias, jb, j0, j1, beta);
 }
 
-/* Input rows i..i+R-1 (R <= 4) against weight rows j..j+J-1 (J <= 4): 32
- * columns at a time through VPDPWSSD, each weight block widened once for
- * the R rows. */
+/* The 16 outputs of lanes `mask` of one row: q8_store's operations, lane
+ * by lane. s: the 64-bit sums of lanes 0-7 and 8-15. */
+Q8_AVX512 static Q8_INLINE void q8_store16(float *o, const float *bias, const float *scale,
+	float sx, __m512i s_lo, __m512i s_hi, __mmask16 mask, float beta)
+{
+	__m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtepi64_ps(s_lo)),
+		_mm512_cvtepi64_ps(s_hi), 1);
+	__m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, scale), _mm512_set1_ps(sx));
+	__m512 v = beta == 0.0f ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, o);
+	if (bias)
+		v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias));
+	_mm512_mask_storeu_ps(o, mask, _mm512_add_ps(v, _mm512_mul_ps(f, sc)));
+}
+
+/* Input rows i..i+R-1 (R <= 4) against output blocks jb..jb+J-1 (J <= 4):
+ * each 32-byte weight load widened once for the R rows. */
 Q8_AVX512 static Q8_INLINE void q8_tile_avx512(float *out, int ldo, const struct act *a, int i,
-	int R, const int8_t *w, const float *ws, const float *bias, int j, int J, float beta)
+	int R, const struct q8_mat *m, const float *bias, int jb, int J, int j0, int j1, float beta)
 {
-	int C = a->C, Cv = C / 32 * 32;
-	int64_t s[4][4] = { { 0 } };
-	for (int c0 = 0; c0 < Cv; c0 += Q8_BLOCK) {
-		int c1 = c0 + Q8_BLOCK < Cv ? c0 + Q8_BLOCK : Cv;
+	int P = q8_pairs(m->C);
+	const int8_t *w = m->w + (size_t)jb * Q8_LANES * P * 2;
+	size_t bstride = (size_t)Q8_LANES * P * 2;
+	__m512i lo[4][4], hi[4][4];
+	for (int r = 0; r < R; r++)
+		for (int k = 0; k < J; k++)
+			lo[r][k] = hi[r][k] = _mm512_setzero_si512();
+	for (int p0 = 0; p0 < P; p0 += Q8_BLOCK / 2) {
+		int p1 = p0 + Q8_BLOCK / 2 < P ? p0 + Q8_BLOCK / 2 : P;
 		__m512i acc[4][4];
 		for (int r = 0; r < R; r++)
 			for (int k = 0; k < J; k++)
 				acc[r][k] = _mm512_setzero_si512();
-		for (int c = c0; c < c1; c += 32) {
+		for (int p = p0; p < p1; p++) {
 			__m512i wv[4];
 			for (int k = 0; k < J; k++)
 				wv[k] = _mm512_cvtepi8_epi16(_mm256_loadu_si256(
-					(const __m256i *)(w + (size_t)(j + k) * C + c)));
+					(const __m256i *)(w + k * bstride + (size_t)p * 32)));
 			for (int r = 0; r < R; r++) {
-				__m512i xv = _mm512_loadu_si512(a->q + (size_t)(i + r) * C + c);
+				const int16_t *x = a->q + (size_t)(i + r) * a->ldq;
+				__m512i xv = _mm512_set1_epi32(Q8_PAIR(x, p));
 				for (int k = 0; k < J; k++)
 					acc[r][k] = _mm512_dpwssd_epi32(acc[r][k], xv, wv[k]);
 			}
 		}
 		for (int r = 0; r < R; r++)
-			for (int k = 0; k < J; k++)
-				s[r][k] += _mm512_reduce_add_epi32(acc[r][k]);
+			for (int k = 0; k < J; k++) {
+				lo[r][k] = _mm512_add_epi64(lo[r][k],
+					_mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[r][k])));
+				hi[r][k] = _mm512_add_epi64(hi[r][k],
+					_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[r][k], 1)));
+			}
 	}
-	for (int r = 0; r < R; r++) {
-		const int16_t *x = a->q + (size_t)(i + r) * C;
-		for (int k = 0; k < J; k++) {
-			const int8_t *wr = w + (size_t)(j + k) * C;
-			for (int c = Cv; c < C; c++)
-				s[r][k] += (int32_t)wr[c] * x[c];
-			q8_store(out + (size_t)(i + r) * ldo, bias, j + k, beta, ws[j + k],
-				a->qs[i + r], s[r][k]);
-		}
+	for (int k = 0; k < J; k++) {
+		int base = (jb + k) * Q8_LANES;
+		int from = j0 > base ? j0 - base : 0, to = j1 - base < Q8_LANES ? j1 - base : Q8_LANES;
+		__mmask16 mask = (__mmask16)(((1u << to) - 1) & ~((1u << from) - 1));
+		for (int r = 0; r < R; r++)
+			q8_store16(out + (size_t)(i + r) * ldo + base, bias ? bias + base : NULL,
+				m->scale + base, a->qs[i + r], lo[r][k], hi[r][k], mask, beta);
 	}
 }
 
-/* The tiles of one group of R rows, R a constant in each call below so
+/* The tiles of one group of R rows, R a constant in each use below so that
  * the tile's loops unroll into registers. */
 #define Q8_ROW_GROUP(R) \
 	do { \
-		int j = j0; \
-		for (; j + 4 <= j1; j += 4) \
-			q8_tile_avx512(out, ldo, a, i, R, w, ws, bias, j, 4, beta); \
-		for (; j < j1; j++) \
-			q8_tile_avx512(out, ldo, a, i, R, w, ws, bias, j, 1, beta); \
+		int jb = b0; \
+		for (; jb + 4 <= b1; jb += 4) \
+			q8_tile_avx512(out, ldo, a, i, R, m, bias, jb, 4, j0, j1, beta); \
+		for (; jb < b1; jb++) \
+			q8_tile_avx512(out, ldo, a, i, R, m, bias, jb, 1, j0, j1, beta); \
 	} while (0)
 
-Q8_AVX512 static void q8_rows_avx512(float *out, int ldo, const struct act *a, const int8_t *w,
-	const float *ws, const float *bias, int j0, int j1, float beta)
+Q8_AVX512 static void q8_rows_avx512(float *out, int ldo, const struct act *a,
+	const struct q8_mat *m, const float *bias, int j0, int j1, float beta)
 {
+	int b0 = j0 / Q8_LANES, b1 = q8_blocks(j1);
 	for (int i = 0; i < a->n; i += 4) {
 		switch (a->n - i) {
 		case 1: Q8_ROW_GROUP(1); break;
@@ -711,7 +768,8 @@ static int q8_simd_level(void)
 {
 #if HALF_SIMD
 	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+	if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+			__builtin_cpu_supports("avx512vnni"))
 		return 2;
 	return __builtin_cpu_supports("avx2") ? 1 : 0;
 #else
@@ -734,7 +792,7 @@ static int half_simd(void)
 
 int rec_simd(enum rec_precision p)
 {
-	return p == REC_F32 ? 1 : p == REC_F16 ? half_simd() : q8_simd_level() > 0;
+	return p == REC_F32 ? 1 : p == REC_F16 ? half_simd() : q8_simd_level();
 }
 
 static const char *const precision_names[] = { "f32", "f16", "int8" };
@@ -752,18 +810,82 @@ int rec_precision_parse(const char *name)
 	return -1;
 }
 
-/* The matrices the copies hold, and their input widths. */
+/* The matrices the copies hold, and their shapes (outputs, inputs). */
 static const int copied[] = { P_W_IN, P_W_QKV, P_W_O, P_W_1, P_W_2, P_W_OUT, P_W_HEAD };
 #define N_COPIED (sizeof copied / sizeof copied[0])
 
-static int input_width(const struct model_config *c, int t)
+static void matrix_shape(const struct model_config *c, int t, int *OC, int *C)
 {
+	int D = c->d_model, E = c->emb_dim, HD = c->n_head * c->d_head, F = c->d_ff;
 	switch (t) {
-	case P_W_IN: case P_W_HEAD: return c->emb_dim;
-	case P_W_O: return c->n_head * c->d_head;
-	case P_W_2: return c->d_ff;
-	default: return c->d_model;	/* w_qkv, w_1, w_out */
+	case P_W_IN: *OC = D, *C = E; break;
+	case P_W_QKV: *OC = 3 * HD, *C = D; break;
+	case P_W_O: *OC = D, *C = HD; break;
+	case P_W_1: *OC = c->ff_glu ? 2 * F : F, *C = D; break;
+	case P_W_2: *OC = D, *C = F; break;
+	case P_W_OUT: *OC = E, *C = D; break;
+	default: *OC = c->vocab, *C = E; break;	/* w_head */
 	}
+}
+
+/* The int8 copies of every copied matrix (one a layer for the per-layer
+ * tensors), each in its block layout. */
+static struct rec_q8 *q8_copy(const struct model *m)
+{
+	struct rec_q8 *q = xcalloc(1, sizeof *q);
+	size_t bytes = 0, rows = 0;
+	int L = m->c.n_layer;
+	q->mats = xcalloc(N_COPIED * (size_t)L, sizeof *q->mats);
+	for (int pass = 0; pass < 2; pass++) {	/* sizes, then the copies */
+		size_t at = 0, row = 0;
+		for (size_t t = 0; t < N_COPIED; t++) {
+			const struct model_tensor *mt = &m->tensors[copied[t]];
+			int OC, C;
+			matrix_shape(&m->c, copied[t], &OC, &C);
+			size_t n = mt->count / ((size_t)OC * C), padded = (size_t)q8_blocks(OC) * Q8_LANES;
+			for (size_t l = 0; l < n; l++) {
+				struct q8_mat *qm = &q->mats[t * L + l];
+				if (pass == 1) {
+					*qm = (struct q8_mat){ q->pool + at, q->scales + row, OC, C };
+					quantize_matrix(qm, m->params_mem + mt->offset +
+						l * (size_t)OC * C);
+				}
+				at += padded * q8_pairs(C) * 2;
+				row += padded;
+			}
+		}
+		if (pass == 0) {
+			bytes = at, rows = row;
+			q->pool = xcalloc(bytes, 1);
+			q->scales = xcalloc(rows, sizeof *q->scales);
+		}
+	}
+	return q;
+}
+
+static void q8_free(struct rec_q8 *q)
+{
+	if (q) {
+		free(q->mats);
+		free(q->pool);
+		free(q->scales);
+		free(q);
+	}
+}
+
+/* The int8 copy of the matrix that starts at w. */
+static const struct q8_mat *q8_find(const struct rec *r, const float *w)
+{
+	const struct model *m = r->m;
+	size_t at = (size_t)(w - m->params_mem);
+	for (size_t t = 0; t < N_COPIED; t++) {
+		const struct model_tensor *mt = &m->tensors[copied[t]];
+		int OC, C;
+		matrix_shape(&m->c, copied[t], &OC, &C);
+		if (at >= mt->offset && at < mt->offset + mt->count)
+			return &r->q8->mats[t * m->c.n_layer + (at - mt->offset) / ((size_t)OC * C)];
+	}
+	errx(EX_SOFTWARE, "recurrent: a product of a matrix without an int8 copy");
 }
 
 void rec_set_precision(struct rec *r, enum rec_precision p)
@@ -780,34 +902,8 @@ void rec_set_precision(struct rec *r, enum rec_precision p)
 				r->half[i] = float_to_half(m->params_mem[i]);
 		}
 	} else if (p == REC_INT8) {
-		size_t rows = 0;
-		for (size_t t = 0; t < N_COPIED; t++) {
-			r->q8_row0[copied[t]] = rows;
-			rows += m->tensors[copied[t]].count / input_width(&m->c, copied[t]);
-		}
-		r->q8 = xcalloc(m->n_params, sizeof *r->q8);
-		r->q8_scale = xcalloc(rows, sizeof *r->q8_scale);
-		for (size_t t = 0; t < N_COPIED; t++) {
-			const struct model_tensor *mt = &m->tensors[copied[t]];
-			size_t C = input_width(&m->c, copied[t]);
-			for (size_t k = 0; k < mt->count / C; k++)
-				r->q8_scale[r->q8_row0[copied[t]] + k] = quantize_weights(
-					r->q8 + mt->offset + k * C, m->params_mem + mt->offset + k * C,
-					(int)C);
-		}
+		r->q8 = q8_copy(m);
 	}
-}
-
-/* The int8 row scales of the matrix whose row 0 is w (C wide). */
-static const float *q8_scales(const struct rec *r, const float *w, int C)
-{
-	size_t at = (size_t)(w - r->m->params_mem);
-	for (size_t t = 0; t < N_COPIED; t++) {
-		const struct model_tensor *mt = &r->m->tensors[copied[t]];
-		if (at >= mt->offset && at < mt->offset + mt->count)
-			return r->q8_scale + r->q8_row0[copied[t]] + (at - mt->offset) / C;
-	}
-	errx(EX_SOFTWARE, "recurrent: a product of a matrix without an int8 copy");
 }
 
 /* ------------------------------------------------------------------ the team */
@@ -849,10 +945,10 @@ static struct rec_thread *my_scratch(const struct rec *r)
  * quantizes them (all of them, into its own scratch: no barrier). */
 static struct act act_of(const struct rec *r, const float *x, int n, int C)
 {
-	struct act a = { x, NULL, NULL, n, C };
+	struct act a = { x, NULL, NULL, n, C, C + C % 2 };
 	if (r->precision == REC_INT8) {
 		struct rec_thread *th = my_scratch(r);
-		quantize_rows(th->q, th->qs, x, n, C);
+		quantize_rows(th->q, a.ldq, th->qs, x, n, C);
 		a.q = th->q;
 		a.qs = th->qs;
 	}
@@ -869,19 +965,18 @@ static void linear_cols(const struct rec *r, float *out, int ldo, const struct a
 	if (j1 <= j0)
 		return;
 	if (r->precision == REC_INT8) {
-		const int8_t *wq = r->q8 + (w - r->m->params_mem);
-		const float *ws = q8_scales(r, w, C);
+		const struct q8_mat *qm = q8_find(r, w);
 #if HALF_SIMD
-		if (r->simd && q8_simd_level() == 2) {
-			q8_rows_avx512(out, ldo, a, wq, ws, bias, j0, j1, beta);
+		if (r->simd >= 2) {
+			q8_rows_avx512(out, ldo, a, qm, bias, j0, j1, beta);
 			return;
 		}
-		if (r->simd) {
-			q8_rows_avx2(out, ldo, a, wq, ws, bias, j0, j1, beta);
+		if (r->simd == 1) {
+			q8_rows_avx2(out, ldo, a, qm, bias, j0, j1, beta);
 			return;
 		}
 #endif
-		q8_rows_c(out, ldo, a, wq, ws, bias, j0, j1, beta);
+		q8_rows_c(out, ldo, a, qm, bias, j0, j1, beta);
 		return;
 	}
 	if (r->precision == REC_F16) {

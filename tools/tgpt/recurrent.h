@@ -53,6 +53,7 @@
 enum rec_precision { REC_F32, REC_F16, REC_INT8 };
 
 struct rec_thread;	/* per-thread scratch (recurrent.c) */
+struct rec_q8;
 
 struct rec {
 	const struct model *m;	/* borrowed: parameters as trained */
@@ -74,10 +75,8 @@ struct rec {
 	double par_min_macs;
 	enum rec_precision precision;
 	uint16_t *half;		/* f16: binary16 copies of the matrices (at their offsets) */
-	int8_t *q8;		/* int8: the matrices' integer rows (at their offsets) */
-	float *q8_scale;	/* int8: the scale of every matrix row */
-	size_t q8_row0[P_COUNT];	/* int8: a matrix's first row in q8_scale */
-	int simd;		/* the products through SIMD kernels (rec_simd); 0: plain C */
+	struct rec_q8 *q8;	/* int8: the matrices' integer copies (recurrent.c) */
+	int simd;		/* the products' kernels (rec_simd); 0: plain C */
 };
 
 #define REC_PAR_MIN_MACS 262144.0
@@ -135,8 +134,8 @@ void rec_set_precision(struct rec *r, enum rec_precision p);
 /* "f32", "f16", "int8"; parse returns -1 for another name. */
 const char *rec_precision_name(enum rec_precision p);
 int rec_precision_parse(const char *name);
-/* 1 when this CPU runs precision p's products through SIMD kernels (f32:
- * BLIS, always; f16: AVX2 + F16C; int8: AVX-512 VNNI or AVX2). */
+/* Nonzero when this CPU runs precision p's products through SIMD kernels
+ * (f32: BLIS, always; f16: AVX2 + F16C; int8: 2 AVX-512 VNNI, 1 AVX2). */
 int rec_simd(enum rec_precision p);
 
 /* Snapshots: init allocates one for r's model (exits on no memory); save
