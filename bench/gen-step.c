@@ -6,10 +6,10 @@
  * comparison with the PyTorch peer's gen mode
  * (../shared/peers/torch_lingpt.py gen lin_chunk 1 --gen_tokens 256).
  * Built by `make build/bench/gen-step`.
- *   gen-step [-p preset] [-B batch] [-j threads] [-n tokens] [-r repeats] [-k top_k] [-H]
- *            [pos...]
- * Positions default to 100 and 10000; -H runs on half-precision weights
- * (rec_use_half). */
+ *   gen-step [-p preset] [-B batch] [-j threads] [-n tokens] [-r repeats] [-k top_k]
+ *            [-P f32|f16|int8] [pos...]
+ * Positions default to 100 and 10000; -P picks the weights' precision
+ * (rec_set_precision; default f32). */
 #include <err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +68,8 @@ static double time_tokens(struct rec *r, struct gen_sampler *s, int *tok, int n,
 int main(int argc, char **argv)
 {
 	const char *preset = "bench";
-	int B = 1, threads = 2, n = 256, repeats = 5, top_k = 26, half = 0, opt;
-	while ((opt = getopt(argc, argv, "p:B:j:n:r:k:H")) != -1)
+	int B = 1, threads = 2, n = 256, repeats = 5, top_k = 26, prec = REC_F32, opt;
+	while ((opt = getopt(argc, argv, "p:B:j:n:r:k:P:")) != -1)
 		switch (opt) {
 		case 'p': preset = optarg; break;
 		case 'B': B = int_arg(optarg, 1); break;
@@ -77,10 +77,13 @@ int main(int argc, char **argv)
 		case 'n': n = int_arg(optarg, 1); break;
 		case 'r': repeats = int_arg(optarg, 1); break;
 		case 'k': top_k = int_arg(optarg, 0); break;
-		case 'H': half = 1; break;
+		case 'P':
+			if ((prec = rec_precision_parse(optarg)) < 0)
+				errx(EX_USAGE, "bad precision %s (f32, f16 or int8)", optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: gen-step [-p preset] [-B batch] [-j threads] [-n tokens] "
-				"[-r repeats] [-k top_k] [-H] [pos...]\n");
+				"[-r repeats] [-k top_k] [-P f32|f16|int8] [pos...]\n");
 			return EX_USAGE;
 		}
 	long dflt[] = { 100, 10000 }, *pos = dflt;
@@ -101,8 +104,7 @@ int main(int argc, char **argv)
 	struct rec r;
 	struct gen_sampler s;
 	rec_init(&r, &m, B);
-	if (half)
-		rec_use_half(&r);
+	rec_set_precision(&r, prec);
 	gen_sampler_init(&s, c.vocab, top_k, 1.0f);
 	struct rec_snapshot *snap = calloc(B, sizeof *snap);
 	int *tok = calloc(B, sizeof *tok);
@@ -130,7 +132,7 @@ int main(int argc, char **argv)
 			"\"pos\":%ld,\"tokens\":%d,"
 			"\"params\":%zu,\"state_kb_per_stream\":%.0f,\"step_us\":%.1f,"
 			"\"tok_per_s\":%.1f,\"best_tok_per_s\":%.1f}\n",
-			preset, half ? "f16" : "f32", B, threads, pos[p], n, model_num_params(&m),
+			preset, rec_precision_name(prec), B, threads, pos[p], n, model_num_params(&m),
 			r.state_floats * sizeof(float) / 1024.0, med / n * 1e6, (double)B * n / med,
 			(double)B * n / best);
 		fflush(stdout);

@@ -15,6 +15,7 @@
 set -u -o pipefail
 
 TOP=${TGPT_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$TOP/bench/lib.bash"
 read -r -a CONTEXTS <<<"${BENCH_TRAIN_CONTEXTS:-1024 3072 12032}"
 LONG=${BENCH_TRAIN_LONG:-32768}
 STEPS=${BENCH_TRAIN_STEPS:-3}
@@ -60,32 +61,6 @@ step_flop() {
 }
 
 # ------------------------------------------------------------ helpers
-# Percent of the machine's CPU time that was busy over one second.
-cpu_busy() {
-	local a b
-	a=$(head -1 /proc/stat)
-	sleep 1
-	b=$(head -1 /proc/stat)
-	awk -v a="$a" -v b="$b" 'BEGIN {
-		na = split(a, x); split(b, y); tot = 0
-		for (i = 2; i <= 9 && i <= na; i++) tot += y[i] - x[i]
-		idle = (y[5] - x[5]) + (y[6] - x[6])
-		printf "%.0f\n", (tot > 0) ? 100 * (1 - idle / tot) : 0 }'
-}
-
-# Waits up to QUIET_WAIT seconds for the other processes to leave the CPUs
-# (under 25 % busy); prints the last busy percent seen.
-wait_quiet() {
-	local busy waited=0
-	busy=$(cpu_busy)
-	while [ "$busy" -ge 25 ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
-		sleep 4
-		waited=$((waited + 5))
-		busy=$(cpu_busy)
-	done
-	echo "$busy"
-}
-
 # Jiffies the machine's CPUs spent busy since boot.
 busy_jiffies() {
 	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
@@ -154,14 +129,7 @@ run_peer() {
 		"${env[@]}" "$PYTHON" "$PEER" train lin_chunk "$T" --threads "$THREADS" --steps "$STEPS"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
-# "met" or "NOT met": VALUE OP GOAL with OP ge or le.
-verdict() {
-	awk -v v="$1" -v op="$2" -v g="$3" 'BEGIN {
-		ok = (op == "ge") ? (v + 0 >= g + 0) : (v + 0 <= g + 0); print (ok ? "met" : "NOT met") }'
-}
-
 # ------------------------------------------------------------ the runs
 echo "== training: tgpt-train --preset bench vs the PyTorch peer, $THREADS threads, $STEPS steps =="
 echo "bench: $(uptime | sed 's/^ *//')"

@@ -177,6 +177,16 @@ exits_with 0 "again, 3 streams side by side and 2 threads" tgpt-infer generate -
 ok "gives the same bytes" cmp g1.tok out
 exits_with 0 "seed 2" tgpt-infer generate -n 5 --seed 2 -j 1 --max-tokens 1024 gen.ckpt
 ok "gives other flows" bash -c "! cmp -s g1.tok out"
+for p in f32 f16; do	# the default is int8
+	exits_with 0 "--precision $p" tgpt-infer generate -n 5 --seed 1 -j 1 --precision $p \
+		--max-tokens 1024 gen.ckpt
+	mv out gp.tok
+	exits_with 0 "--precision $p, 3 streams and 2 threads" tgpt-infer generate -n 5 --seed 1 \
+		-j 2 --streams 3 --precision $p --max-tokens 1024 gen.ckpt
+	ok "gives the same bytes" cmp gp.tok out
+done
+exits_with 64 "--precision f64 exits 64" tgpt-infer generate --precision f64 gen.ckpt
+like err 'f32, f16 or int8' "naming the precisions"
 is "$(count g1.tok tok)" 5 "five token records"
 text g1.tok
 like g1.tok.txt '^\{"t":"hdr","schema":"tgpt.tok",' "after a tgpt.tok header"

@@ -4,7 +4,9 @@
  * GLU, axial or learned positions, local and linear heads, token shift on
  * or off) and on the bench preset; streams stepped together or apart agree;
  * the state has a fixed size and a step allocates nothing; positions past
- * the context run; snapshots rewind exactly; thread counts agree. */
+ * the context run; snapshots rewind exactly; thread counts agree;
+ * binary16 and int8 weights stay near the float logits, and their SIMD
+ * kernels agree with plain C to the bit. */
 #include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
@@ -291,52 +293,188 @@ static void test_threads(void)
 	model_free(&m);
 }
 
-/* ------------------------------------------------------------------ half weights */
+/* ------------------------------------------------------------------ reduced precision */
 
-/* Half-precision weights: near the parallel forward, and the same bits
- * through AVX2 + F16C as through plain C. */
-static void test_half(void)
+/* The largest total variation distance between the next-token
+ * distributions softmax(a) and softmax(b) over n rows of V logits: how far
+ * sampling from a strays from sampling from b. */
+static double max_tv(const float *a, const float *b, size_t n, int V)
 {
-	struct model_config c = model_config_bench();
-	c.n_layer = 2, c.max_ctx = 64, c.n_local = 2, c.window = 16, c.ff_glu = 1, c.d_ff = 200;
-	c.emb_dim = 72;	/* E != D (w_in, w_out); 72 and d_ff 200 leave tails of 8 */
+	double worst = 0.0;
+	for (size_t i = 0; i < n; i++) {
+		const float *x = a + i * V, *y = b + i * V;
+		double mx = x[0], my = y[0], sx = 0.0, sy = 0.0, tv = 0.0;
+		for (int v = 1; v < V; v++)
+			mx = x[v] > mx ? x[v] : mx, my = y[v] > my ? y[v] : my;
+		for (int v = 0; v < V; v++)
+			sx += exp(x[v] - mx), sy += exp(y[v] - my);
+		for (int v = 0; v < V; v++)
+			tv += fabs(exp(x[v] - mx) / sx - exp(y[v] - my) / sy);
+		worst = tv / 2 > worst ? tv / 2 : worst;
+	}
+	return worst;
+}
+
+/* A model as the presets initialise it (weights N(0, 0.02), about where
+ * short training leaves them too), but with the head's weights 6 times
+ * larger, so that its logits spread over about +-10 as a trained model's
+ * do (the initial ones stay within +-1.5). */
+static void init_model_plain(struct model *m, struct model_config c, uint64_t seed)
+{
+	if (model_init(m, &c, seed))
+		abort();
+	const struct model_tensor *t = &m->tensors[P_W_HEAD];
+	for (size_t i = t->offset; i < t->offset + t->count; i++)
+		m->params_mem[i] *= 6.0f;
+}
+
+/* Reduced-precision weights on NS streams of T tokens, against the
+ * parallel forward's float logits: their largest difference within `bound`
+ * of the logits' scale, the next-token distributions within `tv_bound` in
+ * total variation; and the best kernels on 2 threads give the same bits as
+ * plain C on 1 (and, for int8 where AVX-512 runs, as AVX2). large:
+ * init_model's large weights (they amplify every rounding: loose bounds),
+ * else init_model_plain's. */
+static void check_precision(const char *name, struct model_config c, int large,
+	enum rec_precision p, double bound, double tv_bound)
+{
 	struct model m;
-	struct rec r, rc;
+	struct rec r[3];	/* the best kernels, plain C, AVX2 */
 	enum { T = 40, NS = 5 };
-	int V = c.vocab, tok[NS * T];
-	init_model(&m, c, 13);
+	int V = c.vocab, tok[NS * T], nr = p == REC_INT8 && rec_simd(p) >= 2 ? 3 : 2;
+	if (large)
+		init_model(&m, c, 13);
+	else
+		init_model_plain(&m, c, 13);
 	random_tokens(tok, NS * T, 256);
 	model_forward(&m, tok, NULL, NS, T);
-	rec_init(&r, &m, NS);
-	rec_init(&rc, &m, NS);
-	rec_use_half(&r);
-	rec_use_half(&rc);
-	rc.half_simd = 0;
-	r.par_min_macs = 0;	/* split the columns over the threads */
+	for (int k = 0; k < nr; k++) {
+		model_set_threads(k ? 1 : 2);
+		rec_init(&r[k], &m, NS);
+		rec_set_precision(&r[k], p);
+	}
+	r[0].par_min_macs = 0;	/* split the columns over the threads */
+	r[1].simd = 0;
+	if (nr > 2)
+		r[2].simd = 1;
 	float *got = malloc(sizeof(float) * NS * T * V);
 	int same = 1;
-	model_set_threads(2);
 	for (int t = 0; t < T; t++) {
 		int step[NS];
 		for (int b = 0; b < NS; b++)
 			step[b] = tok[b * T + t];
-		rec_step(&r, step);
-		rec_step(&rc, step);
+		for (int k = 0; k < nr; k++) {
+			model_set_threads(k ? 1 : 2);
+			rec_step(&r[k], step);
+			if (k)
+				same &= memcmp(r[0].logits, r[k].logits, sizeof(float) * NS * V) == 0;
+		}
 		for (int b = 0; b < NS; b++)
-			memcpy(got + ((size_t)b * T + t) * V, rec_logits(&r, b), V * sizeof(float));
-		same &= memcmp(r.logits, rc.logits, sizeof(float) * NS * V) == 0;
+			memcpy(got + ((size_t)b * T + t) * V, rec_logits(&r[0], b), V * sizeof(float));
 	}
 	model_set_threads(1);
 	double scale, d = max_diff(got, model_logits(&m), (size_t)NS * T * V, &scale);
-	char what[160];
-	snprintf(what, sizeof what, "half weights: logits within 1e-2 of their scale of the "
-		"parallel forward's (max diff %.2g, scale %.3g)", d, scale);
-	ok(d < 1e-2 * scale && d > 0, what);
-	ok(same, rec_half_simd() ? "half weights: AVX2 + F16C and plain C give the same bits"
-		: "half weights: plain C (no AVX2 + F16C here) agrees with itself");
+	double tv = max_tv(got, model_logits(&m), (size_t)NS * T, V);
+	char what[200];
+	snprintf(what, sizeof what, "%s, %s: logits within %g of their scale of the parallel "
+		"forward's (max diff %.2g, scale %.3g)", name, rec_precision_name(p), bound, d, scale);
+	ok(d < bound * scale && d > 0 && scale > 2, what);
+	snprintf(what, sizeof what, "%s, %s: next-token distributions within %g in total "
+		"variation (max %.2g)", name, rec_precision_name(p), tv_bound, tv);
+	ok(tv < tv_bound, what);
+	snprintf(what, sizeof what, "%s, %s: %s on 2 threads = plain C on 1%s, the same bits",
+		name, rec_precision_name(p), rec_simd(p) ? "SIMD kernels" : "plain C (no SIMD here)",
+		nr > 2 ? " = AVX2" : "");
+	ok(same, what);
 	free(got);
+	for (int k = 0; k < nr; k++)
+		rec_free(&r[k]);
+	model_free(&m);
+}
+
+static void test_precision(void)
+{
+	struct model_config c = model_config_bench();
+	c.max_ctx = 64;
+	check_precision("bench", c, 0, REC_F16, 2e-3, 2e-3);
+	check_precision("bench", c, 0, REC_INT8, 3e-2, 4e-2);
+	check_precision("bench, large weights", c, 1, REC_F16, 1e-2, 1e-2);
+	check_precision("bench, large weights", c, 1, REC_INT8, 5e-2, 0.15);
+	c.n_layer = 2, c.n_local = 2, c.window = 16, c.ff_glu = 1, c.d_ff = 200;
+	c.emb_dim = 72;	/* E != D (w_in, w_out); 72 and d_ff 200 leave SIMD tails */
+	check_precision("mixed heads, GLU, E != D", c, 0, REC_F16, 2e-3, 2e-3);
+	check_precision("mixed heads, GLU, E != D", c, 0, REC_INT8, 3e-2, 4e-2);
+	check_precision("mixed heads, GLU, E != D, large weights", c, 1, REC_F16, 1e-2, 1e-2);
+	check_precision("mixed heads, GLU, E != D, large weights", c, 1, REC_INT8, 0.25, 0.3);
+	c = model_config_tiny();	/* odd widths, heads of 6: blocks and pairs padded, */
+	c.d_model = 33, c.emb_dim = 17, c.n_head = 3, c.d_head = 6, c.d_ff = 45;	/* ragged splits */
+	check_precision("tiny, odd widths, large weights", c, 1, REC_INT8, 5e-2, 5e-2);
+
+	struct model m;
+	struct rec r;
+	init_model(&m, c, 3);
+	rec_init(&r, &m, 1);
+	rec_set_precision(&r, REC_INT8);
+	is_int(r.precision, REC_INT8, "rec_set_precision int8");
+	rec_set_precision(&r, REC_F32);
+	ok(r.precision == REC_F32 && !r.q8 && !r.half, "back to f32 frees the copies");
+	is_int(rec_precision_parse("int8"), REC_INT8, "parse int8");
+	is_int(rec_precision_parse("f16"), REC_F16, "parse f16");
+	is_int(rec_precision_parse("f64"), -1, "parse refuses f64");
 	rec_free(&r);
-	rec_free(&rc);
+	model_free(&m);
+}
+
+/* int8: a stream alone or beside others, on 1 or 2 threads, the same bits
+ * (integer dot products; batches take other kernel tiles). */
+static void test_int8_batch(void)
+{
+	struct model_config c = model_config_bench();
+	c.n_layer = 1, c.max_ctx = 128;
+	struct model m;
+	init_model(&m, c, 9);
+	float *l[2];
+	int Bs[2] = { 7, 1 }, threads[2] = { 2, 1 };
+	for (int k = 0; k < 2; k++) {
+		struct rec r;
+		int tok[8];
+		model_set_threads(threads[k]);
+		rec_init(&r, &m, Bs[k]);
+		rec_set_precision(&r, REC_INT8);
+		r.par_min_macs = 0;
+		for (int t = 0; t < 24; t++) {
+			for (int b = 0; b < Bs[k]; b++)
+				tok[b] = (t * 31 + b * 7) % 256;
+			rec_step(&r, tok);
+		}
+		l[k] = malloc(sizeof(float) * c.vocab);
+		memcpy(l[k], rec_logits(&r, 0), sizeof(float) * c.vocab);
+		rec_free(&r);
+	}
+	model_set_threads(1);
+	is_mem(l[0], l[1], sizeof(float) * c.vocab, "int8: 7 streams on 2 threads = 1 on 1");
+	free(l[0]), free(l[1]);
+	model_free(&m);
+}
+
+/* A NaN weight makes the int8 logits NaN (as float products would), not
+ * quietly finite. */
+static void test_int8_nan(void)
+{
+	struct model_config c = model_config_tiny();
+	struct model m;
+	struct rec r;
+	init_model(&m, c, 2);
+	m.params.w_head[3 * c.emb_dim] = NAN;	/* row 3 */
+	rec_init(&r, &m, 1);
+	rec_set_precision(&r, REC_INT8);
+	int tok = 5;
+	rec_step(&r, &tok);
+	int nans = 0;
+	for (int v = 0; v < c.vocab; v++)
+		nans += isnan(rec_logits(&r, 0)[v]);
+	ok(nans == 1 && isnan(rec_logits(&r, 0)[3]), "int8: a NaN weight makes its row's logit NaN");
+	rec_free(&r);
 	model_free(&m);
 }
 
@@ -354,6 +492,8 @@ int main(void)
 	test_learned_clamp();
 	test_rewind();
 	test_threads();
-	test_half();
+	test_precision();
+	test_int8_batch();
+	test_int8_nan();
 	return tap_done();
 }

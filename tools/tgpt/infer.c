@@ -63,6 +63,8 @@ static const char usage[] =
 	"      --linktype N       the link type of escape tokens (255), for the checks\n"
 	"      --link-token N     every packet's link-type token is N (e.g. 1,\n"
 	"                         Ethernet), so all flows fit one pcap\n"
+	"      --precision P      the weights' precision in the products: int8\n"
+	"                         (default, the fastest), f16 or f32 (exact)\n"
 	"  -o, --output FILE      the flows (default stdout)\n"
 	"Both:\n"
 	"  -j, --threads N        threads (default: the number of CPUs)\n"
@@ -756,6 +758,7 @@ struct gen_cli {
 	double temperature;
 	uint32_t linktype;
 	int link_token;	/* --link-token: every packet's link-type token, or -1 */
+	enum rec_precision precision;
 };
 
 /* Prompts: per prompt record, its first packets as tokens and, for a
@@ -998,7 +1001,8 @@ static void gen_summary(const struct gen *g, const long *stops, double seconds, 
 
 static void parse_generate(int argc, char **argv, struct gen_cli *o)
 {
-	enum { O_PROMPT_PACKETS = 256, O_MAX_TOKENS, O_RETRIES, O_STREAMS, O_LINKTYPE, O_LINK_TOKEN, O_FORCE };
+	enum { O_PROMPT_PACKETS = 256, O_MAX_TOKENS, O_RETRIES, O_STREAMS, O_LINKTYPE, O_LINK_TOKEN, O_FORCE,
+		O_PRECISION };
 	static const struct option longopts[] = {
 		{ "flows", required_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, O_FORCE },
@@ -1008,6 +1012,7 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 		{ "link-token", required_argument, NULL, O_LINK_TOKEN },
 		{ "max-tokens", required_argument, NULL, O_MAX_TOKENS },
 		{ "output", required_argument, NULL, 'o' },
+		{ "precision", required_argument, NULL, O_PRECISION },
 		{ "prompt", required_argument, NULL, 'p' },
 		{ "prompt-packets", required_argument, NULL, O_PROMPT_PACKETS },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -1029,6 +1034,7 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 	o->prompt_packets = 1;
 	o->retries = 8;
 	o->link_token = -1;
+	o->precision = REC_INT8;
 	o->streams = DEFAULT_STREAMS;
 	o->threads = default_threads();
 	int ch;
@@ -1062,6 +1068,13 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 			o->linktype = (uint32_t)opt_u64(usage, "--linktype", optarg, 0, UINT32_MAX);
 			break;
 		case O_FORCE: o->force = 1; break;
+		case O_PRECISION: {
+			int p = rec_precision_parse(optarg);
+			if (p < 0)
+				cli_usage_error(usage, "--precision %s: f32, f16 or int8", optarg);
+			o->precision = (enum rec_precision)p;
+			break;
+		}
 		case 'h': cli_help(usage);
 		case 'V': version();
 		default: cli_usage_error(usage, "unknown option or missing argument");
@@ -1141,6 +1154,7 @@ static int cmd_generate(int argc, char **argv)
 	go.hook_user = &hook;
 	if (gen_init(&g, &m, streams ? (int)streams : 1, &go) < 0)
 		errx(EX_SOFTWARE, "generate: cannot set up %" PRIu64 " streams", streams);
+	rec_set_precision(&g.rec, o.precision);
 	hook.g = &g;
 
 	struct atomic_file out;

@@ -1,7 +1,8 @@
 /* recurrent.c: the tgpt model one token at a time (recurrent.h): per-stream
  * state of linear-attention sums, local-attention key/value rings and
  * token-shift rows; a step runs the active streams' rows through the same
- * layers as model_forward (layers.h), with the attention done per token. */
+ * layers as model_forward (layers.h), with the attention done per token,
+ * and the products' weights as trained or as binary16 or int8 copies. */
 #include <err.h>
 #include <math.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 #include "vecmath.h"
 
 /* x86-64: the half-precision products through AVX2 + F16C when the CPU
- * has them (rec_half_simd). */
+ * has them (rec_simd), and the int8 ones through AVX2 or AVX-512 VNNI. */
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -79,11 +80,33 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
-/* Scratch of one attention thread: the local head's scores (2W), the linear
+/* Scratch of one attention head: the local head's scores (2W), the linear
  * head's feature maps (2 dh). */
 static size_t attn_slot_floats(const struct model_config *c)
 {
 	return 2 * (size_t)c->window + 2 * (size_t)c->d_head;
+}
+
+/* What one thread of a step keeps to itself: the LayerNorm of the rows
+ * (every thread computes it whole, which costs less than a barrier), their
+ * token-shifted copy, the rows of a product's input as 16-bit integers
+ * (int8 weights) and the attention's scratch. */
+struct rec_thread {
+	float *h, *hs;		/* (B, max(D, E)) */
+	float *mean, *rstd;	/* (B) */
+	int16_t *q;		/* (B, widest input rounded up to even) */
+	float *qs;		/* (B) the scale of each row of q */
+	float *attn;		/* attn_slot_floats */
+};
+
+/* The widest input of a product: E, D, H*dh or F. */
+static size_t widest_input(const struct model_config *c)
+{
+	size_t w = (size_t)c->emb_dim;
+	size_t k[] = { (size_t)c->d_model, (size_t)c->n_head * c->d_head, (size_t)c->d_ff };
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+		w = k[i] > w ? k[i] : w;
+	return w;
 }
 
 int rec_init(struct rec *r, const struct model *m, int B)
@@ -94,6 +117,7 @@ int rec_init(struct rec *r, const struct model *m, int B)
 	const struct model_config *c = &m->c;
 	size_t E = c->emb_dim, D = c->d_model, HD = (size_t)c->n_head * c->d_head;
 	size_t F = c->d_ff, F1 = c->ff_glu ? 2 * F : F, V = c->vocab;
+	size_t ED = E > D ? E : D;
 	r->m = m;
 	r->B = B;
 	r->state_floats = rec_state_floats(c);
@@ -104,33 +128,57 @@ int rec_init(struct rec *r, const struct model *m, int B)
 		float **p;
 		size_t n;
 	} t[] = {
-		{ &r->emb, E }, { &r->x, D }, { &r->y2, D }, { &r->h, D }, { &r->hs, D },
-		{ &r->qkv, 3 * HD }, { &r->att, HD }, { &r->u, F1 }, { &r->g, F },
-		{ &r->e, E }, { &r->hf, E }, { &r->mean, 1 }, { &r->rstd, 1 }, { &r->out, V },
+		{ &r->emb, E }, { &r->x, D }, { &r->y2, D }, { &r->qkv, 3 * HD }, { &r->att, HD },
+		{ &r->u, F1 }, { &r->g, F }, { &r->e, E }, { &r->out, V },
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		*t[i].p = xcalloc((size_t)B * t[i].n, sizeof(float));
 	r->slots = par_max_threads();
 	r->par_min_macs = REC_PAR_MIN_MACS;
-	r->slot_floats = attn_slot_floats(c);
-	r->attn_scratch = xcalloc(r->slots * r->slot_floats, sizeof(float));
+	r->th = xcalloc(r->slots, sizeof *r->th);
+	for (int s = 0; s < r->slots; s++) {
+		struct rec_thread *th = &r->th[s];
+		th->h = xcalloc((size_t)B * ED, sizeof(float));
+		th->hs = xcalloc((size_t)B * ED, sizeof(float));
+		th->mean = xcalloc(B, sizeof(float));
+		th->rstd = xcalloc(B, sizeof(float));
+		th->q = xcalloc((size_t)B * (widest_input(c) + 1), sizeof *th->q);
+		th->qs = xcalloc(B, sizeof(float));
+		th->attn = xcalloc(attn_slot_floats(c), sizeof(float));
+	}
 	r->active = xcalloc(B, sizeof *r->active);
 	r->tok = xcalloc(B, sizeof *r->tok);
 	r->feed = xcalloc(B, sizeof *r->feed);
 	return 0;
 }
 
+static void q8_free(struct rec_q8 *q);
+
+static void free_copies(struct rec *r)
+{
+	free(r->half);
+	q8_free(r->q8);
+	r->half = NULL;
+	r->q8 = NULL;
+}
+
 void rec_free(struct rec *r)
 {
-	float *bufs[] = { r->state, r->logits, r->emb, r->x, r->y2, r->h, r->hs, r->qkv, r->att,
-		r->u, r->g, r->e, r->hf, r->mean, r->rstd, r->out, r->attn_scratch };
+	float *bufs[] = { r->state, r->logits, r->emb, r->x, r->y2, r->qkv, r->att, r->u, r->g,
+		r->e, r->out };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		free(bufs[i]);
+	for (int s = 0; s < r->slots; s++) {
+		struct rec_thread *th = &r->th[s];
+		free(th->h), free(th->hs), free(th->mean), free(th->rstd);
+		free(th->q), free(th->qs), free(th->attn);
+	}
+	free(r->th);
 	free(r->pos);
 	free(r->active);
 	free(r->tok);
 	free(r->feed);
-	free(r->half);
+	free_copies(r);
 	memset(r, 0, sizeof *r);
 }
 
@@ -424,7 +472,314 @@ HALF_TARGET static void half_rows_avx2(float *out, int ldo, const float *inp, co
 }
 #endif
 
-int rec_half_simd(void)
+/* ------------------------------------------------------------------ int8 weights */
+
+/* A matrix row (one output) as integers round(w / s) in [-127, 127], s =
+ * max |w| / 127, and each input row of a product as 16-bit integers with
+ * its own scale max |x| / 32767: the dot product of the two is an exact
+ * integer, so every kernel (and order of summing) gives the same bits, and
+ * out = bias + acc * (s_w * s_x). 32-bit partial sums cover at most
+ * Q8_BLOCK columns (512 * 127 * 32767 < 2^31), added up in 64 bits.
+ *
+ * The integers of a matrix (OC, C) lie in blocks of Q8_LANES outputs
+ * (rows; the last block padded with zero rows), and inside a block in
+ * pairs of columns (a zero column pads an odd C): pair p of the block is
+ * w[j][2p], w[j][2p+1] for its Q8_LANES rows j in turn, 32 bytes. So one
+ * 32-byte load widened to 16-bit feeds VPDPWSSD with 16 outputs' pairs,
+ * against one pair of the input broadcast to every lane: no horizontal
+ * sums. */
+#define Q8_BLOCK 512
+#define Q8_XMAX 32767.0f
+#define Q8_LANES 16
+
+/* One matrix's integer copy. */
+struct q8_mat {
+	int8_t *w;		/* blocks(OC) * Q8_LANES * pairs(C) * 2 */
+	float *scale;		/* blocks(OC) * Q8_LANES: each row's s (0 for padding) */
+	int OC, C;
+};
+
+/* Every copied matrix, by tensor and layer. */
+struct rec_q8 {
+	struct q8_mat *mats;	/* N_COPIED * n_layer (single matrices: layer 0) */
+	int8_t *pool;
+	float *scales;
+};
+
+static int q8_blocks(int OC)
+{
+	return (OC + Q8_LANES - 1) / Q8_LANES;
+}
+
+static int q8_pairs(int C)
+{
+	return (C + 1) / 2;
+}
+
+/* The integer of weight (j, c) in the block layout. */
+static inline int8_t q8_at(const struct q8_mat *m, int j, int c)
+{
+	size_t block = (size_t)(j / Q8_LANES) * Q8_LANES * q8_pairs(m->C) * 2;
+	return m->w[block + ((size_t)(c / 2) * Q8_LANES + j % Q8_LANES) * 2 + c % 2];
+}
+
+/* round(v) for |v| < 2^22, to nearest even (as vm_exp: vectorizes). */
+static inline float round_even(float v)
+{
+	return (v + 12582912.0f) - 12582912.0f;
+}
+
+/* max |x[c]| over n floats, a NaN if any is NaN: the largest of their
+ * magnitudes' bits (NaNs' bits lie above infinity's), which vectorizes. */
+static inline float abs_max(const float *x, int n)
+{
+	uint32_t m = 0;
+	for (int c = 0; c < n; c++) {
+		uint32_t u;
+		memcpy(&u, x + c, sizeof u);
+		u &= 0x7fffffff;
+		m = u > m ? u : m;
+	}
+	float f;
+	memcpy(&f, &m, sizeof f);
+	return f;
+}
+
+/* A row whose largest magnitude is mx is quantized when this holds; else
+ * it is all zeros (below 1e-30: as good as zero; NaN or infinite: the NaN
+ * or infinite scale makes its products NaN, as float ones would be). */
+static inline int quantizable(float mx)
+{
+	return mx >= 1e-30f && mx <= 3.4e38f;
+}
+
+/* q[c] = round(x[c] * inv), which the caller keeps within 16 bits. */
+static inline void round_to_ints(int16_t *q, const float *x, int n, float inv)
+{
+	for (int c = 0; c < n; c++)
+		q[c] = (int16_t)(int32_t)round_even(x[c] * inv);
+}
+
+/* The n rows (C) of x as integers q (rows of ldq >= C, zeros after C) and
+ * scales qs. */
+VM_CLONES
+static void quantize_rows(int16_t *q, int ldq, float *qs, const float *x, int n, int C)
+{
+	for (int i = 0; i < n; i++) {
+		float mx = abs_max(x + (size_t)i * C, C);
+		int16_t *qr = q + (size_t)i * ldq;
+		qs[i] = mx / Q8_XMAX;
+		if (quantizable(mx))
+			round_to_ints(qr, x + (size_t)i * C, C, Q8_XMAX / mx);
+		else
+			memset(qr, 0, (size_t)C * sizeof *q);
+		memset(qr + C, 0, (size_t)(ldq - C) * sizeof *q);
+	}
+}
+
+/* w (OC, C) into m's block layout (m->w and m->scale allocated, zeroed). */
+static void quantize_matrix(struct q8_mat *m, const float *w)
+{
+	int P = q8_pairs(m->C);
+	for (int j = 0; j < m->OC; j++) {
+		const float *row = w + (size_t)j * m->C;
+		float mx = abs_max(row, m->C), inv = 127.0f / mx;
+		int8_t *blk = m->w + (size_t)(j / Q8_LANES) * Q8_LANES * P * 2 + (j % Q8_LANES) * 2;
+		m->scale[j] = mx / 127.0f;
+		for (int c = 0; quantizable(mx) && c < m->C; c++)
+			blk[(size_t)(c / 2) * Q8_LANES * 2 + c % 2] =
+				(int8_t)(int32_t)round_even(row[c] * inv);
+	}
+}
+
+/* out[j] = (beta 0 ? 0 : out[j]) + bias[j] + acc * (sw * sx), in this order
+ * in every kernel. */
+static inline void q8_store(float *out, const float *bias, int j, float beta, float sw, float sx,
+	int64_t acc)
+{
+	float o = beta == 0.0f ? 0.0f : out[j];
+	if (bias)
+		o += bias[j];
+	out[j] = o + (float)acc * (sw * sx);
+}
+
+/* The input of a product: float rows, and for int8 weights the same rows
+ * as integers (rows of ldq) with their scales. */
+struct act {
+	const float *x;
+	const int16_t *q;
+	const float *qs;
+	int n, C, ldq;
+};
+
+/* out (rows of ldo) columns [j0, j1) for the rows of a, from m. */
+static void q8_rows_c(float *out, int ldo, const struct act *a, const struct q8_mat *m,
+	const float *bias, int j0, int j1, float beta)
+{
+	for (int i = 0; i < a->n; i++) {
+		const int16_t *x = a->q + (size_t)i * a->ldq;
+		for (int j = j0; j < j1; j++) {
+			int64_t acc = 0;
+			for (int c = 0; c < m->C; c++)
+				acc += (int32_t)q8_at(m, j, c) * x[c];
+			q8_store(out + (size_t)i * ldo, bias, j, beta, m->scale[j], a->qs[i], acc);
+		}
+	}
+}
+
+#if HALF_SIMD
+#define Q8_AVX2 __attribute__((target("avx2")))
+#define Q8_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512dq,avx512vnni")))
+#define Q8_INLINE inline __attribute__((always_inline))
+
+/* The input pair p of row x broadcast to every 32-bit lane. */
+#define Q8_PAIR(x, p) ((int)((uint32_t)(uint16_t)(x)[2 * (p)] | (uint32_t)(uint16_t)(x)[2 * (p) + 1] << 16))
+
+/* One input row against output block jb: its two halves of 8 lanes
+ * through VPMADDWD, 32-bit sums of Q8_BLOCK columns added into 64 bits. */
+Q8_AVX2 static void q8_block_avx2(float *o, const int16_t *x, float sx, const struct q8_mat *m,
+	const float *bias, int jb, int j0, int j1, float beta)
+{
+	int P = q8_pairs(m->C);
+	const int8_t *w = m->w + (size_t)jb * Q8_LANES * P * 2;
+	int64_t s[Q8_LANES] = { 0 };
+	for (int p0 = 0; p0 < P; p0 += Q8_BLOCK / 2) {
+		int p1 = p0 + Q8_BLOCK / 2 < P ? p0 + Q8_BLOCK / 2 : P;
+		__m256i lo = _mm256_setzero_si256(), hi = lo;
+		for (int p = p0; p < p1; p++) {
+			__m256i xv = _mm256_set1_epi32(Q8_PAIR(x, p));
+			__m128i wl = _mm_loadu_si128((const __m128i *)(w + (size_t)p * 32));
+			__m128i wh = _mm_loadu_si128((const __m128i *)(w + (size_t)p * 32 + 16));
+			lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_cvtepi8_epi16(wl), xv));
+			hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_cvtepi8_epi16(wh), xv));
+		}
+		int32_t l[Q8_LANES];
+		_mm256_storeu_si256((__m256i *)l, lo);
+		_mm256_storeu_si256((__m256i *)(l + 8), hi);
+		for (int k = 0; k < Q8_LANES; k++)
+			s[k] += l[k];
+	}
+	for (int k = 0; k < Q8_LANES; k++) {
+		int j = jb * Q8_LANES + k;
+		if (j >= j0 && j < j1)
+			q8_store(o, bias, j, beta, m->scale[j], sx, s[k]);
+	}
+}
+
+Q8_AVX2 static void q8_rows_avx2(float *out, int ldo, const struct act *a, const struct q8_mat *m,
+	const float *bias, int j0, int j1, float beta)
+{
+	for (int i = 0; i < a->n; i++)
+		for (int jb = j0 / Q8_LANES; jb * Q8_LANES < j1; jb++)
+			q8_block_avx2(out + (size_t)i * ldo, a->q + (size_t)i * a->ldq, a->qs[i], m,
+				bias, jb, j0, j1, beta);
+}
+
+/* The 16 outputs of lanes `mask` of one row: q8_store's operations, lane
+ * by lane. s: the 64-bit sums of lanes 0-7 and 8-15. */
+Q8_AVX512 static Q8_INLINE void q8_store16(float *o, const float *bias, const float *scale,
+	float sx, __m512i s_lo, __m512i s_hi, __mmask16 mask, float beta)
+{
+	__m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtepi64_ps(s_lo)),
+		_mm512_cvtepi64_ps(s_hi), 1);
+	__m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, scale), _mm512_set1_ps(sx));
+	__m512 v = beta == 0.0f ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, o);
+	if (bias)
+		v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias));
+	_mm512_mask_storeu_ps(o, mask, _mm512_add_ps(v, _mm512_mul_ps(f, sc)));
+}
+
+/* Input rows i..i+R-1 (R <= 4) against output blocks jb..jb+J-1 (J <= 4):
+ * each 32-byte weight load widened once for the R rows. */
+Q8_AVX512 static Q8_INLINE void q8_tile_avx512(float *out, int ldo, const struct act *a, int i,
+	int R, const struct q8_mat *m, const float *bias, int jb, int J, int j0, int j1, float beta)
+{
+	int P = q8_pairs(m->C);
+	const int8_t *w = m->w + (size_t)jb * Q8_LANES * P * 2;
+	size_t bstride = (size_t)Q8_LANES * P * 2;
+	__m512i lo[4][4], hi[4][4];
+	for (int r = 0; r < R; r++)
+		for (int k = 0; k < J; k++)
+			lo[r][k] = hi[r][k] = _mm512_setzero_si512();
+	for (int p0 = 0; p0 < P; p0 += Q8_BLOCK / 2) {
+		int p1 = p0 + Q8_BLOCK / 2 < P ? p0 + Q8_BLOCK / 2 : P;
+		__m512i acc[4][4];
+		for (int r = 0; r < R; r++)
+			for (int k = 0; k < J; k++)
+				acc[r][k] = _mm512_setzero_si512();
+		for (int p = p0; p < p1; p++) {
+			__m512i wv[4];
+			for (int k = 0; k < J; k++)
+				wv[k] = _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+					(const __m256i *)(w + k * bstride + (size_t)p * 32)));
+			for (int r = 0; r < R; r++) {
+				const int16_t *x = a->q + (size_t)(i + r) * a->ldq;
+				__m512i xv = _mm512_set1_epi32(Q8_PAIR(x, p));
+				for (int k = 0; k < J; k++)
+					acc[r][k] = _mm512_dpwssd_epi32(acc[r][k], xv, wv[k]);
+			}
+		}
+		for (int r = 0; r < R; r++)
+			for (int k = 0; k < J; k++) {
+				lo[r][k] = _mm512_add_epi64(lo[r][k],
+					_mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[r][k])));
+				hi[r][k] = _mm512_add_epi64(hi[r][k],
+					_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[r][k], 1)));
+			}
+	}
+	for (int k = 0; k < J; k++) {
+		int base = (jb + k) * Q8_LANES;
+		int from = j0 > base ? j0 - base : 0, to = j1 - base < Q8_LANES ? j1 - base : Q8_LANES;
+		__mmask16 mask = (__mmask16)(((1u << to) - 1) & ~((1u << from) - 1));
+		for (int r = 0; r < R; r++)
+			q8_store16(out + (size_t)(i + r) * ldo + base, bias ? bias + base : NULL,
+				m->scale + base, a->qs[i + r], lo[r][k], hi[r][k], mask, beta);
+	}
+}
+
+/* The tiles of one group of R rows, R a constant in each use below so that
+ * the tile's loops unroll into registers. */
+#define Q8_ROW_GROUP(R) \
+	do { \
+		int jb = b0; \
+		for (; jb + 4 <= b1; jb += 4) \
+			q8_tile_avx512(out, ldo, a, i, R, m, bias, jb, 4, j0, j1, beta); \
+		for (; jb < b1; jb++) \
+			q8_tile_avx512(out, ldo, a, i, R, m, bias, jb, 1, j0, j1, beta); \
+	} while (0)
+
+Q8_AVX512 static void q8_rows_avx512(float *out, int ldo, const struct act *a,
+	const struct q8_mat *m, const float *bias, int j0, int j1, float beta)
+{
+	int b0 = j0 / Q8_LANES, b1 = q8_blocks(j1);
+	for (int i = 0; i < a->n; i += 4) {
+		switch (a->n - i) {
+		case 1: Q8_ROW_GROUP(1); break;
+		case 2: Q8_ROW_GROUP(2); break;
+		case 3: Q8_ROW_GROUP(3); break;
+		default: Q8_ROW_GROUP(4); break;
+		}
+	}
+}
+#endif
+
+/* The kernels this CPU has: 2 AVX-512 VNNI, 1 AVX2, 0 none. */
+static int q8_simd_level(void)
+{
+#if HALF_SIMD
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+			__builtin_cpu_supports("avx512vnni"))
+		return 2;
+	return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+	return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------ precision */
+
+static int half_simd(void)
 {
 #if HALF_SIMD
 	unsigned a, b, c, d;	/* F16C: CPUID leaf 1, ECX bit 29 (clang's builtin lacks it) */
@@ -435,26 +790,128 @@ int rec_half_simd(void)
 #endif
 }
 
-void rec_use_half(struct rec *r)
+int rec_simd(enum rec_precision p)
+{
+	return p == REC_F32 ? 1 : p == REC_F16 ? half_simd() : q8_simd_level();
+}
+
+static const char *const precision_names[] = { "f32", "f16", "int8" };
+
+const char *rec_precision_name(enum rec_precision p)
+{
+	return (unsigned)p < 3 ? precision_names[p] : "?";
+}
+
+int rec_precision_parse(const char *name)
+{
+	for (int p = 0; p < 3; p++)
+		if (strcmp(name, precision_names[p]) == 0)
+			return p;
+	return -1;
+}
+
+/* The matrices the copies hold, and their shapes (outputs, inputs). */
+static const int copied[] = { P_W_IN, P_W_QKV, P_W_O, P_W_1, P_W_2, P_W_OUT, P_W_HEAD };
+#define N_COPIED (sizeof copied / sizeof copied[0])
+
+static void matrix_shape(const struct model_config *c, int t, int *OC, int *C)
+{
+	int D = c->d_model, E = c->emb_dim, HD = c->n_head * c->d_head, F = c->d_ff;
+	switch (t) {
+	case P_W_IN: *OC = D, *C = E; break;
+	case P_W_QKV: *OC = 3 * HD, *C = D; break;
+	case P_W_O: *OC = D, *C = HD; break;
+	case P_W_1: *OC = c->ff_glu ? 2 * F : F, *C = D; break;
+	case P_W_2: *OC = D, *C = F; break;
+	case P_W_OUT: *OC = E, *C = D; break;
+	default: *OC = c->vocab, *C = E; break;	/* w_head */
+	}
+}
+
+/* The int8 copies of every copied matrix (one a layer for the per-layer
+ * tensors), each in its block layout. */
+static struct rec_q8 *q8_copy(const struct model *m)
+{
+	struct rec_q8 *q = xcalloc(1, sizeof *q);
+	size_t bytes = 0, rows = 0;
+	int L = m->c.n_layer;
+	q->mats = xcalloc(N_COPIED * (size_t)L, sizeof *q->mats);
+	for (int pass = 0; pass < 2; pass++) {	/* sizes, then the copies */
+		size_t at = 0, row = 0;
+		for (size_t t = 0; t < N_COPIED; t++) {
+			const struct model_tensor *mt = &m->tensors[copied[t]];
+			int OC, C;
+			matrix_shape(&m->c, copied[t], &OC, &C);
+			size_t n = mt->count / ((size_t)OC * C), padded = (size_t)q8_blocks(OC) * Q8_LANES;
+			for (size_t l = 0; l < n; l++) {
+				struct q8_mat *qm = &q->mats[t * L + l];
+				if (pass == 1) {
+					*qm = (struct q8_mat){ q->pool + at, q->scales + row, OC, C };
+					quantize_matrix(qm, m->params_mem + mt->offset +
+						l * (size_t)OC * C);
+				}
+				at += padded * q8_pairs(C) * 2;
+				row += padded;
+			}
+		}
+		if (pass == 0) {
+			bytes = at, rows = row;
+			q->pool = xcalloc(bytes, 1);
+			q->scales = xcalloc(rows, sizeof *q->scales);
+		}
+	}
+	return q;
+}
+
+static void q8_free(struct rec_q8 *q)
+{
+	if (q) {
+		free(q->mats);
+		free(q->pool);
+		free(q->scales);
+		free(q);
+	}
+}
+
+/* The int8 copy of the matrix that starts at w. */
+static const struct q8_mat *q8_find(const struct rec *r, const float *w)
 {
 	const struct model *m = r->m;
-	static const int mats[] = { P_W_IN, P_W_QKV, P_W_O, P_W_1, P_W_2, P_W_OUT, P_W_HEAD };
-	if (!r->half)
-		r->half = xcalloc(m->n_params, sizeof *r->half);
-	for (size_t t = 0; t < sizeof mats / sizeof mats[0]; t++) {
-		const struct model_tensor *mt = &m->tensors[mats[t]];
-		for (size_t i = mt->offset; i < mt->offset + mt->count; i++)
-			r->half[i] = float_to_half(m->params_mem[i]);
+	size_t at = (size_t)(w - m->params_mem);
+	for (size_t t = 0; t < N_COPIED; t++) {
+		const struct model_tensor *mt = &m->tensors[copied[t]];
+		int OC, C;
+		matrix_shape(&m->c, copied[t], &OC, &C);
+		if (at >= mt->offset && at < mt->offset + mt->count)
+			return &r->q8->mats[t * m->c.n_layer + (at - mt->offset) / ((size_t)OC * C)];
 	}
-	r->half_simd = rec_half_simd();
+	errx(EX_SOFTWARE, "recurrent: a product of a matrix without an int8 copy");
+}
+
+void rec_set_precision(struct rec *r, enum rec_precision p)
+{
+	const struct model *m = r->m;
+	free_copies(r);
+	r->precision = p;
+	r->simd = rec_simd(p);
+	if (p == REC_F16) {
+		r->half = xcalloc(m->n_params, sizeof *r->half);
+		for (size_t t = 0; t < N_COPIED; t++) {
+			const struct model_tensor *mt = &m->tensors[copied[t]];
+			for (size_t i = mt->offset; i < mt->offset + mt->count; i++)
+				r->half[i] = float_to_half(m->params_mem[i]);
+		}
+	} else if (p == REC_INT8) {
+		r->q8 = q8_copy(m);
+	}
 }
 
 /* ------------------------------------------------------------------ the team */
 
 /* A step runs as one parallel region: every function below is called by
- * each thread of the team, which splits the work by rows (streams) or by
- * output columns and meets at barriers. Each output element is computed by
- * one thread the same way whatever the split (BLIS does not split k), so
+ * each thread of the team, which splits the work by rows (streams), heads
+ * or output columns and meets at barriers. Each output element is computed
+ * by one thread the same way whatever the split (BLIS does not split k), so
  * results do not depend on the thread count. Without OpenMP the team is
  * the calling thread. */
 #ifdef _OPENMP
@@ -479,23 +936,58 @@ static void team_share(int n, int block, int *i0, int *i1)
  * whole panels). */
 #define COL_BLOCK 16
 
-/* out (n,OC) = beta * out + inp (n,C) . w^T + bias over this thread's
- * columns [j0, j1), as linear_forward does it (bias first, then the
- * product with beta 1), or from the half-precision copy of w. No barrier. */
-static void linear_cols(const struct rec *r, float *out, int ldo, const float *inp,
-	const float *w, const float *bias, int n, int C, int j0, int j1, float beta)
+static struct rec_thread *my_scratch(const struct rec *r)
 {
+	return &r->th[par_thread()];
+}
+
+/* The n rows (C) of x as a product's input; with int8 weights this thread
+ * quantizes them (all of them, into its own scratch: no barrier). */
+static struct act act_of(const struct rec *r, const float *x, int n, int C)
+{
+	struct act a = { x, NULL, NULL, n, C, C + C % 2 };
+	if (r->precision == REC_INT8) {
+		struct rec_thread *th = my_scratch(r);
+		quantize_rows(th->q, a.ldq, th->qs, x, n, C);
+		a.q = th->q;
+		a.qs = th->qs;
+	}
+	return a;
+}
+
+/* out (n,OC) = beta * out + inp (n,C) . w^T + bias over columns [j0, j1),
+ * as linear_forward does it (bias first, then the product with beta 1), or
+ * from the f16 or int8 copy of w. No barrier. */
+static void linear_cols(const struct rec *r, float *out, int ldo, const struct act *a,
+	const float *w, const float *bias, int j0, int j1, float beta)
+{
+	int n = a->n, C = a->C;
 	if (j1 <= j0)
 		return;
-	if (r->half) {
-		const uint16_t *wh = r->half + (w - r->m->params_mem);
+	if (r->precision == REC_INT8) {
+		const struct q8_mat *qm = q8_find(r, w);
 #if HALF_SIMD
-		if (r->half_simd) {
-			half_rows_avx2(out, ldo, inp, wh, bias, n, C, j0, j1, beta);
+		if (r->simd >= 2) {
+			q8_rows_avx512(out, ldo, a, qm, bias, j0, j1, beta);
+			return;
+		}
+		if (r->simd == 1) {
+			q8_rows_avx2(out, ldo, a, qm, bias, j0, j1, beta);
 			return;
 		}
 #endif
-		half_rows_c(out, ldo, inp, wh, bias, n, C, j0, j1, beta);
+		q8_rows_c(out, ldo, a, qm, bias, j0, j1, beta);
+		return;
+	}
+	if (r->precision == REC_F16) {
+		const uint16_t *wh = r->half + (w - r->m->params_mem);
+#if HALF_SIMD
+		if (r->simd) {
+			half_rows_avx2(out, ldo, a->x, wh, bias, n, C, j0, j1, beta);
+			return;
+		}
+#endif
+		half_rows_c(out, ldo, a->x, wh, bias, n, C, j0, j1, beta);
 		return;
 	}
 	if (bias) {
@@ -506,7 +998,7 @@ static void linear_cols(const struct rec *r, float *out, int ldo, const float *i
 		}
 		beta = 1.0f;
 	}
-	mm_serial(0, 1, n, j1 - j0, C, 1.0f, inp, C, w + (size_t)j0 * C, C, beta, out + j0, ldo);
+	mm_serial(0, 1, n, j1 - j0, C, 1.0f, a->x, C, w + (size_t)j0 * C, C, beta, out + j0, ldo);
 }
 
 /* The whole layer: out (n,OC) = beta * out + inp . w^T + bias, shared by
@@ -515,74 +1007,101 @@ static void team_linear(const struct rec *r, float *out, const float *inp, const
 	const float *bias, int n, int C, int OC, float beta)
 {
 	int j0, j1;
+	struct act a = act_of(r, inp, n, C);
 	team_share(OC, COL_BLOCK, &j0, &j1);
-	linear_cols(r, out, OC, inp, w, bias, n, C, j0, j1, beta);
-	TEAM_BARRIER
-}
-
-/* ------------------------------------------------------------------ attention */
-
-/* att (n, H*dh) from qkv (n, 3*H*dh) for layer l: (row, head) pairs shared
- * round robin; then a barrier. */
-static void attention_step(struct rec *r, int l, int n)
-{
-	const struct model_config *c = &r->m->c;
-	int H = c->n_head, dh = c->d_head, HD = H * dh, pairs = n * H;
-	float *scratch = r->attn_scratch + par_thread() * r->slot_floats;
-	for (int p = par_thread(); p < pairs; p += team_size()) {
-		int i = p / H, h = p % H, b = r->active[i];
-		const float *q = r->qkv + (size_t)i * 3 * HD + (size_t)h * dh;
-		float *o = r->att + (size_t)i * HD + (size_t)h * dh;
-		struct layer_state ls = layer_state(r, b, l);
-		if (h < c->n_local)
-			local_head_step(o, q, q + HD, q + 2 * HD, ls.rings + h * ring_floats(c),
-				r->pos[b], c->window, dh, scratch);
-		else
-			linear_head_step(o, q, q + HD, q + 2 * HD,
-				ls.lins + (h - c->n_local) * lin_floats(c), dh, c->lin_eps,
-				scratch);
-	}
+	linear_cols(r, out, OC, &a, w, bias, j0, j1, beta);
 	TEAM_BARRIER
 }
 
 /* ------------------------------------------------------------------ blocks */
 
-/* LayerNorm of the n rows of x, then the token shift against each stream's
- * previous row (which becomes this row's first half); rows shared by the
- * team, then a barrier. Returns the input of the sublayer's first linear
- * layer. shift2 picks the feed-forward's row. */
-static const float *sub_input(struct rec *r, int l, int n, const float *x, const float *g,
+/* LayerNorm of the n rows of x into this thread's scratch, then the token
+ * shift against each stream's previous row (which becomes this row's first
+ * half: shift_commit, after the next barrier). Every thread computes all
+ * rows: no barrier. Returns the input of the sublayer's first linear layer.
+ * shift2 picks the feed-forward's row. */
+static const float *sub_input(const struct rec *r, int l, int n, const float *x, const float *g,
 	const float *b, int shift2)
 {
 	const struct model_config *c = &r->m->c;
-	int D = c->d_model, half = D / 2, i0, i1;
-	team_share(n, 1, &i0, &i1);
-	if (i1 > i0)
-		layernorm_forward(r->h + (size_t)i0 * D, r->mean + i0, r->rstd + i0,
-			x + (size_t)i0 * D, g, b, i1 - i0, D, c->ln_eps);
-	for (int i = i0; i < i1 && c->token_shift; i++) {
+	struct rec_thread *th = my_scratch(r);
+	int D = c->d_model, half = D / 2;
+	layernorm_forward(th->h, th->mean, th->rstd, x, g, b, n, D, c->ln_eps);
+	if (!c->token_shift)
+		return th->h;
+	for (int i = 0; i < n; i++) {
 		struct layer_state ls = layer_state(r, r->active[i], l);
-		float *prev = shift2 ? ls.shift2 : ls.shift1;
-		float *hs = r->hs + (size_t)i * D, *h = r->h + (size_t)i * D;
+		const float *prev = shift2 ? ls.shift2 : ls.shift1;
+		float *hs = th->hs + (size_t)i * D, *h = th->h + (size_t)i * D;
 		memcpy(hs, prev, half * sizeof *hs);
 		memcpy(hs + half, h + half, (D - half) * sizeof *hs);
-		memcpy(prev, h, half * sizeof *hs);
 	}
-	TEAM_BARRIER
-	return c->token_shift ? r->hs : r->h;
+	return th->hs;
 }
 
-/* out (n,D) += Attn(LN(shift(x))); x may be out. */
+/* The rows of sub_input become the streams' previous rows; rows shared by
+ * the team. Called after a barrier that every thread passed after reading
+ * the previous rows, and before this thread's next sub_input. */
+static void shift_commit(const struct rec *r, int l, int n, int shift2)
+{
+	const struct model_config *c = &r->m->c;
+	const struct rec_thread *th = my_scratch(r);
+	int D = c->d_model, i0, i1;
+	if (!c->token_shift)
+		return;
+	team_share(n, 1, &i0, &i1);
+	for (int i = i0; i < i1; i++) {
+		struct layer_state ls = layer_state(r, r->active[i], l);
+		memcpy(shift2 ? ls.shift2 : ls.shift1, th->h + (size_t)i * D,
+			(D / 2) * sizeof(float));
+	}
+}
+
+/* Heads [h0, h1) of layer l for the n rows: their q, k, v columns of the
+ * qkv product, then their attention into r->att. */
+static void heads_step(struct rec *r, int l, int n, const struct act *a, int h0, int h1)
+{
+	const struct model_config *c = &r->m->c;
+	const struct model_params *p = &r->m->params;
+	int D = c->d_model, dh = c->d_head, HD = c->n_head * dh;
+	const float *w = p->w_qkv + (size_t)l * 3 * HD * D;
+	const float *bias = c->qkv_bias ? p->b_qkv + (size_t)l * 3 * HD : NULL;
+	float *scratch = my_scratch(r)->attn;
+	for (int part = 0; part < 3; part++)	/* q, k, v */
+		linear_cols(r, r->qkv, 3 * HD, a, w, bias, part * HD + h0 * dh, part * HD + h1 * dh,
+			0.0f);
+	for (int i = 0; i < n; i++) {
+		int b = r->active[i];
+		struct layer_state ls = layer_state(r, b, l);
+		for (int h = h0; h < h1; h++) {
+			const float *q = r->qkv + (size_t)i * 3 * HD + (size_t)h * dh;
+			float *o = r->att + (size_t)i * HD + (size_t)h * dh;
+			if (h < c->n_local)
+				local_head_step(o, q, q + HD, q + 2 * HD,
+					ls.rings + h * ring_floats(c), r->pos[b], c->window, dh,
+					scratch);
+			else
+				linear_head_step(o, q, q + HD, q + 2 * HD,
+					ls.lins + (h - c->n_local) * lin_floats(c), dh,
+					c->lin_eps, scratch);
+		}
+	}
+}
+
+/* out (n,D) += Attn(LN(shift(x))); x may be out. Each thread runs its own
+ * heads from its own LayerNorm: one barrier before the out projection. */
 static void attn_sub(struct rec *r, int l, int n, const float *x, float *out)
 {
 	const struct model_config *c = &r->m->c;
 	const struct model_params *p = &r->m->params;
-	int D = c->d_model, HD = c->n_head * c->d_head;
+	int D = c->d_model, HD = c->n_head * c->d_head, h0, h1;
 	const float *hs = sub_input(r, l, n, x, p->ln1_g + (size_t)l * D,
 		p->ln1_b + (size_t)l * D, 0);
-	team_linear(r, r->qkv, hs, p->w_qkv + (size_t)l * 3 * HD * D,
-		c->qkv_bias ? p->b_qkv + (size_t)l * 3 * HD : NULL, n, D, 3 * HD, 0.0f);
-	attention_step(r, l, n);
+	struct act a = act_of(r, hs, n, D);
+	team_share(c->n_head, 1, &h0, &h1);
+	heads_step(r, l, n, &a, h0, h1);
+	TEAM_BARRIER
+	shift_commit(r, l, n, 0);
 	team_linear(r, out, r->att, p->w_o + (size_t)l * D * HD, p->b_o + (size_t)l * D, n, HD, D,
 		1.0f);
 }
@@ -607,7 +1126,7 @@ static void activate_cols(float *g, const float *u, int n, int F, int ldu, int g
 
 /* out (n,D) += FFN(LN(shift(x))); x may be out. Each thread computes its
  * columns of the first layer (and, with GLU, the matching gate columns)
- * and activates them itself: one barrier fewer. */
+ * and activates them itself: one barrier before the second layer. */
 static void ffn_sub(struct rec *r, int l, int n, const float *x, float *out)
 {
 	const struct model_config *c = &r->m->c;
@@ -616,12 +1135,14 @@ static void ffn_sub(struct rec *r, int l, int n, const float *x, float *out)
 	const float *hs = sub_input(r, l, n, x, p->ln2_g + (size_t)l * D,
 		p->ln2_b + (size_t)l * D, 1);
 	const float *w1 = p->w_1 + (size_t)l * F1 * D, *b1 = p->b_1 + (size_t)l * F1;
+	struct act a = act_of(r, hs, n, D);
 	team_share(F, COL_BLOCK, &j0, &j1);
-	linear_cols(r, r->u, F1, hs, w1, b1, n, D, j0, j1, 0.0f);
+	linear_cols(r, r->u, F1, &a, w1, b1, j0, j1, 0.0f);
 	if (c->ff_glu)
-		linear_cols(r, r->u, F1, hs, w1, b1, n, D, F + j0, F + j1, 0.0f);
+		linear_cols(r, r->u, F1, &a, w1, b1, F + j0, F + j1, 0.0f);
 	activate_cols(r->g, r->u, n, F, F1, c->ff_glu, j0, j1);
 	TEAM_BARRIER
+	shift_commit(r, l, n, 1);
 	team_linear(r, out, r->g, p->w_2 + (size_t)l * D * F, p->b_2 + (size_t)l * D, n, F, D,
 		1.0f);
 }
@@ -683,23 +1204,24 @@ static void embed_step(struct rec *r, int n)
 		team_linear(r, r->x, r->emb, p->w_in, p->b_in, n, E, D, 0.0f);
 }
 
-/* The stack's output r->x (n,D) to logits r->out (n,V). */
+/* The stack's output r->x (n,D) to logits r->out (n,V); the final
+ * LayerNorm computed whole by every thread. Ends without a barrier (the
+ * parallel region's end is one). */
 static void head_step(struct rec *r, int n)
 {
 	const struct model_config *c = &r->m->c;
 	const struct model_params *p = &r->m->params;
-	int E = c->emb_dim, D = c->d_model, V = c->vocab, i0, i1;
+	struct rec_thread *th = my_scratch(r);
+	int E = c->emb_dim, D = c->d_model, V = c->vocab, j0, j1;
 	const float *e = r->x;
 	if (E != D) {
 		team_linear(r, r->e, r->x, p->w_out, p->b_out, n, D, E, 0.0f);
 		e = r->e;
 	}
-	team_share(n, 1, &i0, &i1);
-	if (i1 > i0)
-		layernorm_forward(r->hf + (size_t)i0 * E, r->mean + i0, r->rstd + i0,
-			e + (size_t)i0 * E, p->lnf_g, p->lnf_b, i1 - i0, E, c->ln_eps);
-	TEAM_BARRIER
-	team_linear(r, r->out, r->hf, p->w_head, c->head_bias ? p->b_head : NULL, n, E, V, 0.0f);
+	layernorm_forward(th->h, th->mean, th->rstd, e, p->lnf_g, p->lnf_b, n, E, c->ln_eps);
+	struct act a = act_of(r, th->h, n, E);
+	team_share(V, COL_BLOCK, &j0, &j1);
+	linear_cols(r, r->out, V, &a, p->w_head, c->head_bias ? p->b_head : NULL, j0, j1, 0.0f);
 }
 
 /* Multiply-adds of one token through the weights. */

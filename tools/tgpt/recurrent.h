@@ -24,13 +24,24 @@
  * within what training saw; the linear heads' sums simply keep going.
  *
  * B streams step together (one token each), so the per-token
- * matrix-vector products become (B x D) matrix products through BLIS. A
- * stream may sit out a step (token -1): the step then costs what the
- * active streams need. A step is one OpenMP parallel region (up to the
- * model_set_threads count) whose threads split every matrix product by
- * output columns; results do not depend on the thread count, nor (with
- * BLIS's kernels computing a row the same way in any batch, as t-recurrent
- * checks) on the other streams stepped beside a stream. */
+ * matrix-vector products become (B x D) matrix products. A stream may sit
+ * out a step (token -1): the step then costs what the active streams need.
+ * A step is one OpenMP parallel region (up to the model_set_threads count)
+ * whose threads split every matrix product by output columns and the
+ * attention by heads (each thread computes the q, k, v of its own heads,
+ * so no barrier between the two), and each compute the LayerNorms whole
+ * for themselves (no barrier either): four barriers a layer. Results do not
+ * depend on the thread count, nor on the other streams stepped beside a
+ * stream (with BLIS's kernels computing a row the same way in any batch, as
+ * t-recurrent checks, for f32).
+ *
+ * Precision of the weights (rec_set_precision): f32 (the default: the
+ * parameters themselves, through BLIS), f16 (binary16 copies) or int8
+ * (per-row scaled copies, with the inputs of each product scaled to 16-bit
+ * integers: exact integer dot products). A step reads every weight once, so
+ * with a stream or two it runs at the speed the weights' bytes come from
+ * the caches: int8 keeps the bench preset's 3.2 M weights (1.6 MB a thread
+ * on 2) in the cores' L2 caches. */
 #ifndef TGPT_RECURRENT_H
 #define TGPT_RECURRENT_H
 
@@ -38,6 +49,11 @@
 #include <stdint.h>
 
 #include "model.h"
+
+enum rec_precision { REC_F32, REC_F16, REC_INT8 };
+
+struct rec_thread;	/* per-thread scratch (recurrent.c) */
+struct rec_q8;
 
 struct rec {
 	const struct model *m;	/* borrowed: parameters as trained */
@@ -47,9 +63,8 @@ struct rec {
 	int64_t *pos;		/* (B) position of each stream's next token */
 	float *logits;		/* (B, V) of each stream's last step */
 	/* per-step scratch, (B, width) each, allocated once */
-	float *emb, *x, *y2, *h, *hs, *qkv, *att, *u, *g, *e, *hf, *mean, *rstd, *out;
-	float *attn_scratch;	/* one slot per thread */
-	size_t slot_floats;
+	float *emb, *x, *y2, *qkv, *att, *u, *g, *e, *out;
+	struct rec_thread *th;	/* one per thread */
 	int slots;
 	int *active;		/* stream of each row of the step */
 	int *tok;		/* token of each row */
@@ -58,8 +73,10 @@ struct rec {
 	 * runs on the calling thread alone: a parallel region and its
 	 * barriers cost microseconds. rec_init sets REC_PAR_MIN_MACS. */
 	double par_min_macs;
-	uint16_t *half;		/* rec_use_half: binary16 copies of the matrices */
-	int half_simd;		/* their products through AVX2 + F16C */
+	enum rec_precision precision;
+	uint16_t *half;		/* f16: binary16 copies of the matrices (at their offsets) */
+	struct rec_q8 *q8;	/* int8: the matrices' integer copies (recurrent.c) */
+	int simd;		/* the products' kernels (rec_simd); 0: plain C */
 };
 
 #define REC_PAR_MIN_MACS 262144.0
@@ -97,19 +114,32 @@ const float *rec_logits(const struct rec *r, int b);
 /* Tokens stream b has been fed (the position of its next one). */
 int64_t rec_pos(const struct rec *r, int b);
 
-/* Half-precision weights (opt-in): copies the model's matrices (w_in,
- * w_qkv, w_o, w_1, w_2, w_out, w_head) to IEEE binary16 (to nearest,
- * saturating at +-65504; 2 bytes per parameter) and runs every later
- * step's products on them, activations and sums staying float. A step then
- * reads half the bytes, which pays where the weights' bytes bound it: one
- * or two streams of a model past the caches (bench preset, one stream, 2
- * threads: 1.55 times the tokens/s). Logits differ from model_forward's by
- * about 1e-3 of their scale (presets at their initial weights: 6e-4 to
- * 8e-4; t-recurrent's deliberately large weights: 8e-3, bound 1e-2). The
- * copy is of the parameters at the call: call again after they change.
- * Same bits on every machine (AVX2 + F16C, or plain C: rec_half_simd()). */
-void rec_use_half(struct rec *r);
-int rec_half_simd(void);
+/* Reduced-precision weights: copies the model's matrices (w_in, w_qkv,
+ * w_o, w_1, w_2, w_out, w_head; embeddings, biases and LayerNorms stay
+ * float) and runs every later step's products on the copies, activations,
+ * attention and sums staying float:
+ *   REC_F16: IEEE binary16 (to nearest, saturating at +-65504), products
+ *     in float (AVX2 + F16C or plain C, the same bits);
+ *   REC_INT8: each row (one output) as round(w / s) in [-127, 127] with
+ *     s = max |w| / 127; each input row of a product as 16-bit integers
+ *     with its own scale max |x| / 32767; the dot products are exact
+ *     integers (AVX-512 VNNI, AVX2 or plain C: the same bits), times the
+ *     two scales, plus the bias.
+ * Against f32 on trained checkpoints (tiny and bench presets): int8 moves
+ * the logits by at most 0.4 to 0.7 % of their range and the next-token
+ * distributions by 0.1 to 0.3 % in total variation on average (at most
+ * 1.5 %); f16 by 0.02 to 0.04 % and 0.01 %. t-recurrent holds them to
+ * 3e-2 and 4e-2 (int8), 2e-3 and 2e-3 (f16) at the presets' initial
+ * weights (looser with its deliberately large ones).
+ * REC_F32 frees the copies and goes back to the parameters. The copy is of
+ * the parameters at the call: call again after they change. */
+void rec_set_precision(struct rec *r, enum rec_precision p);
+/* "f32", "f16", "int8"; parse returns -1 for another name. */
+const char *rec_precision_name(enum rec_precision p);
+int rec_precision_parse(const char *name);
+/* Nonzero when this CPU runs precision p's products through SIMD kernels
+ * (f32: BLIS, always; f16: AVX2 + F16C; int8: 2 AVX-512 VNNI, 1 AVX2). */
+int rec_simd(enum rec_precision p);
 
 /* Snapshots: init allocates one for r's model (exits on no memory); save
  * copies stream b into it; restore puts it back into stream b (any b of a
