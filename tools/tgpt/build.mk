@@ -83,7 +83,7 @@ $(BIN)/tgpt-train: $(TGPT_TRAIN_OBJ) $(B)/tools/tgpt/dist.o $(COMMON_LIB) $(B)/t
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter-out %.mpi,$^) $(TGPT_LIBS) $(MSGPACK_LIBS)
 endif
 ifneq ($(shell command -v $(firstword $(MPICC))),)
-check: $(B)/mpi/tgpt-train
+check bench: $(B)/mpi/tgpt-train
 endif
 
 # The checkpoint round trip links the writer, the reader and the model.
