@@ -13,7 +13,7 @@ mkdir -p caps/data && cp "$TGPT_TOP/examples/data/dns.pcap" "$TGPT_TOP/examples/
 printf 'data/dns.pcap\tdns\ndata/ntp.pcap\tntp\n' > caps/labels.tsv
 sed -e "s|^CAPTURES = .*|CAPTURES = $T_DIR/caps|" -e "s|^LABELS = .*|LABELS = $T_DIR/caps/labels.tsv|" \
     -e 's/^STEPS = .*/STEPS = 20/' -e 's/^FT_STEPS = .*/FT_STEPS = 20/' -e 's/^GEN_N = .*/GEN_N = 4/' \
-    -e 's/^CONTEXT = .*/CONTEXT = 512/' -e 's/^GEN_MAX_TOKENS = .*/GEN_MAX_TOKENS = 600/' \
+    -e 's/^CONTEXT = .*/CONTEXT = 512/' -e 's/^FT_WINDOW = .*/FT_WINDOW = 256/' -e 's/^GEN_MAX_TOKENS = .*/GEN_MAX_TOKENS = 600/' \
     -e 's/^JOBS = .*/JOBS = 1/' "$TGPT_TOP/pipelines/experiment.conf" > conf
 exits_with 0 "the experiment runs to its report" make -s -f "$mk" EXP=e CONFIG="$T_DIR/conf"
 ok "report written" test -s e/report.md
@@ -67,7 +67,7 @@ for c in dns http; do
 done
 sed -e "s|^CAPTURES = .*|CAPTURES = $T_DIR/caps2/pcap|" -e "s|^LABELS = .*|LABELS =|" \
     -e 's/^STEPS = .*/STEPS = 10/' -e 's/^FT_STEPS = .*/FT_STEPS = 10/' -e 's/^GEN_N = .*/GEN_N = 2/' \
-    -e 's/^CONTEXT = .*/CONTEXT = 512/' -e 's/^GEN_MAX_TOKENS = .*/GEN_MAX_TOKENS = 600/' \
+    -e 's/^CONTEXT = .*/CONTEXT = 512/' -e 's/^FT_WINDOW = .*/FT_WINDOW = 256/' -e 's/^GEN_MAX_TOKENS = .*/GEN_MAX_TOKENS = 600/' \
     -e 's/^JOBS = .*/JOBS = 1/' -e 's|^SPLIT = .*|SPLIT = 60/20/20|' "$TGPT_TOP/pipelines/experiment.conf" > conf2
 printf '%s\n' "FLOW_TABLE = $T_DIR/$table" "LABEL_COLUMN = category" "LABEL_FILTER = confidence=DPI" \
 	"LABELLED_ONLY = yes" "MAX_PER_SOURCE_LABEL = 30" "MIN_LABEL_FLOWS = 5" "BASELINE_SPLIT = shards" >> conf2
