@@ -17,16 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
 #include "../tools/tgpt/generate.h"
 #include "../tools/tgpt/model.h"
 #include "../tools/tgpt/recurrent.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -56,13 +50,13 @@ static void fast_forward(struct rec *r, int *tok, long pos, uint64_t *rng)
 /* Seconds for n tokens per stream: sample from each stream's logits, feed. */
 static double time_tokens(struct rec *r, struct gen_sampler *s, int *tok, int n, uint64_t *rng)
 {
-	double t = now();
+	double t = now_seconds();
 	for (int i = 0; i < n; i++) {
 		for (int b = 0; b < r->B; b++)
 			tok[b] = gen_sample(s, rec_logits(r, b), NULL, rng);
 		rec_step(r, tok);
 	}
-	return now() - t;
+	return now_seconds() - t;
 }
 
 int main(int argc, char **argv)

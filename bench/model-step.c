@@ -13,15 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
 #include "../tools/tgpt/layers.h"
 #include "../tools/tgpt/model.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -37,10 +31,10 @@ static double sgemm_rate(int N, int D)
 	if (!a || !b || !c)
 		err(EX_OSERR, "sgemm_rate");
 	mm(0, 1, N, 4 * D, D, 1.0f, a, D, b, D, 0.0f, c, 4 * D);
-	double t = now();
+	double t = now_seconds();
 	for (int r = 0; r < 3; r++)
 		mm(0, 1, N, 4 * D, D, 1.0f, a, D, b, D, 0.0f, c, 4 * D);
-	t = now() - t;
+	t = now_seconds() - t;
 	free(a), free(b), free(c);
 	return 3 * 2.0 * N * 4.0 * D * D / t / 1e9;
 }
@@ -83,7 +77,7 @@ int main(int argc, char **argv)
 
 	double *times = calloc(steps + 1, sizeof *times), flops = 0, loss = 0;
 	for (int s = 0; s <= steps; s++) {	/* step 0 is the warm-up */
-		double f0 = mm_flops, t = now();
+		double f0 = mm_flops, t = now_seconds();
 		if (fwd_only) {
 			model_forward(&m, tok, NULL, B, T);
 		} else {
@@ -93,7 +87,7 @@ int main(int argc, char **argv)
 			model_clip_grad(&m, 1.0f);
 			model_adamw_update(&m, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1);
 		}
-		times[s] = now() - t;
+		times[s] = now_seconds() - t;
 		flops = mm_flops - f0;
 	}
 	qsort(times + 1, steps, sizeof *times, cmp_double);

@@ -13,17 +13,12 @@
 #include <sysexits.h>
 #include <time.h>
 
+#include "../common/cli.h"
+
 static const char usage[] =
 	"usage: sgemm-rate [-m rows] [-n cols] [-k inner] [-j threads] [-r runs]\n"
 	"  defaults: -m 12032 -n 1024 -k 256 -j 2 -r 10 (best and median of the runs\n"
 	"  after one warm-up)\n";
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -84,11 +79,11 @@ int main(int argc, char **argv)
 	/* The thread count as the model sets it (model_set_threads). */
 	bli_thread_set_num_threads(threads);
 	for (long r = -1; r < runs; r++) {	/* run -1 is the warm-up */
-		double t = now();
+		double t = now_seconds();
 		bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, m, n, k, &one, a, k, 1, b, k, 1, &zero,
 			c, n, 1);
 		if (r >= 0)
-			secs[r] = now() - t;
+			secs[r] = now_seconds() - t;
 	}
 	qsort(secs, runs, sizeof *secs, cmp_double);
 	double flop = 2.0 * m * n * k;

@@ -29,11 +29,11 @@ LIBS_t-recurrent := $(COMMON_LIB) $(TGPT_LIBS)
 LIBS_t-generate := $(COMMON_LIB) $(TGPT_LIBS)
 # Generation tokens/s (not part of `all`): make build/bench/gen-step
 $(B)/bench/gen-step: $(B)/bench/gen-step.o $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ) $(COMMON_LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
 
 # The timing driver (not part of `all`): make build/bench/model-step
-$(B)/bench/model-step: $(B)/bench/model-step.o $(TGPT_MODEL_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS)
+$(B)/bench/model-step: $(B)/bench/model-step.o $(TGPT_MODEL_OBJ) $(COMMON_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
 
 # Classification with a fine-tuned model (classify.h): the input layout and
 # label probabilities that tgpt-train's validation and tgpt-infer share.
@@ -92,8 +92,8 @@ LIBS_t-ckpt := $(COMMON_LIB) $(TGPT_LIBS) $(MSGPACK_LIBS)
 
 # BLIS's own sgemm rate, the ceiling bench/train.sh compares the trainer's
 # achieved GFLOP/s with (built by `make bench`): make build/bench/sgemm-rate
-$(B)/bench/sgemm-rate: $(B)/bench/sgemm-rate.o
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS)
+$(B)/bench/sgemm-rate: $(B)/bench/sgemm-rate.o $(COMMON_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
 
 # tgpt-infer: classification with a fine-tuned model and generation with the
 # recurrent one (tgpt-infer(1)).
