@@ -5,6 +5,9 @@
 # evaluation but not the training; CONDITIONAL = 1 trains a class-conditional
 # model and generates flows of each label.
 . "$TGPT_TOP/tests/lib.sh"
+# The steps are told apart by the commands make echoes: not silenced by the
+# flags of an outer `make -s check`.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 for t in parallel jq mpdump tgpt-train tgpt-infer realism-eval jsdiv; do
 	command -v $t >/dev/null || { echo "1..0 # skip $t missing"; exit 0; }
 done
