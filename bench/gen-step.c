@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "../common/cli.h"
-#include "../tools/tgpt/generate.h"
+#include "../tools/tgpt-infer/generate.h"
 #include "../tools/tgpt/model.h"
 #include "../tools/tgpt/recurrent.h"
 

@@ -1,4 +1,4 @@
-/* t-generate.c: unit tests of flow generation (tools/tgpt/generate.h): the
+/* t-generate.c: unit tests of flow generation (tools/tgpt-infer/generate.h): the
  * top-k sampler (never outside the top k, its frequencies, greedy at
  * temperature 0 or k 1, seeds), the packet check, and the generation loop
  * driven by a hook that forces the tokens (a valid flow comes out whole; a
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../../common/record.h"
-#include "../../tools/tgpt/generate.h"
+#include "../../tools/tgpt-infer/generate.h"
 #include "../../tools/tgpt/model.h"
 #include "../../tools/tgpt/recurrent.h"
 #include "../tap.h"

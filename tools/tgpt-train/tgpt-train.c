@@ -25,12 +25,12 @@
 #include "bytes.h"
 #include "cli.h"
 #include "record.h"
-#include "ckpt.h"
-#include "classify.h"
-#include "conditional.h"
+#include "../tgpt/ckpt.h"
+#include "../tgpt/classify.h"
+#include "../tgpt/conditional.h"
 #include "dist.h"
-#include "model.h"
-#include "shard.h"
+#include "../tgpt/model.h"
+#include "../tgpt/shard.h"
 
 static const char usage[] =
 	"usage: tgpt-train [-q] [-j N] [--preset NAME] [--context T] [SIZES] [TRAINING]\n"

@@ -16,14 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ckpt.h"
-#include "classify.h"
+#include "../tgpt/ckpt.h"
+#include "../tgpt/classify.h"
 #include "cli.h"
-#include "conditional.h"
+#include "../tgpt/conditional.h"
 #include "generate.h"
-#include "model.h"
+#include "../tgpt/model.h"
 #include "record.h"
-#include "shard.h"
+#include "../tgpt/shard.h"
 #include "stream.h"
 
 static const char usage[] =

@@ -31,8 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
-#include "recurrent.h"
+#include "../tgpt/model.h"
+#include "../tgpt/recurrent.h"
 
 /* ------------------------------------------------------------------ sampler */
 
