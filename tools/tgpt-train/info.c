@@ -1,0 +1,56 @@
+/* info.c: tgpt-train --info FILE: a checkpoint checked section by section
+ * and printed as text (tgpt-ckpt(5)). */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "train.h"
+
+/* The label table of a classifier: one line per label, its id, token ids
+ * (comma-separated), training flows and name. */
+static void info_labels(struct ckpt *ck)
+{
+	struct ckpt_labels l;
+	char err[1024];
+	int rc = ckpt_read_labels(ck, &l, err, sizeof err);
+	if (rc)
+		errx(rc, "%s", err);
+	printf("[labels]\nn_labels %u\n", l.n);
+	if (l.n)
+		printf("label_tokens %u\n", l.k);
+	if (l.n && l.conditional)
+		printf("conditional 1\n");
+	else if (l.n)
+		printf("window_tokens %u\n", l.window);
+	for (uint32_t i = 0; i < l.n; i++) {
+		printf("label %u %u", i, l.token[(size_t)i * l.k]);
+		if (l.k == 2)
+			printf(",%u", l.token[(size_t)i * l.k + 1]);
+		printf(" %" PRIu64 " %s\n", l.count[i], l.name[i]);
+	}
+	ckpt_labels_free(&l);
+}
+
+int info(const char *path)
+{
+	struct ckpt ck;
+	char err[1024];
+	int rc = ckpt_open(path, &ck, 1, err, sizeof err);
+	if (rc)
+		errx(rc, "%s", err);
+	printf("file %s\nversion %u\nsize %zu\nsections %d\n", path, ck.version, ck.map_len, ck.n);
+	for (int i = 0; i < ck.n; i++)
+		printf("section %s type %u offset %" PRIu64 " size %" PRIu64 " crc32 %08x\n",
+			ck.sec[i].name, ck.sec[i].type, ck.sec[i].offset, ck.sec[i].size, ck.sec[i].crc);
+	for (uint32_t type = CKPT_MODEL; type <= CKPT_TRAIN; type++) {
+		const struct ckpt_section *s = ckpt_find(&ck, type);
+		if (s) {
+			printf("[%s]\n", s->name);
+			fwrite(s->data, 1, s->size, stdout);
+		}
+	}
+	if (ckpt_find(&ck, CKPT_LABELS))
+		info_labels(&ck);
+	ckpt_close(&ck);
+	cli_close_out(stdout, "stdout");
+	return 0;
+}
