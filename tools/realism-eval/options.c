@@ -1,0 +1,142 @@
+/* options.c: realism-eval's command line: the usage text and the options
+ * of both modes, checked against each other. */
+#include <getopt.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "boost.h"
+#include "realism.h"
+
+const char usage[] =
+	"usage: realism-eval [-jpq] [-k folds] [-n packets] [-s seed] [options] real generated\n"
+	"       realism-eval --baseline [-jpq] [-L labels.tsv] [--split capture|time]\n"
+	"                    [--test-share X | --split-file split.tsv] [options] [LABEL=]file ...\n"
+	"Compares generated traffic with real traffic (captures or flow streams, \"-\"\n"
+	"for stdin): validity of the generated packets and TCP flows, a discriminator\n"
+	"(XGBoost on one feature vector per flow, macro-F1 over stratified k-fold\n"
+	"cross-validation; 0.5 = indistinguishable) and jsdiv's mean divergences.\n"
+	"  -k, --folds K            cross-validation folds (5)\n"
+	"  -n, --packets N          packets per flow in the feature vector (20)\n"
+	"  -p, --ports              put the first packet's ports in the feature vector\n"
+	"  -s, --seed N             seed of subsampling, folds and XGBoost (1)\n"
+	"  -r, --rounds N           boosting rounds (100)\n"
+	"  -d, --depth N            tree depth (6)\n"
+	"  -T, --threads N          XGBoost threads (1; results depend on it)\n"
+	"  -t, --idle-timeout SECS  captures: pcap2flow's idle timeout (120)\n"
+	"  -j, --json               one JSON document instead of the report\n"
+	"  -q, --quiet              no progress on the terminal\n"
+	"  -h, --help               this text\n"
+	"  -V, --version            version and libraries\n"
+	"Baseline (supervised flow classification on labelled flows):\n"
+	"  -b, --baseline           files are LABEL=FILE, or flow streams with labels\n"
+	"  -L, --labels FILE        more inputs: lines FILE<TAB>LABEL (relative paths\n"
+	"                           from FILE's directory)\n"
+	"      --split MODE         capture: no capture on both sides (default);\n"
+	"                           time: each capture's latest flows are the test set\n"
+	"      --test-share X       share of flows (captures) to test (0.3)\n"
+	"      --split-file FILE    the flows and split of tokshard's split.tsv instead:\n"
+	"                           only the flows it lists (by source and id), its\n"
+	"                           train and test sides; its val flows are left out\n"
+	"Definitions: realism-eval(1).\n";
+
+int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "baseline", no_argument, NULL, 'b' },
+		{ "depth", required_argument, NULL, 'd' },
+		{ "folds", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "labels", required_argument, NULL, 'L' },
+		{ "packets", required_argument, NULL, 'n' },
+		{ "ports", no_argument, NULL, 'p' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "split", required_argument, NULL, OPT_SPLIT },
+		{ "split-file", required_argument, NULL, OPT_SPLIT_FILE },
+		{ "test-share", required_argument, NULL, OPT_TEST_SHARE },
+		{ "threads", required_argument, NULL, 'T' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	*o = (struct options){ .folds = 5, .rounds = 100, .depth = 6, .threads = 1, .packets = 20,
+				.seed = 1, .idle = 120, .test_share = 0.3, .eta = 0.3,
+				.split = SPLIT_CAPTURE };
+	int ch, own_split = 0;
+
+	while ((ch = getopt_long(argc, argv, "bd:hjk:L:n:pqr:s:t:T:V", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'b':
+			o->baseline = 1;
+			break;
+		case 'd':
+			o->depth = (int)opt_u64(usage, "--depth", optarg, 1, 20);
+			break;
+		case 'h':
+			cli_help(usage);
+		case 'j':
+			o->json = 1;
+			break;
+		case 'k':
+			o->folds = (int)opt_u64(usage, "--folds", optarg, 2, 100);
+			break;
+		case 'L':
+			o->labels = optarg;
+			break;
+		case 'n':
+			o->packets = (unsigned)opt_u64(usage, "--packets", optarg, 1, 1000);
+			break;
+		case 'p':
+			o->ports = 1;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case 'r':
+			o->rounds = (int)opt_u64(usage, "--rounds", optarg, 1, 100000);
+			break;
+		case 's':
+			o->seed = opt_u64(usage, "--seed", optarg, 0, UINT64_MAX);
+			break;
+		case 't':
+			o->idle = opt_double(usage, "--idle-timeout", optarg, 0, 1e9);
+			break;
+		case 'T':
+			o->threads = (int)opt_u64(usage, "--threads", optarg, 1, 1024);
+			break;
+		case 'V': {
+			const char *const libs[] = { boost_version(), NULL };
+			cli_version(libs);
+		}
+		case OPT_SPLIT:
+			if (strcmp(optarg, "capture") == 0)
+				o->split = SPLIT_CAPTURE;
+			else if (strcmp(optarg, "time") == 0)
+				o->split = SPLIT_TIME;
+			else
+				cli_usage_error(usage, "--split: capture or time, not '%s'", optarg);
+			own_split = 1;
+			break;
+		case OPT_TEST_SHARE:
+			o->test_share = opt_double(usage, "--test-share", optarg, 0.01, 0.99);
+			own_split = 1;
+			break;
+		case OPT_SPLIT_FILE:
+			o->split_file = optarg;
+			break;
+		default:
+			cli_usage_error(usage, "unknown option");
+		}
+	}
+	if (o->split_file && own_split)
+		cli_usage_error(usage, "--split-file is the split: no --split or --test-share with it");
+	if (o->split_file && !o->baseline)
+		cli_usage_error(usage, "--split-file goes with --baseline");
+	if (o->split_file)
+		o->split = SPLIT_FILE;
+	if (o->labels && !o->baseline)
+		cli_usage_error(usage, "--labels goes with --baseline");
+	return optind;
+}
