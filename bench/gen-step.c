@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../common/cli.h"
+#include "../common/hash.h"
 #include "../tools/tgpt-infer/generate.h"
 #include "../tools/tgpt/model.h"
 #include "../tools/tgpt/recurrent.h"
@@ -42,7 +43,7 @@ static void fast_forward(struct rec *r, int *tok, long pos, uint64_t *rng)
 {
 	while (rec_pos(r, 0) < pos) {
 		for (int b = 0; b < r->B; b++)
-			tok[b] = (int)(gen_rng_next(rng) % 256);
+			tok[b] = (int)(splitmix64(rng) % 256);
 		rec_step(r, tok);
 	}
 }

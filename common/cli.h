@@ -1,7 +1,7 @@
 /* cli.h: what every tgpt tool shares on the command line: messages with the
  * program's name (glibc's err(3) family), sysexits codes, number parsing,
- * --version, the refusal to write binary to a terminal, and progress on a
- * terminal only. */
+ * --version, the refusal to write binary to a terminal, progress on a
+ * terminal only, and (alloc.h) allocation that exits when memory runs out. */
 #ifndef TGPT_CLI_H
 #define TGPT_CLI_H
 
@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sysexits.h>
+
+#include "alloc.h"   /* xmalloc, xcalloc, xrealloc, xstrdup, grow */
 
 #define TGPT_VERSION "0.1.0"
 
@@ -73,13 +75,5 @@ void format_error(char *err, size_t errlen, const char *path, const char *fmt, v
 	__attribute__((format(printf, 4, 0)));
 
 double now_seconds(void);
-
-/* Growable arrays without repeating the realloc dance. */
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
-/* Ensures *buf holds at least need elements of size each; grows by doubling. */
-void grow(void **buf, size_t *cap, size_t need, size_t size);
 
 #endif

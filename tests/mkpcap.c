@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h" /* TGPT_VERSION only: the helper links nothing from common/ */
+#include "hash.h"
 
 #define NS_PER_S UINT64_C(1000000000)
 #define MAX_FRAME 4096
@@ -24,26 +25,17 @@
 
 /* ---------------------------------------------------------------- RNG */
 
-/* splitmix64: tiny, fast, and the same sequence on every platform. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n). */
+/* Uniform in [0, n), from splitmix64 (hash.h). */
 static uint32_t rng_below(uint64_t *s, uint32_t n)
 {
-	return (uint32_t)(((rng_next(s) >> 32) * n) >> 32);
+	return (uint32_t)(((splitmix64(s) >> 32) * n) >> 32);
 }
 
 /* Little-endian bytes of the sequence, so every host writes the same file. */
 static void rng_fill(uint64_t *s, uint8_t *p, size_t n)
 {
 	while (n > 0) {
-		uint64_t r = rng_next(s);
+		uint64_t r = splitmix64(s);
 
 		for (int i = 0; i < 8 && n > 0; i++, n--, r >>= 8)
 			*p++ = (uint8_t)r;
@@ -427,8 +419,8 @@ static struct conv conv_make(struct scene *s, int ip_version, uint8_t proto,
 			ipv4_addr(c.end[i].ip, 10, 0, 0, host);
 		else
 			ipv6_addr(c.end[i].ip, host);
-		c.end[i].seq = (uint32_t)rng_next(&s->seed);
-		c.end[i].ip_id = (uint16_t)rng_next(&s->seed);
+		c.end[i].seq = (uint32_t)splitmix64(&s->seed);
+		c.end[i].ip_id = (uint16_t)splitmix64(&s->seed);
 	}
 	c.end[0].port = (uint16_t)(32768 + rng_below(&s->seed, 28000));
 	c.end[1].port = server_port;
@@ -456,7 +448,7 @@ static void tcp_exchange(struct scene *s, struct conv *c, const struct ip_extra 
 	uint8_t req[64], resp[MSS];
 	char line[64];
 	int n = snprintf(line, sizeof line, "GET /%016llx HTTP/1.1\r\nHost: test\r\n\r\n",
-		(unsigned long long)rng_next(&s->seed));
+		(unsigned long long)splitmix64(&s->seed));
 
 	memcpy(req, line, (size_t)n);
 	tcp_send_x(s, c, 0, TH_PSH | TH_ACK, req, (size_t)n, x);
@@ -479,7 +471,7 @@ static void dns_exchange(struct scene *s, struct conv *c, const char *name)
 {
 	uint8_t msg[300];
 	size_t n = 12, q;
-	uint16_t id = (uint16_t)rng_next(&s->seed);
+	uint16_t id = (uint16_t)splitmix64(&s->seed);
 	static const uint8_t qtail[4] = { 0, 1, 0, 1 };                    /* A, IN */
 	static const uint8_t answer[12] = { 0xc0, 12, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4 };
 
@@ -706,8 +698,8 @@ static const uint16_t server_ports[] = { 80, 443, 443, 443, 22, 25, 8080, 993, 3
 
 static void bulk_new_flow(struct scene *s, struct bulk_flow *f)
 {
-	uint64_t r = rng_next(&s->seed);
-	double u = (double)(rng_next(&s->seed) >> 11) / 9007199254740992.0;
+	uint64_t r = splitmix64(&s->seed);
+	double u = (double)(splitmix64(&s->seed) >> 11) / 9007199254740992.0;
 
 	f->c = conv_make(s, 4, 6, 0, 0, server_ports[r % 10]);
 	mac_addr(f->c.end[0].mac, (uint16_t)(r >> 8));

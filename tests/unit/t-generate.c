@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/hash.h"
 #include "../../common/record.h"
 #include "../../tools/tgpt-infer/generate.h"
 #include "../../tools/tgpt/model.h"
@@ -21,7 +22,7 @@
 static void random_logits(float *l, int V, uint64_t *rng, float spread)
 {
 	for (int v = 0; v < V; v++)
-		l[v] = spread * (float)((gen_rng_next(rng) >> 11) * 0x1.0p-53 - 0.5);
+		l[v] = spread * (float)((splitmix64(rng) >> 11) * 0x1.0p-53 - 0.5);
 }
 
 /* Rank of id among logits: how many are larger, or equal with a lower id. */

@@ -3,6 +3,7 @@
  * back, and a wrong magic, another version, a cut or damaged file are refused
  * with a message that says so. */
 #include <stdlib.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -98,7 +99,7 @@ static void refused(uint8_t *b, size_t n, const char *want, const char *what)
 {
 	char why[512];
 	int r = try_open(b, n, why, sizeof why);
-	ok(r < 0 && strstr(why, want) && strstr(why, path), what);
+	ok(r == EX_DATAERR && strstr(why, want) && strstr(why, path), what);
 	if (r == 0 || !strstr(why, want))
 		printf("#   message \"%s\", want one with \"%s\"\n", why, want);
 	build_good(b);
@@ -112,7 +113,7 @@ static void test_good(uint8_t *b)
 	write_file(b, GOOD_SIZE);
 	int r = shard_open(path, &s, why, sizeof why);
 	is_int(r, 0, "a shard built from the manual opens");
-	if (r < 0) {
+	if (r != 0) {
 		printf("#   %s\n", why);
 		return;
 	}
@@ -210,10 +211,10 @@ static void test_refusals(uint8_t *b)
 	refused(b, GOOD_SIZE, "vocabulary", "a zero vocabulary");
 	unlink(path);
 	struct shard s;
-	ok(shard_open(path, &s, why, sizeof why) < 0 && strstr(why, "No such file"),
-	   "a missing file is an error naming the cause");
+	ok(shard_open(path, &s, why, sizeof why) == EX_NOINPUT && strstr(why, "No such file"),
+	   "a missing file is EX_NOINPUT, naming the cause");
 	char tiny[8];
-	ok(shard_open(path, &s, tiny, sizeof tiny) < 0 && strlen(tiny) == 7,
+	ok(shard_open(path, &s, tiny, sizeof tiny) != 0 && strlen(tiny) == 7,
 	   "a short error buffer is filled, not overrun");
 }
 
@@ -229,7 +230,7 @@ static void test_empty(uint8_t *b)
 	put32(b + 128, 0);
 	int r = try_open(b, 256, why, sizeof why);
 	is_int(r, 0, "an empty shard opens");
-	if (r < 0)
+	if (r != 0)
 		printf("#   %s\n", why);
 }
 

@@ -13,83 +13,13 @@
 
 #include "bytes.h"
 #include "cli.h"
+#include "intern.h"
 #include "labels.h"
 
-#define NONE SIZE_MAX
+#define NONE INTERN_NONE /* no capture, no label */
 #define PROTO_TCP 6
 #define PROTO_UDP 17
 #define VLAN_MAX 4095
-
-/* ------------------------------------------------------------ strings */
-
-/* Labels and capture names, each kept once (a table repeats a few dozen
- * labels over all its rows), by offset into one buffer. */
-struct strings {
-	char *buf;
-	size_t len, cap;
-	size_t *slot;           /* offset + 1, 0 empty */
-	size_t mask, n;
-};
-
-static uint64_t str_hash(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
-	return h;
-}
-
-/* The slot holding s, or the empty one where it would go. */
-static size_t *str_slot(const struct strings *st, const char *s, size_t len)
-{
-	size_t i = str_hash(s, len) & st->mask;
-	for (;; i = (i + 1) & st->mask) {
-		size_t *slot = &st->slot[i];
-		if (*slot == 0)
-			return slot;
-		const char *have = st->buf + *slot - 1;
-		if (strncmp(have, s, len) == 0 && have[len] == '\0')
-			return slot;
-	}
-}
-
-static void str_rehash(struct strings *st)
-{
-	size_t old_n = st->mask + 1, *old = st->slot;
-	st->mask = old ? old_n * 2 - 1 : 255;
-	st->slot = xcalloc(st->mask + 1, sizeof *st->slot);
-	for (size_t i = 0; old && i < old_n; i++)
-		if (old[i]) {
-			const char *s = st->buf + old[i] - 1;
-			*str_slot(st, s, strlen(s)) = old[i];
-		}
-	free(old);
-}
-
-static size_t intern(struct strings *st, const char *s, size_t len)
-{
-	if (!st->slot || 2 * (st->n + 1) > st->mask + 1)
-		str_rehash(st);
-	size_t *slot = str_slot(st, s, len);
-	if (*slot)
-		return *slot - 1;
-	grow((void **)&st->buf, &st->cap, st->len + len + 1, 1);
-	memcpy(st->buf + st->len, s, len);
-	st->buf[st->len + len] = '\0';
-	*slot = st->len + 1;
-	st->len += len + 1;
-	st->n++;
-	return *slot - 1;
-}
-
-/* The offset of s when it was interned, else NONE. */
-static size_t str_find(const struct strings *st, const char *s)
-{
-	if (!st->slot)
-		return NONE;
-	size_t *slot = str_slot(st, s, strlen(s));
-	return *slot ? *slot - 1 : NONE;
-}
 
 static const char *base_name(const char *path)
 {
@@ -112,8 +42,8 @@ struct row {
 	uint16_t vlan;
 	uint8_t has_vlan;
 	uint8_t ambiguous;      /* left out: an address nDPI wrote ambiguously */
-	size_t capture;         /* interned base name; NONE in a table without */
-	size_t label;           /* interned; NONE: left out (filter, no label) */
+	uint32_t capture;       /* interned base name; NONE in a table without */
+	uint32_t label;         /* interned; NONE: left out (filter, no label) */
 	uint64_t line;
 };
 
@@ -134,11 +64,11 @@ struct label_table {
 	const char *path;
 	int quiet;
 	int keyed;              /* rows name their capture */
-	struct strings str;
+	struct intern str;      /* labels and capture names, each kept once */
 	struct row *rows;
 	size_t n_rows, rows_cap;
 	/* the selection: the rows of one capture, hashed */
-	size_t selected;        /* its capture (NONE: none the table names) */
+	uint32_t selected;      /* its capture (NONE: none the table names) */
 	struct entry *slot;     /* NULL before the first capture */
 	size_t mask;
 	uint64_t sel_rows, sel_left_out;
@@ -464,7 +394,7 @@ static void read_row(struct parser *p)
 	int usable = 1;
 	if (c->key >= 0) {
 		const char *name = base_name(p->field[c->key]);
-		r->capture = intern(&t->str, name, strlen(name));
+		r->capture = intern_add(&t->str, name, strlen(name));
 	}
 	for (size_t i = 0; i < p->o->n_filters; i++) {
 		const char *prefix = p->o->filters[i].prefix;
@@ -492,7 +422,7 @@ static void read_row(struct parser *p)
 		usable = 0;
 	}
 	if (usable)
-		r->label = intern(&t->str, label, strlen(label));
+		r->label = intern_add(&t->str, label, strlen(label));
 	t->n_rows++;
 }
 
@@ -597,7 +527,7 @@ static int same_place(const struct row *x, const struct row *y)
  * row for the same 5-tuple and VLAN only counts, and is a conflict when its
  * label differs. Says so, and which rows with an address nDPI wrote
  * ambiguously would have given labels. */
-static void select_rows(struct label_table *t, size_t capture, const char *name)
+static void select_rows(struct label_table *t, uint32_t capture, const char *name)
 {
 	size_t n = 0;
 	uint64_t ambiguous = 0, first_ambiguous = 0;
@@ -653,9 +583,10 @@ static void select_rows(struct label_table *t, size_t capture, const char *name)
 
 void labels_begin(struct label_table *t, const char *capture)
 {
-	size_t id = t->keyed ? str_find(&t->str, base_name(capture)) : NONE;
+	const char *name = base_name(capture);
+	uint32_t id = t->keyed ? intern_find(&t->str, name, strlen(name)) : NONE;
 	if (!t->slot || id != t->selected) {
-		select_rows(t, id, base_name(capture));
+		select_rows(t, id, name);
 		t->selected = id;
 	}
 	t->gen++;
@@ -689,9 +620,8 @@ const char *labels_find(struct label_table *t, const struct label_query *q, size
 			t->file.used += e->n_rows;
 		}
 		t->file.labelled++;
-		const char *label = t->str.buf + r->label;
-		*len = strlen(label);
-		return label;
+		*len = t->str.e[r->label].len;
+		return t->str.e[r->label].s;
 	}
 	return NULL;
 }
@@ -734,8 +664,7 @@ void labels_free(struct label_table *t)
 {
 	if (!t)
 		return;
-	free(t->str.buf);
-	free(t->str.slot);
+	intern_free(&t->str);
 	free(t->rows);
 	free(t->slot);
 	free(t);

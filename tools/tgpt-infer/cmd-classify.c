@@ -113,26 +113,11 @@ static long label_id(const struct classifier *c, const char *name)
 	return -1;
 }
 
-/* Input rows per flow: 1, or with two-token labels one per distinct first
- * token (classify.h). */
-static int rows_per_flow(const struct ckpt_labels *map)
-{
-	if (map->k != 2)
-		return 1;
-	static unsigned char seen[65536];
-	memset(seen, 0, sizeof seen);
-	int rows = 0;
-	for (uint32_t i = 0; i < map->n; i++)
-		if (!seen[map->token[2 * i]]++)
-			rows++;
-	return rows;
-}
-
 /* Flows per forward pass: the wanted batch, halved while the activations
  * of its (flows x rows, CLS + W (+ 1)) input would exceed ACTS_BUDGET. */
 static int fit_batch(struct classifier *c, int want)
 {
-	int rows = rows_per_flow(&c->map), T = clf_row_len(&c->map);
+	int rows = clf_rows_per_flow(&c->map), T = clf_row_len(&c->map);
 	int b = want;
 	while (b > 1 && model_acts_bytes(&c->m, b * rows, T) > ACTS_BUDGET)
 		b /= 2;
@@ -327,11 +312,11 @@ static int classify_shard(struct classifier *c, const char *path, struct progres
 	struct shard s;
 	char err[1024];
 	const char *open_path = strcmp(path, "-") ? path : "/dev/stdin";
-	if (shard_open(open_path, &s, err, sizeof err) < 0) {
+	int status = shard_open(open_path, &s, err, sizeof err);
+	if (status) {
 		warnx("%s", err);
-		return EX_DATAERR;
+		return status;
 	}
-	int status = 0;
 	if (strcmp(s.h.tokenizer, TOKENIZER_NAME) != 0 || s.h.tokenizer_version != TOKENIZER_VERSION) {
 		warnx("%s: tokenizer %s %u, the model's is %s %d", path, s.h.tokenizer,
 			s.h.tokenizer_version, TOKENIZER_NAME, TOKENIZER_VERSION);

@@ -7,32 +7,18 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "alloc.h"
 #include "generate.h"
+#include "hash.h"
 #include "packet.h"
 #include "record.h"
 
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-	if (!p)
-		err(EX_OSERR, "generate: %zu bytes", n * size);
-	return p;
-}
-
 /* ------------------------------------------------------------------ sampler */
-
-uint64_t gen_rng_next(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 uint64_t gen_rng_seed(uint64_t seed, uint64_t index)
 {
 	uint64_t s = seed ^ (0x632be59bd9b4e019ull * (index + 1));
-	return gen_rng_next(&s);
+	return splitmix64(&s);
 }
 
 void gen_sampler_init(struct gen_sampler *s, int vocab, int top_k, float temperature)
@@ -92,7 +78,7 @@ int gen_sample(struct gen_sampler *s, const float *logits, const unsigned char *
 		s->val[j] = (float)w;
 		sum += w;
 	}
-	double u = (gen_rng_next(rng) >> 11) * 0x1.0p-53 * sum, acc = 0.0;
+	double u = (splitmix64(rng) >> 11) * 0x1.0p-53 * sum, acc = 0.0;
 	for (int j = 0; j < cnt; j++) {
 		acc += s->val[j];
 		if (u < acc)

@@ -36,10 +36,9 @@
 
 /* ------------------------------------------------------------------ sampler */
 
-/* A fixed-order 64-bit generator (splitmix64). The seed of flow i of a
- * run is gen_rng_seed(seed, i), so a flow's tokens depend on the seed and
- * its index, not on how many streams ran beside it. */
-uint64_t gen_rng_next(uint64_t *state);
+/* Flows draw from splitmix64 (hash.h). The seed of flow i of a run is
+ * gen_rng_seed(seed, i), so a flow's tokens depend on the seed and its
+ * index, not on how many streams ran beside it. */
 uint64_t gen_rng_seed(uint64_t seed, uint64_t index);
 
 struct gen_sampler {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "train.h"
 
 uint64_t labelled_count(const struct shard *sh)
@@ -112,9 +113,9 @@ static void pick_flows(struct run *r, int B)
 		uint64_t flow;
 		uint16_t id;
 		if (r->t.balance == BAL_SAMPLE) {
-			uint32_t c = lab->present[rng_next(&r->t.rng) % lab->n_present];
+			uint32_t c = lab->present[splitmix64(&r->t.rng) % lab->n_present];
 			uint64_t k = lab->start[c + 1] - lab->start[c];
-			flow = lab->flows[lab->start[c] + rng_next(&r->t.rng) % k];
+			flow = lab->flows[lab->start[c] + splitmix64(&r->t.rng) % k];
 		} else {
 			flow = next_labelled(l);
 		}

@@ -8,24 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "record.h"
 #include "train.h"
 #include "../tgpt/conditional.h"
-
-/* splitmix64: small, well mixed, the same sequence on every machine */
-uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 /* A seed for one purpose, from the run's seed. */
 uint64_t derive_seed(uint64_t seed, uint64_t purpose)
 {
 	uint64_t s = seed ^ (purpose * 0xd1b54a32d192ed03ull);
-	return rng_next(&s);
+	return splitmix64(&s);
 }
 
 void loader_permute(struct loader *l)
@@ -34,7 +26,7 @@ void loader_permute(struct loader *l)
 	for (uint64_t i = 0; i < n; i++)
 		l->perm[i] = i;
 	for (uint64_t i = n; i > 1; i--) {	/* Fisher-Yates */
-		uint64_t j = rng_next(&s) % i, tmp = l->perm[i - 1];
+		uint64_t j = splitmix64(&s) % i, tmp = l->perm[i - 1];
 		l->perm[i - 1] = l->perm[j];
 		l->perm[j] = tmp;
 	}
@@ -57,8 +49,9 @@ int loader_open(struct loader *l, const char *dir, const char *name, int require
 			err(EX_NOINPUT, "%s", l->path);
 		return 1;
 	}
-	if (shard_open(l->path, &l->sh, msg, sizeof msg) < 0)
-		errx(EX_DATAERR, "%s", msg);
+	int rc = shard_open(l->path, &l->sh, msg, sizeof msg);
+	if (rc)
+		errx(rc, "%s", msg);
 	const struct shard_header *h = &l->sh.h;
 	if (strcmp(h->tokenizer, TOKENIZER_NAME) != 0 || h->tokenizer_version != TOKENIZER_VERSION)
 		errx(EX_DATAERR, "%s: tokens of tokenizer %s %u; the model reads %s %d", l->path,
@@ -166,9 +159,9 @@ void shard_batch(struct loader *l, int *tok, int *tgt, int B, int T, int pad)
 void random_batch(uint64_t *rng, int *tok, int *tgt, int B, int T, int vocab)
 {
 	for (int b = 0; b < B; b++) {
-		int prev = (int)(rng_next(rng) % (uint64_t)vocab);
+		int prev = (int)(splitmix64(rng) % (uint64_t)vocab);
 		for (int t = 0; t < T; t++) {
-			int next = (int)(rng_next(rng) % (uint64_t)vocab);
+			int next = (int)(splitmix64(rng) % (uint64_t)vocab);
 			tok[(size_t)b * T + t] = prev;
 			tgt[(size_t)b * T + t] = next;
 			prev = next;

@@ -106,9 +106,8 @@ struct loader {
 	const struct ckpt_labels *cond; /* a conditional model's labels, which lead flows */
 };
 
-/* splitmix64: small, well mixed, the same sequence on every machine */
-uint64_t rng_next(uint64_t *s);
-/* A seed for one purpose, from the run's seed. */
+/* A seed for one purpose, from the run's seed (the generator is splitmix64,
+ * hash.h). */
 uint64_t derive_seed(uint64_t seed, uint64_t purpose);
 
 /* Opens DIR/NAME. Missing: 1 (or exit 66 when required); damaged, of

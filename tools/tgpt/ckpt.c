@@ -14,12 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bytes.h"
 #include "cli.h"
+#include "mapfile.h"
 #include "record.h"
 
 /* ------------------------------------------------------------ CRC-32 */
@@ -67,17 +67,6 @@ static uint64_t align_up(uint64_t x)
 	return (x + CKPT_ALIGN - 1) / CKPT_ALIGN * CKPT_ALIGN;
 }
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	format_error(err, errlen, path, fmt, ap);
-	va_end(ap);
-	return EX_DATAERR;
-}
 
 /* Byte offsets of the header fields (tgpt-ckpt(5), HEADER) and of the
  * fields of a table entry. */
@@ -305,34 +294,34 @@ int ckpt_model_config(struct ckpt *ck, struct model_config *c, char *err, size_t
 	memset(c, 0, sizeof *c);
 	if (ckpt_get_str(s, "tokenizer", tok, sizeof tok, msg, sizeof msg) < 0 ||
 		ckpt_get_i64(s, "tokenizer_version", 0, INT32_MAX, &v, msg, sizeof msg) < 0)
-		return fail(err, errlen, ck->path, "%s", msg);
+		return data_error(err, errlen, ck->path, "%s", msg);
 	if (strcmp(tok, TOKENIZER_NAME) != 0 || v != TOKENIZER_VERSION)
-		return fail(err, errlen, ck->path, "a model of tokenizer %s %" PRId64 "; this build "
+		return data_error(err, errlen, ck->path, "a model of tokenizer %s %" PRId64 "; this build "
 			"knows %s %d", tok, v, TOKENIZER_NAME, TOKENIZER_VERSION);
 	for (size_t i = 0; i < N_CONFIG_FIELDS; i++) {
 		const struct config_field *f = &config_fields[i];
 		if (f->kind == F_FLOAT) {
 			double d;
 			if (ckpt_get_double(s, f->key, &d, msg, sizeof msg) < 0)
-				return fail(err, errlen, ck->path, "%s", msg);
+				return data_error(err, errlen, ck->path, "%s", msg);
 			*float_field(c, f) = (float)d;
 		} else if (f->kind == F_POS) {
 			char pos[16];
 			if (ckpt_get_str(s, f->key, pos, sizeof pos, msg, sizeof msg) < 0)
-				return fail(err, errlen, ck->path, "%s", msg);
+				return data_error(err, errlen, ck->path, "%s", msg);
 			if (strcmp(pos, "axial") != 0 && strcmp(pos, "learned") != 0)
-				return fail(err, errlen, ck->path, "section model: pos '%s' is neither "
+				return data_error(err, errlen, ck->path, "section model: pos '%s' is neither "
 					"axial nor learned", pos);
 			*int_field(c, f) = strcmp(pos, "learned") == 0 ? POS_LEARNED : POS_AXIAL;
 		} else {
 			if (ckpt_get_i64(s, f->key, INT32_MIN, INT32_MAX, &v, msg, sizeof msg) < 0)
-				return fail(err, errlen, ck->path, "%s", msg);
+				return data_error(err, errlen, ck->path, "%s", msg);
 			*int_field(c, f) = (int)v;
 		}
 	}
 	const char *why = model_config_check(c);
 	if (why)
-		return fail(err, errlen, ck->path, "section model: an unusable config: %s", why);
+		return data_error(err, errlen, ck->path, "section model: an unusable config: %s", why);
 	return 0;
 }
 
@@ -345,17 +334,17 @@ static int check_layout(const struct ckpt *ck, const struct ckpt_section *s,
 	char msg[256], key[64], want[64], got[64];
 	uint64_t n;
 	if (ckpt_get_u64(s, "n_params", &n, msg, sizeof msg) < 0)
-		return fail(err, errlen, ck->path, "%s", msg);
+		return data_error(err, errlen, ck->path, "%s", msg);
 	if (n != m->n_params)
-		return fail(err, errlen, ck->path, "%" PRIu64 " parameters; its config makes %zu in "
+		return data_error(err, errlen, ck->path, "%" PRIu64 " parameters; its config makes %zu in "
 			"this build", n, m->n_params);
 	for (int i = 0; i < P_COUNT; i++) {
 		snprintf(key, sizeof key, "tensor.%s", m->tensors[i].name);
 		snprintf(want, sizeof want, "%zu %zu", m->tensors[i].offset, m->tensors[i].count);
 		if (ckpt_get_str(s, key, got, sizeof got, msg, sizeof msg) < 0)
-			return fail(err, errlen, ck->path, "%s", msg);
+			return data_error(err, errlen, ck->path, "%s", msg);
 		if (strcmp(got, want) != 0)
-			return fail(err, errlen, ck->path, "tensor %s at offset and count %s; this build "
+			return data_error(err, errlen, ck->path, "tensor %s at offset and count %s; this build "
 				"lays it out at %s", m->tensors[i].name, got, want);
 	}
 	return 0;
@@ -369,7 +358,7 @@ int ckpt_load_floats(struct ckpt *ck, uint32_t type, size_t n, float **dst, char
 	if (rc)
 		return rc;
 	if (s->size != (uint64_t)n * sizeof(float))
-		return fail(err, errlen, ck->path, "section %s holds %" PRIu64 " bytes, not %zu "
+		return data_error(err, errlen, ck->path, "section %s holds %" PRIu64 " bytes, not %zu "
 			"float32", s->name, s->size, n);
 	if (!*dst)
 		*dst = xmalloc(n * sizeof(float));
@@ -385,7 +374,7 @@ int ckpt_load_model(struct ckpt *ck, struct model *m, int with_adam, char *err,
 	if (rc)
 		return rc;
 	if (model_init(m, &c, 0) < 0)
-		return fail(err, errlen, ck->path, "an unusable config");
+		return data_error(err, errlen, ck->path, "an unusable config");
 	const struct ckpt_section *s = ckpt_find(ck, CKPT_MODEL);
 	if ((rc = check_layout(ck, s, m, err, errlen)) ||
 		(rc = ckpt_load_floats(ck, CKPT_PARAMS, m->n_params, &m->params_mem, err, errlen)))
@@ -547,7 +536,7 @@ static int read_conditional(struct ckpt *ck, uint32_t *out, char *err, size_t er
 		return rc;
 	if (ckpt_text_get(s, "conditional", &len) &&
 		ckpt_get_i64(s, "conditional", 0, 1, &v, msg, sizeof msg) < 0)
-		return fail(err, errlen, ck->path, "%s", msg);
+		return data_error(err, errlen, ck->path, "%s", msg);
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -562,7 +551,7 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 		return rc;
 	if (!ckpt_find(ck, CKPT_LABELS)) {
 		if (conditional)
-			return fail(err, errlen, ck->path, "a class-conditional model without a "
+			return data_error(err, errlen, ck->path, "a class-conditional model without a "
 				"labels section");
 		return 0;
 	}
@@ -572,10 +561,10 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 	const uint8_t *p = s->data;
 	uint64_t size = s->size;
 	if (size < 8)
-		return fail(err, errlen, ck->path, "section labels: %" PRIu64 " bytes, too short", size);
+		return data_error(err, errlen, ck->path, "section labels: %" PRIu64 " bytes, too short", size);
 	uint32_t n = get_le32(p);
 	if (n > CKPT_MAX_LABELS || 4 + 4 * ((uint64_t)n + 1) > size)
-		return fail(err, errlen, ck->path, "section labels: %u labels do not fit", n);
+		return data_error(err, errlen, ck->path, "section labels: %u labels do not fit", n);
 	uint64_t text_len = get_le32(p + 4 + 4 * (uint64_t)n);
 	uint32_t k = 0;
 	struct labels_layout y = labels_layout(n, text_len, 1);
@@ -584,18 +573,18 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 		y = labels_layout(n, text_len, k);
 	}
 	if (get_le32(p + 4) != 0 || (n && k != 1 && k != 2) || y.size != size)
-		return fail(err, errlen, ck->path, "section labels: %" PRIu64 " bytes do not hold "
+		return data_error(err, errlen, ck->path, "section labels: %" PRIu64 " bytes do not hold "
 			"%u labels of %" PRIu64 " bytes of text and %u tokens each", size, n, text_len, k);
 	const char *text = (const char *)p + y.text;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t a = get_le32(p + 4 + 4 * (uint64_t)i), b = get_le32(p + 8 + 4 * (uint64_t)i);
 		if (b <= a || b > text_len || text[b - 1] != '\0' || memchr(text + a, 0, b - a - 1))
-			return fail(err, errlen, ck->path, "section labels: label %u is not one "
+			return data_error(err, errlen, ck->path, "section labels: label %u is not one "
 				"NUL-terminated string", i);
 	}
 	if (n == 0) {
 		if (conditional)
-			return fail(err, errlen, ck->path, "a class-conditional model with an empty "
+			return data_error(err, errlen, ck->path, "a class-conditional model with an empty "
 				"label table");
 		return 0;
 	}
@@ -617,7 +606,7 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 		!labels_distinct(l) ? "two labels have the same tokens" : NULL;
 	if (why) {
 		ckpt_labels_free(l);
-		return fail(err, errlen, ck->path, "section labels: %s", why);
+		return data_error(err, errlen, ck->path, "section labels: %s", why);
 	}
 	return 0;
 }
@@ -696,12 +685,6 @@ void ckpt_write(const struct ckpt_out *o, const char *path)
 
 /* ------------------------------------------------------------ reader */
 
-static int host_is_little_endian(void)
-{
-	const uint16_t one = 1;
-	return *(const uint8_t *)&one == 1;
-}
-
 /* The header and table of contents, once the file is mapped. */
 static int read_toc(struct ckpt *ck, char *err, size_t errlen)
 {
@@ -710,17 +693,17 @@ static int read_toc(struct ckpt *ck, char *err, size_t errlen)
 	uint64_t size = ck->map_len;
 	ck->version = get_le32(h + H_VERSION);
 	if (ck->version != CKPT_VERSION)
-		return fail(err, errlen, path, "checkpoint format version %u; this build reads "
+		return data_error(err, errlen, path, "checkpoint format version %u; this build reads "
 			"version %d", ck->version, CKPT_VERSION);
 	uint32_t hsize = get_le32(h + H_HEADER_SIZE), n = get_le32(h + H_N_SECTIONS);
 	uint32_t esize = get_le32(h + H_ENTRY_SIZE);
 	uint64_t toc_off = get_le64(h + H_TOC_OFF), file_size = get_le64(h + H_FILE_SIZE);
 	if (file_size != size)
-		return fail(err, errlen, path, "%s: %" PRIu64 " bytes, the header says %" PRIu64,
+		return data_error(err, errlen, path, "%s: %" PRIu64 " bytes, the header says %" PRIu64,
 			size < file_size ? "cut short" : "longer than written", size, file_size);
 	if (hsize != CKPT_HEADER_SIZE || esize != CKPT_ENTRY_SIZE || n > CKPT_MAX_SECTIONS ||
 		toc_off != CKPT_HEADER_SIZE || toc_off + (uint64_t)n * esize > size)
-		return fail(err, errlen, path, "damaged header (header size %u, %u sections of %u "
+		return data_error(err, errlen, path, "damaged header (header size %u, %u sections of %u "
 			"bytes at %" PRIu64 ")", hsize, n, esize, toc_off);
 	uint8_t head[CKPT_HEADER_SIZE];
 	memcpy(head, h, sizeof head);
@@ -728,7 +711,7 @@ static int read_toc(struct ckpt *ck, char *err, size_t errlen)
 	uint32_t crc = crc32_update(crc32_update(0, head, sizeof head), h + toc_off,
 		(size_t)n * esize);
 	if (crc != get_le32(h + H_CRC))
-		return fail(err, errlen, path, "damaged header or section table (CRC-32 %08x, "
+		return data_error(err, errlen, path, "damaged header or section table (CRC-32 %08x, "
 			"stored %08x)", crc, get_le32(h + H_CRC));
 	ck->n = (int)n;
 	for (uint32_t i = 0; i < n; i++) {
@@ -742,11 +725,11 @@ static int read_toc(struct ckpt *ck, char *err, size_t errlen)
 		s->crc = get_le32(e + E_CRC);
 		if (s->offset % CKPT_ALIGN || s->offset < toc_off + (uint64_t)n * esize ||
 			s->offset > size || s->size > size - s->offset)
-			return fail(err, errlen, path, "section %s (%" PRIu64 " bytes at %" PRIu64 ") "
+			return data_error(err, errlen, path, "section %s (%" PRIu64 " bytes at %" PRIu64 ") "
 				"is unaligned or outside the file", s->name, s->size, s->offset);
 		for (uint32_t j = 0; j < i; j++)
 			if (ck->sec[j].type == s->type)
-				return fail(err, errlen, path, "two sections of type %u", s->type);
+				return data_error(err, errlen, path, "two sections of type %u", s->type);
 		s->data = ck->map + s->offset;
 	}
 	return 0;
@@ -758,7 +741,7 @@ static int check_crc(const struct ckpt *ck, struct ckpt_section *s, char *err, s
 		return 0;
 	uint32_t crc = crc32_update(0, s->data, s->size);
 	if (crc != s->crc)
-		return fail(err, errlen, ck->path, "section %s is damaged (CRC-32 %08x, stored %08x)",
+		return data_error(err, errlen, ck->path, "section %s is damaged (CRC-32 %08x, stored %08x)",
 			s->name, crc, s->crc);
 	s->verified = 1;
 	return 0;
@@ -767,43 +750,12 @@ static int check_crc(const struct ckpt *ck, struct ckpt_section *s, char *err, s
 int ckpt_open(const char *path, struct ckpt *ck, int verify_all, char *err, size_t errlen)
 {
 	memset(ck, 0, sizeof *ck);
-	if (!host_is_little_endian()) {
-		fail(err, errlen, path, "checkpoints hold little-endian floats; this build reads "
-			"them only on little-endian hosts");
-		return EX_SOFTWARE;
-	}
-	int fd = open(path, O_RDONLY);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		fail(err, errlen, path, "%s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return EX_NOINPUT;
-	}
-	uint64_t size = (uint64_t)st.st_size;
-	uint8_t magic[CKPT_MAGIC_LEN];
-	if (size < CKPT_MAGIC_LEN || pread(fd, magic, sizeof magic, 0) != (ssize_t)sizeof magic ||
-		memcmp(magic, CKPT_MAGIC, CKPT_MAGIC_LEN) != 0) {
-		close(fd);
-		return fail(err, errlen, path, "not a tgpt checkpoint (no \"%s\" magic at its start)",
-			CKPT_MAGIC);
-	}
-	if (size < CKPT_HEADER_SIZE || (uint64_t)(size_t)size != size) {
-		close(fd);
-		return fail(err, errlen, path, "cut short: %" PRIu64 " bytes, less than a %d-byte "
-			"header", size, CKPT_HEADER_SIZE);
-	}
-	void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-	int e = errno;
-	close(fd);
-	if (map == MAP_FAILED) {
-		fail(err, errlen, path, "mmap: %s", strerror(e));
-		return EX_NOINPUT;
-	}
-	ck->map = map;
-	ck->map_len = (size_t)size;
+	int rc = map_file(path, "checkpoint", CKPT_MAGIC, CKPT_MAGIC_LEN, CKPT_HEADER_SIZE, &ck->map,
+		&ck->map_len, err, errlen);
+	if (rc)
+		return rc;
 	ck->path = xstrdup(path);
-	int rc = read_toc(ck, err, errlen);
+	rc = read_toc(ck, err, errlen);
 	for (int i = 0; !rc && verify_all && i < ck->n; i++)
 		rc = check_crc(ck, &ck->sec[i], err, errlen);
 	if (rc)
@@ -824,7 +776,7 @@ int ckpt_verify(struct ckpt *ck, uint32_t type, const struct ckpt_section **out,
 {
 	struct ckpt_section *s = (struct ckpt_section *)ckpt_find(ck, type);
 	if (!s)
-		return fail(err, errlen, ck->path, "no %s section", type_name(type));
+		return data_error(err, errlen, ck->path, "no %s section", type_name(type));
 	int rc = check_crc(ck, s, err, errlen);
 	if (!rc && out)
 		*out = s;
@@ -833,8 +785,7 @@ int ckpt_verify(struct ckpt *ck, uint32_t type, const struct ckpt_section **out,
 
 void ckpt_close(struct ckpt *ck)
 {
-	if (ck->map)
-		munmap((void *)ck->map, ck->map_len);
+	unmap_file(ck->map, ck->map_len);
 	free(ck->path);
 	memset(ck, 0, sizeof *ck);
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "alloc.h"
+#include "hash.h"
 #include "layers.h"
 #include "model.h"
 #include "parallel.h"
@@ -169,27 +171,10 @@ static void point_params(struct model *m, struct model_params *p, float *mem)
 		*ptrs[i] = mem + m->tensors[i].offset;
 }
 
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-	if (!p)
-		err(EX_OSERR, "model: %zu bytes", n * size);
-	return p;
-}
-
-/* splitmix64: a small, well-mixed generator; deterministic across machines */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static double rng_normal(uint64_t *s)
 {
-	double u1 = ((rng_next(s) >> 11) + 1.0) * 0x1.0p-53;	/* (0, 1] */
-	double u2 = (rng_next(s) >> 11) * 0x1.0p-53;
+	double u1 = ((splitmix64(s) >> 11) + 1.0) * 0x1.0p-53;	/* (0, 1] */
+	double u2 = (splitmix64(s) >> 11) * 0x1.0p-53;
 	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 

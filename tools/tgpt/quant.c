@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "cli.h"
+#include "alloc.h"
 #include "quant.h"
 #include "vecmath.h"
 

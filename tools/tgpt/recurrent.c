@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "alloc.h"
 #include "layers.h"
 #include "parallel.h"
 #include "quant.h"
@@ -63,14 +64,6 @@ static struct layer_state layer_state(const struct rec *r, int b, int l)
 }
 
 /* ------------------------------------------------------------------ setup */
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-	if (!p)
-		err(EX_OSERR, "recurrent: %zu bytes", n * size);
-	return p;
-}
 
 /* Scratch of one attention head: the local head's scores (2W), the linear
  * head's feature maps (2 dh). */

@@ -3,17 +3,12 @@
  * it without further checks. */
 #include "shard.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "bytes.h"
 #include "cli.h"
+#include "mapfile.h"
 
 const char *const shard_split_names[SHARD_SPLITS] = { "train", "val", "test" };
 const char *const shard_long_names[3] = { "cut", "window", "drop" };
@@ -78,18 +73,6 @@ static void header_decode(const uint8_t *in, struct shard_header *h)
 
 /* ------------------------------------------------------------ reader */
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	format_error(err, errlen, path, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* Does an array of count elements of size bytes at off end by limit? */
 static int fits(uint64_t off, uint64_t count, uint64_t size, uint64_t limit)
 {
@@ -102,23 +85,23 @@ static int check_layout(const struct shard_header *h, const char *path, char *er
 	const uint64_t offs[] = { h->labels_off, h->offsets_off, h->label_ids_off, h->tokens_off };
 	for (size_t i = 0; i < sizeof offs / sizeof *offs; i++)
 		if (offs[i] % SHARD_ALIGN)
-			return fail(err, errlen, path, "damaged header: section at byte %llu is not "
+			return data_error(err, errlen, path, "damaged header: section at byte %llu is not "
 				    "aligned to %d bytes", (unsigned long long)offs[i], SHARD_ALIGN);
 	if (h->labels_off < h->header_size ||
 	    !fits(h->labels_off, (uint64_t)h->n_labels + 1, 4, h->offsets_off))
-		return fail(err, errlen, path, "damaged header: label table of %u labels does not "
+		return data_error(err, errlen, path, "damaged header: label table of %u labels does not "
 			    "fit between bytes %llu and %llu", h->n_labels,
 			    (unsigned long long)h->labels_off, (unsigned long long)h->offsets_off);
 	if (h->n_flows == UINT64_MAX || !fits(h->offsets_off, h->n_flows + 1, 8, h->label_ids_off))
-		return fail(err, errlen, path, "damaged header: %llu flow offsets do not fit "
+		return data_error(err, errlen, path, "damaged header: %llu flow offsets do not fit "
 			    "between bytes %llu and %llu", (unsigned long long)h->n_flows,
 			    (unsigned long long)h->offsets_off, (unsigned long long)h->label_ids_off);
 	if (!fits(h->label_ids_off, h->n_flows, 2, h->tokens_off))
-		return fail(err, errlen, path, "damaged header: %llu label ids do not fit between "
+		return data_error(err, errlen, path, "damaged header: %llu label ids do not fit between "
 			    "bytes %llu and %llu", (unsigned long long)h->n_flows,
 			    (unsigned long long)h->label_ids_off, (unsigned long long)h->tokens_off);
 	if (!fits(h->tokens_off, h->n_tokens, 2, h->file_size))
-		return fail(err, errlen, path, "damaged header: %llu tokens at byte %llu go past "
+		return data_error(err, errlen, path, "damaged header: %llu tokens at byte %llu go past "
 			    "the end of the file (%llu bytes)", (unsigned long long)h->n_tokens,
 			    (unsigned long long)h->tokens_off, (unsigned long long)h->file_size);
 	return 0;
@@ -132,11 +115,11 @@ static int check_labels(struct shard *s, const char *path, char *err, size_t err
 	s->label_text = (const char *)(s->label_off + h->n_labels + 1);
 	uint64_t text_room = h->offsets_off - h->labels_off - 4 * ((uint64_t)h->n_labels + 1);
 	if (s->label_off[0] != 0 || s->label_off[h->n_labels] > text_room)
-		return fail(err, errlen, path, "damaged label table: its strings do not fit");
+		return data_error(err, errlen, path, "damaged label table: its strings do not fit");
 	for (uint32_t i = 0; i < h->n_labels; i++) {
 		uint32_t a = s->label_off[i], b = s->label_off[i + 1];
 		if (b <= a || s->label_text[b - 1] != '\0' || memchr(s->label_text + a, 0, b - a - 1))
-			return fail(err, errlen, path, "damaged label table: label %u is not one "
+			return data_error(err, errlen, path, "damaged label table: label %u is not one "
 				    "NUL-terminated string", i);
 	}
 	return 0;
@@ -148,21 +131,21 @@ static int check_flows(const struct shard *s, const char *path, char *err, size_
 {
 	const struct shard_header *h = &s->h;
 	if (s->offsets[0] != 0 || s->offsets[h->n_flows] != h->n_tokens)
-		return fail(err, errlen, path, "damaged flow offsets: they run from %llu to %llu, "
+		return data_error(err, errlen, path, "damaged flow offsets: they run from %llu to %llu, "
 			    "not from 0 to %llu tokens", (unsigned long long)s->offsets[0],
 			    (unsigned long long)s->offsets[h->n_flows], (unsigned long long)h->n_tokens);
 	for (uint64_t i = 0; i < h->n_flows; i++) {
 		uint64_t a = s->offsets[i], b = s->offsets[i + 1];
 		if (b < a)
-			return fail(err, errlen, path, "damaged flow offsets: they go backwards at "
+			return data_error(err, errlen, path, "damaged flow offsets: they go backwards at "
 				    "flow %llu", (unsigned long long)i);
 		if (b == a || b - a > h->context)
-			return fail(err, errlen, path, "damaged flow offsets: flow %llu is %llu tokens "
+			return data_error(err, errlen, path, "damaged flow offsets: flow %llu is %llu tokens "
 				    "long, not 1 to %u", (unsigned long long)i, (unsigned long long)(b - a),
 				    h->context);
 		uint16_t id = s->label_ids[i];
 		if (id != SHARD_NO_LABEL && id >= h->n_labels)
-			return fail(err, errlen, path, "damaged label ids: flow %llu has label id %u, "
+			return data_error(err, errlen, path, "damaged label ids: flow %llu has label id %u, "
 				    "the table has %u labels", (unsigned long long)i, id, h->n_labels);
 	}
 	return 0;
@@ -174,74 +157,41 @@ static int check_header(struct shard *s, uint64_t size, const char *path, char *
 	struct shard_header *h = &s->h;
 	header_decode(s->map, h);
 	if (h->version != SHARD_VERSION)
-		return fail(err, errlen, path, "shard format version %u; this reader reads version %d "
+		return data_error(err, errlen, path, "shard format version %u; this reader reads version %d "
 			    "(make the shards again with this tokshard)", h->version, SHARD_VERSION);
 	if (h->header_size < SHARD_HEADER_SIZE || h->header_size > size)
-		return fail(err, errlen, path, "damaged header: header size %u", h->header_size);
+		return data_error(err, errlen, path, "damaged header: header size %u", h->header_size);
 	if (h->file_size != size)
-		return fail(err, errlen, path, "%s: %llu bytes, the header says %llu",
+		return data_error(err, errlen, path, "%s: %llu bytes, the header says %llu",
 			    size < h->file_size ? "cut short" : "longer than written",
 			    (unsigned long long)size, (unsigned long long)h->file_size);
 	if (h->vocab == 0 || h->vocab > 65536 || h->context == 0)
-		return fail(err, errlen, path, "damaged header: vocabulary %u, context %u", h->vocab,
+		return data_error(err, errlen, path, "damaged header: vocabulary %u, context %u", h->vocab,
 			    h->context);
 	if (h->n_labels > SHARD_MAX_LABELS)
-		return fail(err, errlen, path, "damaged header: %u labels", h->n_labels);
+		return data_error(err, errlen, path, "damaged header: %u labels", h->n_labels);
 	return check_layout(h, path, err, errlen);
-}
-
-static int host_is_little_endian(void)
-{
-	const uint16_t one = 1;
-	return *(const uint8_t *)&one == 1;
 }
 
 int shard_open(const char *path, struct shard *s, char *err, size_t errlen)
 {
 	memset(s, 0, sizeof *s);
-	if (!host_is_little_endian())
-		return fail(err, errlen, path, "shards hold little-endian tokens; this reader maps "
-			    "them only on little-endian hosts");
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return fail(err, errlen, path, "%s", strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return fail(err, errlen, path, "%s", strerror(e));
-	}
-	uint64_t size = (uint64_t)st.st_size;
-	uint8_t head[SHARD_MAGIC_LEN];
-	if (size < SHARD_MAGIC_LEN || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-	    memcmp(head, SHARD_MAGIC, SHARD_MAGIC_LEN) != 0) {
-		close(fd);
-		return fail(err, errlen, path, "not a tgpt shard (no \"%s\" magic at its start)",
-			    SHARD_MAGIC);
-	}
-	if (size < SHARD_HEADER_SIZE || (uint64_t)(size_t)size != size) {
-		close(fd);
-		return fail(err, errlen, path, "cut short: %llu bytes, less than a %d-byte header",
-			    (unsigned long long)size, SHARD_HEADER_SIZE);
-	}
-	void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-	int e = errno;
-	close(fd);
-	if (map == MAP_FAILED)
-		return fail(err, errlen, path, "mmap: %s", strerror(e));
-	s->map = map;
-	s->map_len = (size_t)size;
-	if (check_header(s, size, path, err, errlen) < 0 || check_labels(s, path, err, errlen) < 0)
+	int rc = map_file(path, "shard", SHARD_MAGIC, SHARD_MAGIC_LEN, SHARD_HEADER_SIZE, &s->map,
+		&s->map_len, err, errlen);
+	if (rc)
+		return rc;
+	if ((rc = check_header(s, s->map_len, path, err, errlen)) ||
+		(rc = check_labels(s, path, err, errlen)))
 		goto bad;
 	s->offsets = (const uint64_t *)(s->map + s->h.offsets_off);
 	s->label_ids = (const uint16_t *)(s->map + s->h.label_ids_off);
 	s->tokens = (const uint16_t *)(s->map + s->h.tokens_off);
-	if (check_flows(s, path, err, errlen) < 0)
+	if ((rc = check_flows(s, path, err, errlen)))
 		goto bad;
 	return 0;
 bad:
 	shard_close(s);
-	return -1;
+	return rc;
 }
 
 int shard_flow(const struct shard *s, uint64_t i, const uint16_t **tokens, size_t *len,
@@ -275,7 +225,6 @@ int shard_label_id(const struct shard *s, const char *label)
 
 void shard_close(struct shard *s)
 {
-	if (s->map)
-		munmap((void *)s->map, s->map_len);
+	unmap_file(s->map, s->map_len);
 	memset(s, 0, sizeof *s);
 }

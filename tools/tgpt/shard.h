@@ -70,7 +70,8 @@ struct shard {
  * file and the file is as long as the header says, the label table, that the
  * offsets rise from 0 to n_tokens with every flow 1 .. context tokens long,
  * and that every label id names a label (or is SHARD_NO_LABEL). Token values
- * are not scanned. Returns 0, or -1 with a message naming PATH in err. */
+ * are not scanned. Returns 0, or a sysexits code with a message naming PATH
+ * in err (mapfile.h): EX_NOINPUT unreadable, EX_DATAERR damaged. */
 int shard_open(const char *path, struct shard *s, char *err, size_t errlen);
 
 static inline uint64_t shard_count(const struct shard *s)

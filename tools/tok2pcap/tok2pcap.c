@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "intern.h"
 #include "record.h"
 #include "stream.h"
 
@@ -92,15 +93,6 @@ struct run {
 	int terminated, other_special;
 };
 
-/* Sources in order of first appearance: open addressing on FNV-1a. */
-struct sources {
-	char **names;
-	size_t *lens;
-	size_t n, cap;
-	uint32_t *slots; /* rank + 1, 0 = empty */
-	size_t n_slots;
-};
-
 struct collector {
 	const struct options *o;
 	uint8_t *arena;
@@ -111,70 +103,12 @@ struct collector {
 	size_t runs_cap;
 	struct lt_info *lts;
 	size_t n_lts, lts_cap;
-	struct sources src;
+	struct intern src;      /* sources, ranked in order of first appearance */
 	uint64_t seq, records;
 	uint64_t drops[N_REASONS];
 	struct where first_drop[N_REASONS];
 	int strict_failed;
 };
-
-/* ------------------------------------------------------------ sources */
-
-static uint64_t fnv1a(const char *s, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
-	return h;
-}
-
-static void sources_rehash(struct sources *s, size_t n_slots)
-{
-	free(s->slots);
-	s->slots = xcalloc(n_slots, sizeof *s->slots);
-	s->n_slots = n_slots;
-	for (size_t r = 0; r < s->n; r++) {
-		size_t i = fnv1a(s->names[r], s->lens[r]) & (n_slots - 1);
-		while (s->slots[i])
-			i = (i + 1) & (n_slots - 1);
-		s->slots[i] = (uint32_t)r + 1;
-	}
-}
-
-static uint32_t source_rank(struct sources *s, const char *name, size_t len)
-{
-	if (s->n_slots == 0)
-		sources_rehash(s, 64);
-	size_t i = fnv1a(name, len) & (s->n_slots - 1);
-	for (; s->slots[i]; i = (i + 1) & (s->n_slots - 1)) {
-		uint32_t r = s->slots[i] - 1;
-		if (s->lens[r] == len && memcmp(s->names[r], name, len) == 0)
-			return r;
-	}
-	if (s->n >= NO_SOURCE - 1)
-		errx(EX_SOFTWARE, "more than %u sources", NO_SOURCE - 1);
-	size_t cap = s->cap;
-	grow((void **)&s->names, &cap, s->n + 1, sizeof *s->names);
-	cap = s->cap;
-	grow((void **)&s->lens, &cap, s->n + 1, sizeof *s->lens);
-	s->cap = cap;
-	s->names[s->n] = memcpy(xmalloc(len + 1), name, len);
-	s->names[s->n][len] = 0;
-	s->lens[s->n] = len;
-	s->slots[i] = (uint32_t)++s->n;
-	if (2 * s->n > s->n_slots)
-		sources_rehash(s, 2 * s->n_slots);
-	return (uint32_t)s->n - 1;
-}
-
-static void sources_free(struct sources *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->names[i]);
-	free(s->names);
-	free(s->lens);
-	free(s->slots);
-}
 
 /* ------------------------------------------------------------ token scanning */
 
@@ -421,8 +355,8 @@ static int take_record(struct collector *c, const struct tok_rec *t, const char 
 	}
 	uint32_t source = NO_SOURCE;
 	if (t->has_side)
-		source = t->source ? source_rank(&c->src, t->source, t->source_len)
-				   : source_rank(&c->src, "", 0);
+		source = t->source ? intern_add(&c->src, t->source, t->source_len)
+				   : intern_add(&c->src, "", 0);
 	int64_t clock = t->has_side ? (t->first_ns > (uint64_t)INT64_MAX ? INT64_MAX
 									: (int64_t)t->first_ns)
 				    : c->o->start_ns;
@@ -650,7 +584,7 @@ static void collector_free(struct collector *c)
 	free(c->pkts);
 	free(c->runs);
 	free(c->lts);
-	sources_free(&c->src);
+	intern_free(&c->src);
 }
 
 int main(int argc, char **argv)

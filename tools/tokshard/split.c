@@ -7,14 +7,15 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "hash.h"
 #include "tokshard.h"
 
 static const struct dataset *sort_data; /* for the qsort comparators */
 
 static int cmp_label_text(const void *a, const void *b)
 {
-	const struct str *x = &sort_data->labels.e[*(const uint32_t *)a];
-	const struct str *y = &sort_data->labels.e[*(const uint32_t *)b];
+	const struct interned *x = &sort_data->labels.e[*(const uint32_t *)a];
+	const struct interned *y = &sort_data->labels.e[*(const uint32_t *)b];
 	return strcmp(x->s, y->s);
 }
 
@@ -45,7 +46,7 @@ void number_labels(struct dataset *d)
 }
 
 /* The label of a final id (labels are interned in order of sight). */
-const struct str *label_at(const struct dataset *d, uint32_t final)
+const struct interned *label_at(const struct dataset *d, uint32_t final)
 {
 	return &d->labels.e[d->label_seen[final]];
 }
@@ -95,35 +96,17 @@ static int cmp_group(const void *a, const void *b)
 		return x->key == NONE ? 1 : -1;
 	if (x->key == NONE)
 		return x->ordinal < y->ordinal ? -1 : x->ordinal > y->ordinal;
-	const struct str *p = &sort_data->keys.e[x->key], *q = &sort_data->keys.e[y->key];
+	const struct interned *p = &sort_data->keys.e[x->key], *q = &sort_data->keys.e[y->key];
 	size_t n = p->len < q->len ? p->len : q->len;
 	int c = memcmp(p->s, q->s, n);
 	return c ? c : p->len < q->len ? -1 : p->len > q->len;
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n), without modulo bias. */
-static uint64_t random_below(uint64_t *state, uint64_t n)
-{
-	uint64_t limit = UINT64_MAX - UINT64_MAX % n, x;
-	do
-		x = splitmix64(state);
-	while (x >= limit);
-	return x % n;
 }
 
 /* A seeded Fisher-Yates shuffle. */
 static void shuffle_u32(uint32_t *a, size_t n, uint64_t *state)
 {
 	for (size_t i = n; i > 1; i--) {
-		size_t j = (size_t)random_below(state, i);
+		size_t j = (size_t)splitmix64_below(state, i);
 		uint32_t tmp = a[i - 1];
 		a[i - 1] = a[j];
 		a[j] = tmp;
@@ -168,7 +151,7 @@ uint32_t *assign_splits(struct dataset *d, const struct options *o)
 		size_t b = a;
 		while (b < d->n_groups && d->groups[shuffled[b]].label == label)
 			b++;
-		const struct str *name = label == NONE ? NULL : label_at(d, label);
+		const struct interned *name = label == NONE ? NULL : label_at(d, label);
 		uint64_t state = o->seed ^ (name ? fnv1a(name->s, name->len) : 0);
 		shuffle_u32(shuffled + a, b - a, &state);
 		uint64_t assigned[SHARD_SPLITS] = { 0 };
@@ -200,7 +183,7 @@ static int cmp_source_label(const void *a, const void *b)
 	return i < j ? -1 : i > j;
 }
 
-static uint64_t str_seed(const struct strtab *t, uint32_t id)
+static uint64_t str_seed(const struct intern *t, uint32_t id)
 {
 	return id == NONE ? 0 : fnv1a(t->e[id].s, t->e[id].len);
 }

@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "tokshard.h"
 
@@ -40,7 +39,7 @@ static void print_table(const struct dataset *d)
 			for (int k = 0; k < C_N; k++)
 				total[k] += row[k];
 			if (l < rows - 1) {
-				const struct str *name = label_at(d, (uint32_t)l);
+				const struct interned *name = label_at(d, (uint32_t)l);
 				print_row(shard_split_names[s], name->s, name->len, row);
 			} else if (row[C_FLOWS] || row[C_GROUPS]) {
 				print_row(shard_split_names[s], "(unlabelled)", 12, row);
@@ -77,7 +76,7 @@ static void warn_rare_labels(const struct dataset *d, const struct options *o)
 	for (size_t i = 0; i < d->labels.n; i++) {
 		if (!d->label_dropped[i])
 			continue;
-		const struct str *l = &d->labels.e[i];
+		const struct interned *l = &d->labels.e[i];
 		size_t need = len + l->len + 32;
 		grow((void **)&list, &cap, need, 1);
 		len += (size_t)snprintf(list + len, need - len, "%s%s %" PRIu64, len ? ", " : "",
@@ -155,15 +154,10 @@ int dump(int n, char **paths)
 	for (int i = 0; i < n; i++) {
 		struct shard s;
 		char why[512];
-		struct stat st;
-		if (stat(paths[i], &st) < 0) {
-			warn("%s", paths[i]);
-			status = status ? status : EX_NOINPUT;
-			continue;
-		}
-		if (shard_open(paths[i], &s, why, sizeof why) < 0) {
+		int rc = shard_open(paths[i], &s, why, sizeof why);
+		if (rc) {
 			warnx("%s", why);
-			status = status ? status : EX_DATAERR;
+			status = status ? status : rc;
 			continue;
 		}
 		dump_shard(&s, paths[i]);

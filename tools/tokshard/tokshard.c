@@ -50,77 +50,6 @@ static const char usage[] =
 #define MAX_SHARE 1000000u
 #define MAX_LABEL_LEN 4096
 
-/* ------------------------------------------------------------ string table */
-
-uint64_t fnv1a(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint64_t h = 0xcbf29ce484222325u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3u;
-	return h;
-}
-
-static void strtab_rehash(struct strtab *t, size_t nslot)
-{
-	free(t->slot);
-	t->slot = xcalloc(nslot, sizeof *t->slot);
-	t->nslot = nslot;
-	for (size_t id = 0; id < t->n; id++) {
-		size_t i = t->e[id].hash & (nslot - 1);
-		while (t->slot[i])
-			i = (i + 1) & (nslot - 1);
-		t->slot[i] = (uint32_t)id + 1;
-	}
-}
-
-/* The id of a string, or NONE. */
-uint32_t strtab_find(const struct strtab *t, const char *s, size_t len)
-{
-	if (!t->nslot)
-		return NONE;
-	uint64_t h = fnv1a(s, len);
-	for (size_t i = h & (t->nslot - 1); t->slot[i]; i = (i + 1) & (t->nslot - 1)) {
-		const struct str *e = &t->e[t->slot[i] - 1];
-		if (e->hash == h && e->len == len && memcmp(e->s, s, len) == 0)
-			return t->slot[i] - 1;
-	}
-	return NONE;
-}
-
-uint32_t strtab_intern(struct strtab *t, const char *s, size_t len)
-{
-	if ((t->n + 1) * 2 > t->nslot)
-		strtab_rehash(t, t->nslot ? t->nslot * 2 : 64);
-	uint64_t h = fnv1a(s, len);
-	size_t i = h & (t->nslot - 1);
-	for (; t->slot[i]; i = (i + 1) & (t->nslot - 1)) {
-		const struct str *e = &t->e[t->slot[i] - 1];
-		if (e->hash == h && e->len == len && memcmp(e->s, s, len) == 0)
-			return t->slot[i] - 1;
-	}
-	if (t->n >= UINT32_MAX - 1)
-		errx(EX_SOFTWARE, "more than %u distinct strings", UINT32_MAX - 1);
-	grow((void **)&t->e, &t->cap, t->n + 1, sizeof *t->e);
-	struct str *e = &t->e[t->n];
-	e->s = xmalloc(len + 1);
-	memcpy(e->s, s, len);
-	e->s[len] = 0;
-	e->len = len;
-	e->hash = h;
-	t->slot[i] = (uint32_t)++t->n;
-	return (uint32_t)t->n - 1;
-}
-
-void strtab_free(struct strtab *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		free(t->e[i].s);
-	free(t->e);
-	free(t->slot);
-	memset(t, 0, sizeof *t);
-}
-
 /* ------------------------------------------------------------ the data set */
 
 /* The group of a record under --group; made on first sight. */
@@ -128,12 +57,12 @@ static uint32_t group_for(struct dataset *d, const struct tok_rec *t, enum shard
 {
 	uint32_t key = NONE;
 	if (t->source && mode == SHARD_GROUP_SOURCE) {
-		key = strtab_intern(&d->keys, t->source, t->source_len);
+		key = intern_add(&d->keys, t->source, t->source_len);
 	} else if (t->source) {
 		size_t need = t->source_len + 24;
 		grow((void **)&d->keybuf, &d->keybuf_cap, need, 1);
 		int n = snprintf(d->keybuf, need, "%.*s#%" PRIu64, (int)t->source_len, t->source, t->id);
-		key = strtab_intern(&d->keys, d->keybuf, (size_t)n);
+		key = intern_add(&d->keys, d->keybuf, (size_t)n);
 	} else {
 		d->unsourced++;
 	}
@@ -265,7 +194,7 @@ static const char *record_problem(const struct tok_rec *t, const struct dataset 
 	}
 	/* Only a label not seen yet can overflow the table. */
 	if (t->label && t->label_len && d->labels.n >= SHARD_MAX_LABELS &&
-	    strtab_find(&d->labels, t->label, t->label_len) == NONE) {
+	    intern_find(&d->labels, t->label, t->label_len) == NONE) {
 		snprintf(why, n, "more than %u distinct labels", SHARD_MAX_LABELS);
 		return why;
 	}
@@ -286,8 +215,8 @@ static void add_record(struct dataset *d, const struct tok_rec *t, const struct 
 		d->read++;
 		return;
 	}
-	uint32_t label = labelled ? strtab_intern(&d->labels, t->label, t->label_len) : NONE;
-	uint32_t source = t->source ? strtab_intern(&d->sources, t->source, t->source_len) : NONE;
+	uint32_t label = labelled ? intern_add(&d->labels, t->label, t->label_len) : NONE;
+	uint32_t source = t->source ? intern_add(&d->sources, t->source, t->source_len) : NONE;
 	uint32_t group = group_for(d, t, o->group);
 	d->read++;
 	size_t first = d->n_items, stored = store_flow(d, t, group, label, o);
@@ -435,9 +364,9 @@ static FILE *open_spill(const char *dir)
 static void dataset_free(struct dataset *d)
 {
 	fclose(d->spill);
-	strtab_free(&d->labels);
-	strtab_free(&d->keys);
-	strtab_free(&d->sources);
+	intern_free(&d->labels);
+	intern_free(&d->keys);
+	intern_free(&d->sources);
 	free(d->label_dropped);
 	free(d->label_flows);
 	free(d->group_of_key);

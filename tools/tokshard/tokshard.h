@@ -10,9 +10,10 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "intern.h"
 #include "../tgpt/shard.h"
 
-#define NONE UINT32_MAX /* no label, no key */
+#define NONE INTERN_NONE /* no label, no key */
 
 struct options {
 	const char *outdir;
@@ -26,28 +27,6 @@ struct options {
 	int labelled_only;
 	int quiet, dump;
 };
-
-/* ------------------------------------------------------------ string table */
-
-/* Strings interned to dense ids, in order of first sight (labels, sources). */
-struct str {
-	char *s; /* NUL-terminated copy */
-	size_t len;
-	uint64_t hash;
-};
-struct strtab {
-	struct str *e;
-	size_t n, cap;
-	uint32_t *slot; /* id + 1, 0 when empty; open addressing */
-	size_t nslot;
-};
-
-/* The id of a string, or NONE; the id of a string interned (a new one at
- * the end). */
-uint32_t strtab_find(const struct strtab *t, const char *s, size_t len);
-uint32_t strtab_intern(struct strtab *t, const char *s, size_t len);
-void strtab_free(struct strtab *t);
-uint64_t fnv1a(const void *p, size_t n);
 
 /* ------------------------------------------------------------ the data set */
 
@@ -81,7 +60,7 @@ struct flow_ref {
 struct dataset {
 	FILE *spill;      /* tokens of every item, in input order, little-endian */
 	const char *dir;  /* where the spill file is, for messages */
-	struct strtab labels, keys, sources;
+	struct intern labels, keys, sources; /* strings interned in order of sight */
 	uint32_t *group_of_key; /* key id -> group; every key has one */
 	size_t group_of_key_cap, n_keyed;
 	struct group *groups;
@@ -112,7 +91,7 @@ void number_labels(struct dataset *d);
 void label_groups(struct dataset *d);
 uint32_t *assign_splits(struct dataset *d, const struct options *o);
 /* The label of a final id. */
-const struct str *label_at(const struct dataset *d, uint32_t final);
+const struct interned *label_at(const struct dataset *d, uint32_t final);
 
 /* write.c: the three shards, labels.tsv, split.tsv and groups.tsv in the
  * output directory; DIR/NAME. */

@@ -105,7 +105,7 @@ static void write_index(struct out_shard *s, const struct dataset *d, enum shard
 		put_u32(s, off);
 	}
 	for (uint32_t i = 0; i < s->h.n_labels; i++) {
-		const struct str *l = label_at(d, i);
+		const struct interned *l = label_at(d, i);
 		put_bytes(s, l->s, l->len + 1);
 	}
 	put_zeros(s, s->h.offsets_off);
@@ -158,7 +158,7 @@ static void check_written(struct out_shard *s)
 		err(EX_IOERR, "%s", s->path);
 	struct shard back;
 	char why[512];
-	if (shard_open(s->a.tmp, &back, why, sizeof why) < 0)
+	if (shard_open(s->a.tmp, &back, why, sizeof why))
 		errx(EX_SOFTWARE, "%s: the shard just written does not read back: %s", s->path, why);
 	shard_close(&back);
 }
@@ -212,7 +212,7 @@ void write_labels_tsv(const struct dataset *d, const struct options *o)
 	atomic_open(&a, path);
 	fprintf(a.f, "# id\tlabel\ttrain_flows\tval_flows\ttest_flows\n");
 	for (uint32_t i = 0; i < n; i++) {
-		const struct str *l = label_at(d, i);
+		const struct interned *l = label_at(d, i);
 		fprintf(a.f, "%u\t", i);
 		put_field(a.f, l->s, l->len);
 		for (int s = 0; s < SHARD_SPLITS; s++)
@@ -248,7 +248,7 @@ void write_split_tsv(const struct dataset *d, const struct options *o)
 		if (f->label == NONE) {
 			fputc('-', a.f);
 		} else {
-			const struct str *l = label_at(d, f->label);
+			const struct interned *l = label_at(d, f->label);
 			put_field(a.f, l->s, l->len);
 		}
 		fputc('\n', a.f);
@@ -273,7 +273,7 @@ void write_groups_tsv(const struct dataset *d, const struct options *o,
 		if (g->label == NONE) {
 			fputc('-', a.f);
 		} else {
-			const struct str *l = label_at(d, g->label);
+			const struct interned *l = label_at(d, g->label);
 			put_field(a.f, l->s, l->len);
 		}
 		fprintf(a.f, "\t%" PRIu64 "\t%" PRIu64 "\t", g->flows, g->tokens);
