@@ -143,6 +143,15 @@ if command -v python3 >/dev/null; then
 else
 	skip "python3 absent: JSON not parsed"
 fi
+# One TCP flow: ipv6 and udp are absent from the truth, so their recall
+# (and, never predicted or predicted wrongly, their precision) has a zero
+# denominator or a zero numerator: 0 either way (metrics.h), never null.
+exits_with 0 "one labelled flow, --json" tgpt-infer classify -q -j 1 --json --report one.json \
+	-o /dev/null clf.ckpt tcp1.tok
+like one.json '"per_class":\[\{"precision":0,"recall":0,"f1":0,"support":0\},\{' \
+	"a class absent from the truth scores 0, not null (ipv6, the first)"
+like one.json '\},\{"precision":0,"recall":0,"f1":0,"support":0\}\],"confusion"' "(udp, the last)"
+ok "no null anywhere in the scores" bash -c '! grep -q null one.json'
 
 # Labels the classifier has never seen: predicted, not scored.
 pcap2flow -q udp1.pcap | flow2tok -q -l dns > dns.tok

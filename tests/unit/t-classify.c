@@ -2,7 +2,7 @@
  * (tools/tgpt/classify.h) and of the checkpoint's label table (ckpt.h):
  * label tokens, the training rows and targets, per-class probabilities
  * against the model's logits computed by hand (one- and two-token labels,
- * in chunks), the label loss, accuracy and macro-F1, the label section
+ * in chunks), the label loss, the argmax, the label section
  * written and read back with the best parameters beside the last, damage
  * refused, and clf_load refusing a model that is no classifier. */
 #include <math.h>
@@ -247,24 +247,9 @@ static void test_predict_two_tokens(struct model *m)
 	free(probs);
 }
 
-static void test_scores(void)
+static void test_argmax(void)
 {
-	struct clf_tally t;
-	uint32_t truth[] = { 0, 0, 1, 1, 2 }, pred[] = { 0, 1, 1, 1, 0 }, classes;
 	float p[4] = { 0.1f, 0.4f, 0.4f, 0.1f };
-	clf_tally_init(&t, 4);
-	ok(isnan(clf_accuracy(&t)) && isnan(clf_macro_f1(&t, NULL)), "no flows: no scores");
-	for (int i = 0; i < 5; i++)
-		clf_tally_add(&t, truth[i], pred[i]);
-	is_near(clf_accuracy(&t), 0.6, 1e-12, "accuracy 3 of 5");
-	/* scikit-learn: f1_score([0,0,1,1,2], [0,1,1,1,0], average="macro") */
-	is_near(clf_macro_f1(&t, &classes), (0.5 + 0.8 + 0.0) / 3, 1e-12,
-		"macro-F1 as scikit-learn's (0.4333)");
-	is_int(classes, 3, "over the classes in the truth or the predictions (not label 3)");
-	clf_tally_reset(&t);
-	clf_tally_add(&t, 1, 1);
-	is_near(clf_macro_f1(&t, NULL), 1, 0, "reset: one right answer, F1 1");
-	clf_tally_free(&t);
 	is_int(clf_argmax(p, 4), 1, "argmax: the lowest id among equals");
 }
 
@@ -364,7 +349,7 @@ int main(void)
 	test_batch();
 	test_predict_one_token(&m);
 	test_predict_two_tokens(&m);
-	test_scores();
+	test_argmax();
 	test_checkpoint(&m);
 	model_free(&m);
 	const char *names[] = { "clf.ckpt", "lm.ckpt", "dup.ckpt", "short.ckpt" };

@@ -32,44 +32,13 @@ const struct field_def field_defs[N_FIELDS] = {
 
 /* ------------------------------------------------------------ addresses */
 
-static uint64_t addr_hash(const struct addr *a)
-{
-	uint64_t h = 0xcbf29ce484222325ull ^ a->version;
-	for (int i = 0; i < 16; i++)
-		h = (h ^ a->bytes[i]) * 0x100000001b3ull;
-	return h ^ h >> 29;
-}
-
-static uint32_t *addr_slot(const struct addr_table *t, const struct addr *a)
-{
-	size_t mask = t->slots - 1;
-	for (size_t i = addr_hash(a) & mask;; i = (i + 1) & mask) {
-		uint32_t id = t->slot[i];
-		if (id == 0 || memcmp(&t->addr[id - 1], a, sizeof *a) == 0)
-			return &t->slot[i];
-	}
-}
-
-static uint32_t addr_id(struct addr_table *t, uint8_t version, const uint8_t *bytes)
+/* An address's id: its version and 16 bytes interned. */
+static uint32_t addr_id(struct intern *t, uint8_t version, const uint8_t *bytes)
 {
 	struct addr a;
-	memset(&a, 0, sizeof a);
 	a.version = version;
 	memcpy(a.bytes, bytes, 16);
-	if (2 * (t->n + 1) > t->slots) {
-		free(t->slot);
-		t->slots = t->slots ? 2 * t->slots : 1024;
-		t->slot = xcalloc(t->slots, sizeof *t->slot);
-		for (size_t i = 0; i < t->n; i++)
-			*addr_slot(t, &t->addr[i]) = (uint32_t)i + 1;
-	}
-	uint32_t *s = addr_slot(t, &a);
-	if (*s == 0) {
-		grow((void **)&t->addr, &t->cap, t->n + 1, sizeof *t->addr);
-		t->addr[t->n++] = a;
-		*s = (uint32_t)t->n;
-	}
-	return *s - 1;
+	return intern_add(t, &a, sizeof a);
 }
 
 /* ------------------------------------------------------------ observing */
@@ -204,10 +173,8 @@ void field_set_free(struct field_set *s)
 {
 	for (int i = 0; i < N_FIELDS; i++)
 		hist2_free(&s->hist[i]);
-	free(s->addrs.addr);
-	free(s->addrs.slot);
+	intern_free(&s->addrs);
 	flow_acc_free(&s->acc);
-	memset(&s->addrs, 0, sizeof s->addrs);
 }
 
 /* ------------------------------------------------------------ results */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "divergence.h"
+#include "intern.h"
 #include "features.h"
 #include "record.h"
 
@@ -43,22 +44,17 @@ static inline int field_is_flow(int id)
 }
 
 /* Addresses are categories: each distinct one gets a small id, the bin key,
- * shared by both sides so equal addresses meet in one bin. */
+ * shared by both sides so equal addresses meet in one bin: its struct addr
+ * (17 bytes) interned in field_set.addrs. */
 struct addr {
 	uint8_t version, bytes[16];
-};
-struct addr_table {
-	struct addr *addr; /* by id */
-	size_t n, cap;
-	uint32_t *slot;    /* open addressing: id + 1, 0 free */
-	size_t slots;
 };
 
 /* Both sides' histograms of the selected fields. */
 struct field_set {
 	int selected[N_FIELDS];  /* all of them after field_set_init */
 	struct hist2 hist[N_FIELDS];
-	struct addr_table addrs;
+	struct intern addrs;     /* the addresses seen, struct addr each */
 	uint64_t packets[2];     /* IP packets counted, per side */
 	uint64_t flows[2];       /* flows with IP packets */
 	uint64_t skipped[2];     /* packets that are not IP */

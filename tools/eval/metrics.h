@@ -1,49 +1,51 @@
-/* metrics.h: what realism-eval(1)'s classifiers are scored with and how
- * their data are split: a seeded random generator, stratified k-fold
- * assignment, the confusion matrix and the F1 scores, accuracy, mean and
- * standard deviation. Pure computation, the same on every machine. */
+/* metrics.h: the one scorer of tgpt's classifiers: tgpt-infer classify,
+ * tgpt-train's validation and realism-eval (its discriminator and
+ * --baseline) count predictions against the truth here and report the same
+ * figures the same way.
+ *
+ *   accuracy   correct / predictions scored
+ *   precision  TP / (TP + FP)  of a class; recall TP / (TP + FN);
+ *   F1         2 TP / (2 TP + FP + FN): each 0 when its denominator is 0
+ *              (scikit-learn's zero_division=0): a class never predicted
+ *              has precision 0, one absent from the truth recall 0, one in
+ *              neither F1 0
+ *   macro-F1   the mean F1 over the classes that occur in the truth or the
+ *              predictions (scikit-learn's f1_score(average="macro")); a
+ *              class in neither does not count
+ * Accuracy and macro-F1 are NAN when nothing was scored. */
 #ifndef TGPT_METRICS_H
 #define TGPT_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* splitmix64: the next number of the sequence seeded by *state. */
-uint64_t rng_next(uint64_t *state);
-/* Uniform in [0, n), n > 0. */
-uint64_t rng_below(uint64_t *state, uint64_t n);
-/* Fisher-Yates over n indices. */
-void shuffle(size_t *idx, size_t n, uint64_t *state);
-
-/* Assigns each of n items with class y[i] (0 .. n_classes - 1) a fold in
- * 0 .. k - 1: each class is shuffled (seeded) and dealt round the folds, so
- * every fold holds each class in proportion (counts differ by at most 1). */
-void stratified_folds(const int *y, size_t n, int n_classes, int k, uint64_t seed, int *fold);
-
-/* counts[t * k + p]: items of true class t predicted as p. */
-struct confusion {
-	int k;
-	uint64_t *counts;
+/* Counts of predictions against the truth, by class: TP, FP and FN always,
+ * the whole confusion matrix when asked for (it takes n_classes^2 cells). */
+struct scores {
+	uint32_t n_classes;
+	uint64_t n, correct;
+	uint64_t *tp, *fp, *fn;  /* (n_classes) */
+	uint64_t *confusion;     /* (n_classes, n_classes) truth x predicted, or NULL */
 };
-void confusion_init(struct confusion *c, int k);
-void confusion_add(struct confusion *c, int truth, int predicted);
-void confusion_free(struct confusion *c);
-uint64_t confusion_total(const struct confusion *c);
-/* Items of class t (as truth: row sum; as prediction: column sum). */
-uint64_t confusion_true(const struct confusion *c, int t);
-uint64_t confusion_predicted(const struct confusion *c, int p);
 
-/* Precision, recall and F1 of one class; 0 where a denominator is 0. */
+void scores_init(struct scores *s, uint32_t n_classes, int with_confusion);
+void scores_reset(struct scores *s);
+void scores_add(struct scores *s, uint32_t truth, uint32_t predicted);
+void scores_free(struct scores *s);
+
+/* Predictions of true class t as class p (the confusion matrix is kept). */
+uint64_t scores_cell(const struct scores *s, uint32_t t, uint32_t p);
+/* Whether class c occurs in the truth or the predictions. */
+int scores_occurs(const struct scores *s, uint32_t c);
+
 struct class_score {
 	double precision, recall, f1;
+	uint64_t support;        /* true items of the class */
 };
-struct class_score class_score(const struct confusion *c, int cls);
-/* The mean F1 over the classes that occur, as truth or as prediction
- * (scikit-learn's f1_score(average="macro")); NAN when none does. */
-double macro_f1(const struct confusion *c);
-double accuracy(const struct confusion *c);
+struct class_score class_score(const struct scores *s, uint32_t c);
 
-/* Mean and sample standard deviation (n - 1; 0 for a single value). */
-void mean_std(const double *x, size_t n, double *mean, double *std);
+double scores_accuracy(const struct scores *s);
+/* *classes, when not NULL, gets the number of classes averaged over. */
+double scores_macro_f1(const struct scores *s, uint32_t *classes);
 
 #endif

@@ -20,7 +20,7 @@
 #include "cli.h"
 #include "../eval/fields.h"
 #include "../eval/input.h"
-#include "../eval/json.h"
+#include "json.h"
 
 static const char usage[] =
 	"usage: jsdiv [-jq] [-f fields] [-m max] [-p dir] [-t secs] file1 file2\n"
@@ -136,19 +136,19 @@ static void print_json(const struct compare *c, const struct field_result *res)
 			continue;
 		printf("%s{\"field\":\"%s\",\"level\":\"%s\",\"jsd\":", sep, field_defs[i].name,
 		       field_is_flow(i) ? "flow" : "packet");
-		json_number(stdout, res[i].defined ? res[i].d.jsd : NAN);
+		json_number(stdout, res[i].defined ? res[i].d.jsd : NAN, JSON_DIGITS);
 		fputs(",\"tvd\":", stdout);
-		json_number(stdout, res[i].defined ? res[i].d.tvd : NAN);
+		json_number(stdout, res[i].defined ? res[i].d.tvd : NAN, JSON_DIGITS);
 		fputs(",\"hellinger\":", stdout);
-		json_number(stdout, res[i].defined ? res[i].d.hellinger : NAN);
+		json_number(stdout, res[i].defined ? res[i].d.hellinger : NAN, JSON_DIGITS);
 		printf(",\"n_a\":%" PRIu64 ",\"n_b\":%" PRIu64 ",\"bins\":%zu}", c->fs.hist[i].total[0],
 		       c->fs.hist[i].total[1], res[i].bins);
 		sep = ",\n";
 	}
 	fputs("],\n\"mean_jsd_packet\":", stdout);
-	json_number(stdout, field_mean_jsd(res, 0));
+	json_number(stdout, field_mean_jsd(res, 0), JSON_DIGITS);
 	fputs(",\"mean_jsd_flow\":", stdout);
-	json_number(stdout, field_mean_jsd(res, 1));
+	json_number(stdout, field_mean_jsd(res, 1), JSON_DIGITS);
 	fputs("}\n", stdout);
 }
 
@@ -169,7 +169,7 @@ static void gp_quote(FILE *gp, const char *s)
 static void value_label(const struct compare *c, int id, uint64_t key, char *buf, size_t len)
 {
 	if (field_defs[id].bin == BIN_ADDR && key < c->fs.addrs.n) {
-		const struct addr *a = &c->fs.addrs.addr[key];
+		const struct addr *a = (const struct addr *)c->fs.addrs.e[key].s;
 		if (!inet_ntop(a->version == 6 ? AF_INET6 : AF_INET, a->bytes, buf, (socklen_t)len))
 			snprintf(buf, len, "?");
 	} else if (id == F_TCP_FLAGS) {

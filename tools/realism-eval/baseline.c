@@ -11,48 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intern.h"
 #include "realism.h"
 #include "splitfile.h"
 #include "../eval/features.h"
 #include "../eval/input.h"
-#include "../eval/json.h"
+#include "json.h"
+#include "../eval/folds.h"
 #include "../eval/metrics.h"
-
-/* A set of names (labels, sources) with small ids, in order of arrival. */
-struct names {
-	char **name;
-	size_t n, cap, last;
-};
-
-static int name_is(const struct names *t, size_t i, const char *s, size_t len)
-{
-	return i < t->n && strlen(t->name[i]) == len && memcmp(t->name[i], s, len) == 0;
-}
-
-static int name_id(struct names *t, const char *s, size_t len)
-{
-	/* flows come in runs of one source and label: the last one first */
-	if (name_is(t, t->last, s, len))
-		return (int)t->last;
-	for (size_t i = 0; i < t->n; i++)
-		if (name_is(t, i, s, len))
-			return (int)(t->last = i);
-	grow((void **)&t->name, &t->cap, t->n + 1, sizeof *t->name);
-	char *copy = xmalloc(len + 1);
-	memcpy(copy, s, len);
-	copy[len] = 0;
-	t->name[t->n] = copy;
-	t->last = t->n;
-	return (int)t->n++;
-}
-
-static void names_free(struct names *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		free(t->name[i]);
-	free(t->name);
-	memset(t, 0, sizeof *t);
-}
 
 struct labelled_input {
 	char *label;   /* NULL: the records' own labels */
@@ -62,7 +28,7 @@ struct labelled_input {
 struct baseline {
 	struct labelled_input *in;
 	size_t n_in, in_cap;
-	struct names labels, sources;
+	struct intern labels, sources; /* ids in order of arrival */
 	struct flowset set;
 	uint64_t unlabelled;
 	struct split_file split;  /* --split-file */
@@ -72,7 +38,7 @@ struct baseline {
 	int *test;        /* per flow: 1 in the test set */
 	int *dropped;     /* per label: left out (--split capture, one capture) */
 	size_t n_train, n_test;
-	struct confusion conf;
+	struct scores conf;
 	uint64_t *count[2]; /* per label: train, test flows */
 };
 
@@ -215,9 +181,10 @@ static void read_labelled(struct baseline *b, const struct options *o, struct pr
 				     sizeof *b->listed_test);
 				b->listed_test[r] = e->side == SIDE_TEST;
 			}
-			b->set.label[r] = name_id(&b->labels, label, label_len);
+			b->set.label[r] = (int)intern_add(&b->labels, label, label_len);
 			const char *src = f->source_len ? f->source : in.path;
-			b->set.source[r] = name_id(&b->sources, src, f->source_len ? f->source_len : strlen(src));
+			b->set.source[r] = (int)intern_add(&b->sources, src,
+							    f->source_len ? f->source_len : strlen(src));
 			b->set.first_ns[r] = f->first_ns;
 			if (b->set.n % PROGRESS_EVERY == 0)
 				progress_tick(pr, "%zu labelled flows", b->set.n);
@@ -287,7 +254,7 @@ static void split_by_capture(struct baseline *b, double share, uint64_t seed)
 			captures += flows[s * nl + l] > 0;
 		b->dropped[l] = captures < 2;
 		if (b->dropped[l])
-			warnx("--split capture: label %s is in one capture only: left out", b->labels.name[l]);
+			warnx("--split capture: label %s is in one capture only: left out", b->labels.e[l].s);
 		kept += !b->dropped[l];
 	}
 	if (kept < 2)
@@ -357,9 +324,9 @@ static void run_baseline(struct baseline *b, const struct options *o)
 		     b->n_train, b->n_test);
 	int *pred = xmalloc(b->n_test * sizeof *pred);
 	fit_predict(o, (int)nl, &b->set, b->set.label, train, b->n_train, test, b->n_test, pred);
-	confusion_init(&b->conf, (int)nl);
+	scores_init(&b->conf, (uint32_t)nl, 1);
 	for (size_t i = 0; i < b->n_test; i++)
-		confusion_add(&b->conf, b->set.label[test[i]], pred[i]);
+		scores_add(&b->conf, b->set.label[test[i]], pred[i]);
 	free(pred);
 	free(train);
 	free(test);
@@ -375,7 +342,7 @@ static void print_baseline(const struct baseline *b, const struct options *o)
 	size_t nl = b->labels.n, kept = 0;
 	int width = 5;
 	for (size_t l = 0; l < nl; l++) {
-		int len = (int)strlen(b->labels.name[l]);
+		int len = (int)strlen(b->labels.e[l].s);
 		width = len > width ? len : width;
 		kept += !b->dropped[l];
 	}
@@ -389,27 +356,28 @@ static void print_baseline(const struct baseline *b, const struct options *o)
 		printf("(%" PRIu64 " of val left out)\n", b->val_out);
 	else
 		printf("(test share %.2f)\n", o->test_share);
-	printf("  macro-F1  %.4f\n  accuracy  %.4f\n\n", macro_f1(&b->conf), accuracy(&b->conf));
+	printf("  macro-F1  %.4f\n  accuracy  %.4f\n\n", scores_macro_f1(&b->conf, NULL),
+	       scores_accuracy(&b->conf));
 	printf("  %-*s %7s %7s %9s %7s %7s\n", width, "label", "train", "test", "precision", "recall", "f1");
 	for (size_t l = 0; l < nl; l++) {
 		if (b->dropped[l])
 			continue;
-		struct class_score s = class_score(&b->conf, (int)l);
-		printf("  %-*s %7" PRIu64 " %7" PRIu64 " %9.4f %7.4f %7.4f\n", width, b->labels.name[l],
+		struct class_score s = class_score(&b->conf, (uint32_t)l);
+		printf("  %-*s %7" PRIu64 " %7" PRIu64 " %9.4f %7.4f %7.4f\n", width, b->labels.e[l].s,
 		       b->count[0][l], b->count[1][l], s.precision, s.recall, s.f1);
 	}
 	printf("\n  confusion (rows: true label, columns: predicted, in the order above)\n  %-*s", width, "");
 	for (size_t l = 0; l < nl; l++)
 		if (!b->dropped[l])
-			printf(" %*.*s", width, width, b->labels.name[l]);
+			printf(" %*.*s", width, width, b->labels.e[l].s);
 	putchar('\n');
 	for (size_t t = 0; t < nl; t++) {
 		if (b->dropped[t])
 			continue;
-		printf("  %-*s", width, b->labels.name[t]);
+		printf("  %-*s", width, b->labels.e[t].s);
 		for (size_t p = 0; p < nl; p++)
 			if (!b->dropped[p])
-				printf(" %*" PRIu64, width, b->conf.counts[t * nl + p]);
+				printf(" %*" PRIu64, width, scores_cell(&b->conf, (uint32_t)t, (uint32_t)p));
 		putchar('\n');
 	}
 }
@@ -417,9 +385,9 @@ static void print_baseline(const struct baseline *b, const struct options *o)
 static void print_baseline_json(const struct baseline *b, const struct options *o)
 {
 	size_t nl = b->labels.n;
-	double f1 = macro_f1(&b->conf);
+	double f1 = scores_macro_f1(&b->conf, NULL);
 	printf("{\"mode\":\"baseline\",\"split\":\"%s\",\"test_share\":", split_name(o));
-	json_number(stdout, o->split == SPLIT_FILE ? NAN : o->test_share);
+	json_number(stdout, o->split == SPLIT_FILE ? NAN : o->test_share, JSON_DIGITS);
 	if (o->split == SPLIT_FILE) {
 		fputs(",\"split_file\":", stdout);
 		json_string(stdout, o->split_file);
@@ -430,17 +398,17 @@ static void print_baseline_json(const struct baseline *b, const struct options *
 	       "\"unlabelled\":%" PRIu64 ",\n\"macro_f1\":", o->seed, b->set.ncol, o->packets,
 	       o->ports ? "true" : "false", o->rounds, o->depth, b->sources.n, b->n_train + b->n_test,
 	       b->n_train, b->n_test, b->unlabelled);
-	json_number(stdout, f1);
+	json_number(stdout, f1, JSON_DIGITS);
 	fputs(",\"f1\":", stdout);
-	json_number(stdout, f1);
+	json_number(stdout, f1, JSON_DIGITS);
 	fputs(",\"accuracy\":", stdout);
-	json_number(stdout, accuracy(&b->conf));
+	json_number(stdout, scores_accuracy(&b->conf), JSON_DIGITS);
 	fputs(",\"left_out\":[", stdout);
 	const char *sep = "";
 	for (size_t l = 0; l < nl; l++)
 		if (b->dropped[l]) {
 			fputs(sep, stdout);
-			json_string(stdout, b->labels.name[l]);
+			json_string(stdout, b->labels.e[l].s);
 			sep = ",";
 		}
 	fputs("],\n\"classes\":[", stdout);
@@ -448,16 +416,16 @@ static void print_baseline_json(const struct baseline *b, const struct options *
 	for (size_t l = 0; l < nl; l++) {
 		if (b->dropped[l])
 			continue;
-		struct class_score s = class_score(&b->conf, (int)l);
+		struct class_score s = class_score(&b->conf, (uint32_t)l);
 		printf("%s{\"label\":", sep);
-		json_string(stdout, b->labels.name[l]);
+		json_string(stdout, b->labels.e[l].s);
 		printf(",\"train\":%" PRIu64 ",\"test\":%" PRIu64 ",\"precision\":", b->count[0][l],
 		       b->count[1][l]);
-		json_number(stdout, s.precision);
+		json_number(stdout, s.precision, JSON_DIGITS);
 		fputs(",\"recall\":", stdout);
-		json_number(stdout, s.recall);
+		json_number(stdout, s.recall, JSON_DIGITS);
 		fputs(",\"f1\":", stdout);
-		json_number(stdout, s.f1);
+		json_number(stdout, s.f1, JSON_DIGITS);
 		putchar('}');
 		sep = ",\n";
 	}
@@ -470,7 +438,7 @@ static void print_baseline_json(const struct baseline *b, const struct options *
 		const char *sep2 = "";
 		for (size_t p = 0; p < nl; p++)
 			if (!b->dropped[p]) {
-				printf("%s%" PRIu64, sep2, b->conf.counts[t * nl + p]);
+				printf("%s%" PRIu64, sep2, scores_cell(&b->conf, (uint32_t)t, (uint32_t)p));
 				sep2 = ",";
 			}
 		putchar(']');
@@ -513,8 +481,8 @@ int baseline(int argc, char **argv, const struct options *o)
 		free(b.in[i].path);
 	}
 	free(b.in);
-	names_free(&b.labels);
-	names_free(&b.sources);
+	intern_free(&b.labels);
+	intern_free(&b.sources);
 	flowset_free(&b.set);
 	free(b.test);
 	free(b.listed_test);
@@ -522,6 +490,6 @@ int baseline(int argc, char **argv, const struct options *o)
 	free(b.dropped);
 	free(b.count[0]);
 	free(b.count[1]);
-	confusion_free(&b.conf);
+	scores_free(&b.conf);
 	return 0;
 }

@@ -21,7 +21,8 @@
 #include "../eval/features.h"
 #include "../eval/fields.h"
 #include "../eval/input.h"
-#include "../eval/json.h"
+#include "json.h"
+#include "../eval/folds.h"
 #include "../eval/metrics.h"
 
 #define MAX_REASONS 32
@@ -162,8 +163,8 @@ static void discriminate(struct evaluation *e, const struct options *o)
 
 	size_t *train = xmalloc(2 * n * sizeof *train), *test = xmalloc(2 * n * sizeof *test);
 	int *pred = xmalloc(2 * n * sizeof *pred);
-	struct confusion all;
-	confusion_init(&all, 2);
+	struct scores all;
+	scores_init(&all, 2, 0);
 	e->fold_f1 = xmalloc((size_t)o->folds * sizeof *e->fold_f1);
 	for (int f = 0; f < o->folds; f++) {
 		size_t ntr = 0, nte = 0;
@@ -173,18 +174,18 @@ static void discriminate(struct evaluation *e, const struct options *o)
 			else
 				train[ntr++] = idx[i];
 		fit_predict(o, 2, &e->set, y, train, ntr, test, nte, pred);
-		struct confusion c;
-		confusion_init(&c, 2);
+		struct scores c;
+		scores_init(&c, 2, 0);
 		for (size_t i = 0; i < nte; i++) {
-			confusion_add(&c, y[test[i]], pred[i]);
-			confusion_add(&all, y[test[i]], pred[i]);
+			scores_add(&c, y[test[i]], pred[i]);
+			scores_add(&all, y[test[i]], pred[i]);
 		}
-		e->fold_f1[f] = macro_f1(&c);
-		confusion_free(&c);
+		e->fold_f1[f] = scores_macro_f1(&c, NULL);
+		scores_free(&c);
 	}
 	mean_std(e->fold_f1, (size_t)o->folds, &e->f1, &e->f1_std);
-	e->acc = accuracy(&all);
-	confusion_free(&all);
+	e->acc = scores_accuracy(&all);
+	scores_free(&all);
 	free(idx);
 	free(pick);
 	free(y);
@@ -280,10 +281,10 @@ static void json_side(const char *key, struct side *s)
 	printf(",\"format\":\"%s\",\"flows\":%" PRIu64 ",\"packets\":%" PRIu64
 	       ",\"valid_packets\":%" PRIu64 ",\"validity\":", input_format_names[s->format], s->flows,
 	       s->packets, s->valid_packets);
-	json_number(stdout, share(s->valid_packets, s->packets));
+	json_number(stdout, share(s->valid_packets, s->packets), JSON_DIGITS);
 	printf(",\"tcp_flows\":%" PRIu64 ",\"tcp_coherent\":%" PRIu64 ",\"tcp_valid\":", s->tcp_flows,
 	       s->tcp_coherent);
-	json_number(stdout, share(s->tcp_coherent, s->tcp_flows));
+	json_number(stdout, share(s->tcp_coherent, s->tcp_flows), JSON_DIGITS);
 	fputs(",\"invalid_reasons\":", stdout);
 	json_reasons(&s->bad_packets);
 	fputs(",\"incoherent_reasons\":", stdout);
@@ -296,24 +297,24 @@ static void print_json(struct evaluation *e, const struct options *o)
 {
 	struct side *g = &e->side[1];
 	fputs("{\"mode\":\"realism\",\"f1\":", stdout);
-	json_number(stdout, e->f1);
+	json_number(stdout, e->f1, JSON_DIGITS);
 	fputs(",\"f1_std\":", stdout);
-	json_number(stdout, e->f1_std);
+	json_number(stdout, e->f1_std, JSON_DIGITS);
 	fputs(",\"accuracy\":", stdout);
-	json_number(stdout, e->acc);
+	json_number(stdout, e->acc, JSON_DIGITS);
 	fputs(",\"validity\":", stdout);
-	json_number(stdout, share(g->valid_packets, g->packets));
+	json_number(stdout, share(g->valid_packets, g->packets), JSON_DIGITS);
 	fputs(",\"tcp_valid\":", stdout);
-	json_number(stdout, share(g->tcp_coherent, g->tcp_flows));
+	json_number(stdout, share(g->tcp_coherent, g->tcp_flows), JSON_DIGITS);
 	fputs(",\"mean_jsd_packet\":", stdout);
-	json_number(stdout, field_mean_jsd(e->res, 0));
+	json_number(stdout, field_mean_jsd(e->res, 0), JSON_DIGITS);
 	fputs(",\"mean_jsd_flow\":", stdout);
-	json_number(stdout, field_mean_jsd(e->res, 1));
+	json_number(stdout, field_mean_jsd(e->res, 1), JSON_DIGITS);
 	fputs(",\n\"f1_folds\":[", stdout);
 	for (int f = 0; f < o->folds; f++) {
 		if (f)
 			putchar(',');
-		json_number(stdout, e->fold_f1[f]);
+		json_number(stdout, e->fold_f1[f], JSON_DIGITS);
 	}
 	printf("],\"flows_per_class\":%zu,\"folds\":%d,\"features\":%zu,\"packets_per_flow\":%u,"
 	       "\"ports\":%s,\"rounds\":%d,\"depth\":%d,\"seed\":%" PRIu64 ",\n", e->per_class, o->folds,

@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 #include "infer.h"
+#include "json.h"
 #include "record.h"
 #include "stream.h"
 #include "../tgpt/ckpt.h"
 #include "../tgpt/classify.h"
 #include "../tgpt/model.h"
 #include "../tgpt/shard.h"
+#include "../eval/metrics.h"
 
 #define DEFAULT_BATCH 16
 #define MAX_BATCH 4096
@@ -27,30 +29,6 @@
 #define ACTS_BUDGET (2ull << 30)
 /* Confusion matrices up to this many labels (a dense n x n table). */
 #define MAX_CONFUSION 1024
-
-/* A JSON string (quotes and escapes included). */
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
-/* A JSON number, null when it is not finite. */
-static void json_num(FILE *f, double v)
-{
-	if (isfinite(v))
-		fprintf(f, "%.9g", v);
-	else
-		fputs("null", f);
-}
 
 struct clf_opts {
 	const char *ckpt, *output, *report;
@@ -81,8 +59,7 @@ struct classifier {
 	const uint16_t **flows; /* (batch) forward pass inputs */
 	size_t *lens;
 	float *probs;           /* (batch, n) */
-	struct clf_tally tally;
-	uint64_t *confusion;    /* (n, n) true x predicted, NULL beyond MAX_CONFUSION */
+	struct scores scores;   /* its confusion matrix up to MAX_CONFUSION labels */
 	uint64_t flows_done, unlabelled, unknown;
 	char *unknown_names[4]; /* the first few unknown labels, for the warning */
 	int n_unknown_names;
@@ -150,9 +127,7 @@ static void classifier_open(struct classifier *c, const struct clf_opts *o)
 	c->flows = xcalloc(c->batch, sizeof *c->flows);
 	c->lens = xcalloc(c->batch, sizeof *c->lens);
 	c->probs = xcalloc((size_t)c->batch * n, sizeof *c->probs);
-	clf_tally_init(&c->tally, n);
-	if (n <= MAX_CONFUSION)
-		c->confusion = xcalloc((size_t)n * n, sizeof *c->confusion);
+	scores_init(&c->scores, n, n <= MAX_CONFUSION);
 }
 
 static void classifier_close(struct classifier *c)
@@ -166,8 +141,7 @@ static void classifier_close(struct classifier *c)
 	free(c->lens);
 	free(c->probs);
 	free(c->by_name);
-	free(c->confusion);
-	clf_tally_free(&c->tally);
+	scores_free(&c->scores);
 	clf_free(&c->clf);
 	ckpt_labels_free(&c->map);
 	model_free(&c->m);
@@ -225,9 +199,7 @@ static void classify_pending(struct classifier *c)
 		uint32_t pred = clf_argmax(probs, nl);
 		pred_write(&c->w->pk, &c->map, p, pred, probs);
 		if (p->truth >= 0) {
-			clf_tally_add(&c->tally, (uint32_t)p->truth, pred);
-			if (c->confusion)
-				c->confusion[(size_t)p->truth * nl + pred]++;
+			scores_add(&c->scores, (uint32_t)p->truth, pred);
 		}
 		free(p->source);
 		free(p->label);
@@ -379,58 +351,35 @@ static int classify_stream(struct classifier *c, const char *path, struct progre
 
 /* ------------------------------------------------------------ the report */
 
-struct class_score {
-	double precision, recall, f1;
-	uint64_t support;
-};
-
-static struct class_score class_score(const struct clf_tally *t, uint32_t i)
-{
-	uint64_t tp = t->tp[i], fp = t->fp[i], fn = t->fn[i];
-	struct class_score s = {
-		.precision = tp + fp ? (double)tp / (double)(tp + fp) : NAN,
-		.recall = tp + fn ? (double)tp / (double)(tp + fn) : NAN,
-		.f1 = 2 * tp + fp + fn ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : NAN,
-		.support = tp + fn,
-	};
-	return s;
-}
-
-/* Whether class i occurs in the truth or the predictions. */
-static int class_occurs(const struct clf_tally *t, uint32_t i)
-{
-	return t->tp[i] || t->fp[i] || t->fn[i];
-}
-
 static void report_confusion_text(FILE *f, const struct classifier *c)
 {
-	const struct clf_tally *t = &c->tally;
+	const struct scores *t = &c->scores;
 	uint32_t n = c->map.n;
-	if (!c->confusion) {
+	if (!t->confusion) {
 		fprintf(f, "confusion: not shown for %u labels (at most %d)\n", n, MAX_CONFUSION);
 		return;
 	}
 	int w = 4;
 	for (uint32_t i = 0; i < n; i++)
-		if (class_occurs(t, i) && (int)strlen(c->map.name[i]) > w)
+		if (scores_occurs(t, i) && (int)strlen(c->map.name[i]) > w)
 			w = (int)strlen(c->map.name[i]);
 	for (uint32_t i = 0; i < n; i++)
 		for (uint32_t j = 0; j < n; j++) {
-			int d = snprintf(NULL, 0, "%" PRIu64, c->confusion[(size_t)i * n + j]);
+			int d = snprintf(NULL, 0, "%" PRIu64, scores_cell(t, i, j));
 			w = d > w ? d : w;
 		}
 	fprintf(f, "confusion (rows: true label, columns: predicted):\n%*s", w, "");
 	for (uint32_t j = 0; j < n; j++)
-		if (class_occurs(t, j))
+		if (scores_occurs(t, j))
 			fprintf(f, " %*s", w, c->map.name[j]);
 	fputc('\n', f);
 	for (uint32_t i = 0; i < n; i++) {
-		if (!class_occurs(t, i))
+		if (!scores_occurs(t, i))
 			continue;
 		fprintf(f, "%-*s", w, c->map.name[i]);
 		for (uint32_t j = 0; j < n; j++)
-			if (class_occurs(t, j))
-				fprintf(f, " %*" PRIu64, w, c->confusion[(size_t)i * n + j]);
+			if (scores_occurs(t, j))
+				fprintf(f, " %*" PRIu64, w, scores_cell(t, i, j));
 		fputc('\n', f);
 	}
 }
@@ -438,23 +387,23 @@ static void report_confusion_text(FILE *f, const struct classifier *c)
 /* The report as text, ending with the flows/s line. */
 static void report_text(FILE *f, const struct classifier *c, double fps)
 {
-	const struct clf_tally *t = &c->tally;
+	const struct scores *t = &c->scores;
 	fprintf(f, "flows: %" PRIu64 " (labelled %" PRIu64 ", unknown true label %" PRIu64
 		", unlabelled %" PRIu64 ")\n", c->flows_done, t->n, c->unknown, c->unlabelled);
 	if (t->n) {
 		uint32_t classes;
-		double f1 = clf_macro_f1(t, &classes);
-		fprintf(f, "accuracy: %.4f\nmacro-F1: %.4f (%u classes)\n", clf_accuracy(t), f1,
+		double f1 = scores_macro_f1(t, &classes);
+		fprintf(f, "accuracy: %.4f\nmacro-F1: %.4f (%u classes)\n", scores_accuracy(t), f1,
 			classes);
 		report_confusion_text(f, c);
 		int w = 5;
 		for (uint32_t i = 0; i < c->map.n; i++)
-			if (class_occurs(t, i) && (int)strlen(c->map.name[i]) > w)
+			if (scores_occurs(t, i) && (int)strlen(c->map.name[i]) > w)
 				w = (int)strlen(c->map.name[i]);
 		fprintf(f, "%-*s %9s %9s %9s %9s\n", w, "label", "precision", "recall", "F1",
 			"support");
 		for (uint32_t i = 0; i < c->map.n; i++) {
-			if (!class_occurs(t, i))
+			if (!scores_occurs(t, i))
 				continue;
 			struct class_score s = class_score(t, i);
 			fprintf(f, "%-*s %9.4f %9.4f %9.4f %9" PRIu64 "\n", w, c->map.name[i],
@@ -469,40 +418,40 @@ static void report_text(FILE *f, const struct classifier *c, double fps)
 static void report_json(FILE *f, const struct classifier *c, const struct clf_opts *o,
 	double seconds, double fps)
 {
-	const struct clf_tally *t = &c->tally;
+	const struct scores *t = &c->scores;
 	uint32_t n = c->map.n, classes = 0;
-	double f1 = clf_macro_f1(t, &classes);
+	double f1 = scores_macro_f1(t, &classes);
 	fprintf(f, "{\"model\":");
-	json_str(f, o->ckpt);
+	json_string(f, o->ckpt);
 	fprintf(f, ",\"window\":%u,\"flows\":%" PRIu64 ",\"labelled\":%" PRIu64
 		",\"unknown_true\":%" PRIu64 ",\"unlabelled\":%" PRIu64 ",\"accuracy\":",
 		c->map.window, c->flows_done, t->n, c->unknown, c->unlabelled);
-	json_num(f, clf_accuracy(t));
+	json_number(f, scores_accuracy(t), JSON_DIGITS_EXACT);
 	fputs(",\"macro_f1\":", f);
-	json_num(f, f1);
+	json_number(f, f1, JSON_DIGITS_EXACT);
 	fprintf(f, ",\"classes\":%u,\"labels\":[", classes);
 	for (uint32_t i = 0; i < n; i++) {
 		fputs(i ? "," : "", f);
-		json_str(f, c->map.name[i]);
+		json_string(f, c->map.name[i]);
 	}
 	fputs("],\"per_class\":[", f);
 	for (uint32_t i = 0; i < n; i++) {
 		struct class_score s = class_score(t, i);
 		fputs(i ? ",{\"precision\":" : "{\"precision\":", f);
-		json_num(f, s.precision);
+		json_number(f, s.precision, JSON_DIGITS_EXACT);
 		fputs(",\"recall\":", f);
-		json_num(f, s.recall);
+		json_number(f, s.recall, JSON_DIGITS_EXACT);
 		fputs(",\"f1\":", f);
-		json_num(f, s.f1);
+		json_number(f, s.f1, JSON_DIGITS_EXACT);
 		fprintf(f, ",\"support\":%" PRIu64 "}", s.support);
 	}
 	fputs("],\"confusion\":", f);
-	if (c->confusion) {
+	if (t->confusion) {
 		fputc('[', f);
 		for (uint32_t i = 0; i < n; i++) {
 			fputs(i ? ",[" : "[", f);
 			for (uint32_t j = 0; j < n; j++)
-				fprintf(f, "%s%" PRIu64, j ? "," : "", c->confusion[(size_t)i * n + j]);
+				fprintf(f, "%s%" PRIu64, j ? "," : "", scores_cell(t, i, j));
 			fputc(']', f);
 		}
 		fputc(']', f);
@@ -510,9 +459,9 @@ static void report_json(FILE *f, const struct classifier *c, const struct clf_op
 		fputs("null", f);
 	}
 	fprintf(f, ",\"batch\":%d,\"threads\":%d,\"seconds\":", c->batch, o->threads);
-	json_num(f, seconds);
+	json_number(f, seconds, JSON_DIGITS_EXACT);
 	fputs(",\"flows_per_s\":", f);
-	json_num(f, fps);
+	json_number(f, fps, JSON_DIGITS_EXACT);
 	fputs("}\n", f);
 }
 

@@ -204,13 +204,13 @@ double classifier_micro(struct run *r, int grads_zero, uint64_t *tokens)
 }
 
 /* The classes of n flows (r->bflow ...) with the loss of their labels,
- * tallied into r->tally; returns the summed loss. */
+ * counted into r->scores; returns the summed loss. */
 static double classify_chunk(struct run *r, int n)
 {
 	uint32_t nl = r->map.n;
 	double loss = clf_predict(&r->clf, r->bflow, r->blen, r->blab, n, r->probs);
 	for (int f = 0; f < n; f++)
-		clf_tally_add(&r->tally, r->blab[f], clf_argmax(r->probs + (size_t)f * nl, nl));
+		scores_add(&r->scores, r->blab[f], clf_argmax(r->probs + (size_t)f * nl, nl));
 	return loss;
 }
 
@@ -228,7 +228,7 @@ double evaluate_classifier(struct run *r)
 	r->val_acc = r->val_f1 = NAN;
 	if (!v->path)
 		return NAN;
-	clf_tally_reset(&r->tally);
+	scores_reset(&r->scores);
 	for (uint64_t i = 0; i < shard_count(&v->sh) && seen < limit; i++) {
 		uint16_t id;
 		shard_flow(&v->sh, i, &r->bflow[n], &r->blen[n], &id);
@@ -244,8 +244,8 @@ double evaluate_classifier(struct run *r)
 	}
 	if (n)
 		loss += classify_chunk(r, n);
-	r->val_acc = clf_accuracy(&r->tally);
-	r->val_f1 = clf_macro_f1(&r->tally, NULL);
+	r->val_acc = scores_accuracy(&r->scores);
+	r->val_f1 = scores_macro_f1(&r->scores, NULL);
 	return seen ? loss / (double)(seen * r->t.label_tokens) : NAN;
 }
 
@@ -276,7 +276,7 @@ void setup_classifier(struct run *r)
 	if (clf_init(&r->clf, &r->m, &r->map, per_pass > 0 ? per_pass : 1, err, sizeof err) < 0)
 		errx(EX_DATAERR, "%s: %s", r->o.finetune ? r->o.finetune : r->o.resume ?
 			r->o.resume : "the model", err);
-	clf_tally_init(&r->tally, r->map.n);
+	scores_init(&r->scores, r->map.n, 0);
 	r->probs = xcalloc(B * r->map.n, sizeof *r->probs);
 	r->bflow = xcalloc(B, sizeof *r->bflow);
 	r->blen = xcalloc(B, sizeof *r->blen);

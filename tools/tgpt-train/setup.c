@@ -598,7 +598,7 @@ void teardown(struct run *r)
 	free(r->tgt);
 	if (r->classify) {
 		clf_free(&r->clf);
-		clf_tally_free(&r->tally);
+		scores_free(&r->scores);
 		free(r->probs);
 		free(r->bflow);
 		free(r->blen);

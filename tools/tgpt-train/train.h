@@ -19,6 +19,7 @@
 #include "../tgpt/classify.h"
 #include "../tgpt/model.h"
 #include "../tgpt/shard.h"
+#include "../eval/metrics.h"
 
 #define MAX_THREADS 1024
 #define MAX_STEPS INT32_MAX     /* model_adamw_update counts steps in an int */
@@ -172,7 +173,7 @@ struct run {
 	struct ckpt_labels map;   /* its labels and their tokens (also a conditional model's) */
 	struct labelled lab;      /* the labelled flows of train.shard */
 	struct clf clf;           /* validation, as tgpt-infer classifies */
-	struct clf_tally tally;
+	struct scores scores;     /* ... and its scores (metrics.h) */
 	float *probs;             /* (batch, labels) */
 	const uint16_t **bflow;   /* (batch) the flows of a batch ... */
 	size_t *blen;             /* ... their lengths ... */

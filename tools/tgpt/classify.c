@@ -1,6 +1,6 @@
 /* classify.c: a fine-tuned tgpt model as a flow classifier (classify.h): the
  * input rows, the training targets, per-class probabilities from the logits
- * at the label positions, and accuracy and macro-F1. */
+ * at the label positions. */
 #include "classify.h"
 
 #include <math.h>
@@ -287,64 +287,4 @@ int clf_load(const char *path, struct model *m, struct ckpt_labels *map, char *e
 		ckpt_labels_free(map);
 	ckpt_close(&ck);
 	return rc;
-}
-
-/* ------------------------------------------------------------ scores */
-
-void clf_tally_init(struct clf_tally *t, uint32_t n_labels)
-{
-	memset(t, 0, sizeof *t);
-	t->n_labels = n_labels;
-	t->tp = xcalloc(n_labels + 1, sizeof *t->tp);
-	t->fp = xcalloc(n_labels + 1, sizeof *t->fp);
-	t->fn = xcalloc(n_labels + 1, sizeof *t->fn);
-}
-
-void clf_tally_reset(struct clf_tally *t)
-{
-	t->n = t->correct = 0;
-	memset(t->tp, 0, t->n_labels * sizeof *t->tp);
-	memset(t->fp, 0, t->n_labels * sizeof *t->fp);
-	memset(t->fn, 0, t->n_labels * sizeof *t->fn);
-}
-
-void clf_tally_add(struct clf_tally *t, uint32_t truth, uint32_t predicted)
-{
-	t->n++;
-	if (truth == predicted) {
-		t->correct++;
-		t->tp[truth]++;
-	} else {
-		t->fn[truth]++;
-		t->fp[predicted]++;
-	}
-}
-
-void clf_tally_free(struct clf_tally *t)
-{
-	free(t->tp);
-	free(t->fp);
-	free(t->fn);
-	memset(t, 0, sizeof *t);
-}
-
-double clf_accuracy(const struct clf_tally *t)
-{
-	return t->n ? (double)t->correct / (double)t->n : NAN;
-}
-
-double clf_macro_f1(const struct clf_tally *t, uint32_t *classes)
-{
-	double sum = 0;
-	uint32_t k = 0;
-	for (uint32_t i = 0; i < t->n_labels; i++) {
-		uint64_t d = 2 * t->tp[i] + t->fp[i] + t->fn[i];
-		if (d) {
-			sum += 2.0 * (double)t->tp[i] / (double)d;
-			k++;
-		}
-	}
-	if (classes)
-		*classes = k;
-	return k ? sum / k : NAN;
 }

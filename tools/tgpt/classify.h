@@ -2,7 +2,8 @@
  * section 2: no classifier head; the label is the next token the language
  * model predicts after [cls] and the flow). The one place that lays out a
  * classifier's input and reads labels off its logits, for tgpt-train's
- * training batches and validation and for tgpt-infer:
+ * training batches and validation and for tgpt-infer (which score the
+ * predictions with tools/eval/metrics.h):
  *
  *   input    CLS t_1 .. t_L, L = min(W, flow length), W the map's window;
  *            rows of a batch padded after it with PAD (the model is causal:
@@ -91,24 +92,5 @@ uint32_t clf_argmax(const float *probs, uint32_t n_labels);
  * damaged or no classifier (no labels). */
 int clf_load(const char *path, struct model *m, struct ckpt_labels *map, char *err,
 	size_t errlen);
-
-/* ------------------------------------------------------------ scores */
-
-/* Per-class counts of predictions against the truth. */
-struct clf_tally {
-	uint32_t n_labels;
-	uint64_t n, correct;
-	uint64_t *tp, *fp, *fn;  /* (n_labels) */
-};
-void clf_tally_init(struct clf_tally *t, uint32_t n_labels);
-void clf_tally_reset(struct clf_tally *t);
-void clf_tally_add(struct clf_tally *t, uint32_t truth, uint32_t predicted);
-void clf_tally_free(struct clf_tally *t);
-/* Accuracy (correct / n), and macro-F1: the mean of 2 TP / (2 TP + FP + FN)
- * over the classes that occur in the truth or the predictions (as
- * scikit-learn's f1_score(average="macro")); *classes, when not NULL, gets
- * their number. Both NAN when n is 0. */
-double clf_accuracy(const struct clf_tally *t);
-double clf_macro_f1(const struct clf_tally *t, uint32_t *classes);
 
 #endif

@@ -1,4 +1,4 @@
-/* json.c: JSON strings and numbers for the evaluators' reports (json.h). */
+/* json.c: JSON strings and numbers for the tools' reports (json.h). */
 #include "json.h"
 
 #include <math.h>
@@ -24,10 +24,10 @@ void json_string(FILE *f, const char *s)
 	json_string_n(f, s, strlen(s));
 }
 
-void json_number(FILE *f, double x)
+void json_number(FILE *f, double x, int digits)
 {
-	if (isnan(x) || isinf(x))
-		fputs("null", f);
+	if (isfinite(x))
+		fprintf(f, "%.*g", digits, x);
 	else
-		fprintf(f, "%.6g", x);
+		fputs("null", f);
 }
