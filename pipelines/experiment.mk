@@ -169,11 +169,11 @@ $(EXP)/classify.json: $(EXP)/clf.ckpt
 ifeq ($(BASELINE_SPLIT),shards)
 $(EXP)/baseline.json: $(EXP)/shards-clf/.done $(EXP)/cfg/baseline
 	find $(EXP)/flows -name '*.flows' | sort | xargs cat | \
-	  realism-eval --baseline -q --json -s $(SEED) --split-file $(EXP)/shards-clf/split.tsv - \
+	  realism-eval --baseline -q --json --seed $(SEED) --split-file $(EXP)/shards-clf/split.tsv - \
 	  > $@ $(call log_to,$(EXP)/baseline.log)
 else
 $(EXP)/baseline.json: $(EXP)/cfg/data $(EXP)/cfg/baseline $(LABELS)
-	realism-eval --baseline -q --json --split time -s $(SEED) -L $(LABELS) > $@
+	realism-eval --baseline -q --json --split time --seed $(SEED) -L $(LABELS) > $@
 endif
 
 # ---------------------------------------------------------------- generation
@@ -221,7 +221,7 @@ $(EXP)/jsdiv.json: $(EXP)/real.pcap $(EXP)/gen.pcap
 	jsdiv -q --json --plot $(EXP)/plots $^ > $@
 
 $(EXP)/realism.json: $(EXP)/real.pcap $(EXP)/gen.pcap
-	realism-eval -q --json -s $(SEED) $^ > $@
+	realism-eval -q --json --seed $(SEED) $^ > $@
 
 # ---------------------------------------------------------------- report
 $(EXP)/report.md: $(EXP)/classify.json $(EXP)/baseline.json $(EXP)/jsdiv.json $(EXP)/realism.json \

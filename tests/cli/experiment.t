@@ -8,9 +8,7 @@
 # The steps are told apart by the commands make echoes: not silenced by the
 # flags of an outer `make -s check`.
 unset MAKEFLAGS MFLAGS MAKELEVEL
-for t in parallel jq mpdump tgpt-train tgpt-infer realism-eval jsdiv; do
-	command -v $t >/dev/null || { echo "1..0 # skip $t missing"; exit 0; }
-done
+need_tools parallel jq mpdump tgpt-train tgpt-infer realism-eval jsdiv
 mk="$TGPT_TOP/pipelines/experiment.mk"
 mkdir -p caps/data && cp "$TGPT_TOP/examples/data/dns.pcap" "$TGPT_TOP/examples/data/ntp.pcap" caps/data/
 printf 'data/dns.pcap\tdns\ndata/ntp.pcap\tntp\n' > caps/labels.tsv

@@ -5,10 +5,7 @@
 # keys, --fields, --max-jsd, bad input, and --plot.
 . "$TGPT_TOP/tests/lib.sh"
 
-if ! command -v mkpcap >/dev/null || ! command -v mkrec >/dev/null; then
-	echo "1..0 # skip mkpcap and mkrec (build/tests) are needed"
-	exit 0
-fi
+need_tools mkpcap mkrec
 for kind in tcp udp ipv6 mixed empty cut garbage; do
 	mkpcap "$kind" -w "$kind.pcap" || { echo "Bail out! mkpcap $kind"; exit 1; }
 done
@@ -41,6 +38,7 @@ exits_with 64 "--max-jsd above 1" jsdiv --max-jsd 1.5 tcp.pcap tcp.pcap
 exits_with 64 "--max-jsd not a number" jsdiv --max-jsd lots tcp.pcap tcp.pcap
 exits_with 64 "an unknown field" jsdiv --fields src_ip,colour tcp.pcap tcp.pcap
 like err "colour" "the message names the unknown field"
+exits_with 64 "-j is no option of jsdiv (--json is long only)" jsdiv -j tcp.pcap tcp.pcap
 exits_with 66 "a missing file exits 66" jsdiv nosuch.pcap tcp.pcap
 like err 'nosuch.pcap' "the message names the missing file"
 

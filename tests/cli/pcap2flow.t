@@ -17,10 +17,7 @@ patch() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 # no_line FILE RE: no line of $T_DIR/FILE matches RE
 no_line() { ! grep -Eq -- "$2" "$T_DIR/$1"; }
 
-if ! command -v mkpcap >/dev/null || ! command -v mpdump >/dev/null; then
-	echo "1..0 # skip mkpcap and mpdump (build/tests) are needed"
-	exit 0
-fi
+need_tools mkpcap mpdump
 for kind in tcp udp ipv6 vlan truncated ns mixed sll sll2 raw null empty cut garbage idle; do
 	mkpcap "$kind" -w "$kind.pcap" || { echo "Bail out! mkpcap $kind"; exit 1; }
 done

@@ -5,9 +5,7 @@
 # fails its job with 65 and --resume-failed runs only what failed.
 . "$TGPT_TOP/tests/lib.sh"
 pp="$TGPT_TOP/pipelines/preprocess"
-if ! command -v parallel >/dev/null || ! command -v tokshard >/dev/null; then
-	echo "1..0 # skip GNU Parallel or the tools are missing"; exit 0
-fi
+need_tools parallel tokshard
 ex="$TGPT_TOP/examples"
 shard_args="--split 80/10/10 --group flow --context 4096"
 

@@ -6,9 +6,7 @@
 # classifier beats chance on the labelled example captures.
 . "$TGPT_TOP/tests/lib.sh"
 
-for tool in mkpcap mkrec mpdump pcap2flow; do
-	command -v $tool >/dev/null || { echo "1..0 # skip $tool is needed"; exit 0; }
-done
+need_tools mkpcap mkrec mpdump pcap2flow
 for kind in tcp udp cut garbage; do
 	mkpcap "$kind" -w "$kind.pcap" || { echo "Bail out! mkpcap $kind"; exit 1; }
 done
@@ -102,6 +100,10 @@ exits_with 64 "--split sideways" realism-eval --baseline --split sideways a=tcp.
 exits_with 64 "--test-share 1" realism-eval --baseline --test-share 1 a=tcp.pcap
 exits_with 64 "--labels without --baseline" realism-eval --labels x.tsv tcp.pcap tcp.pcap
 exits_with 64 "--baseline without inputs" realism-eval --baseline
+# A short letter means one thing in every tool: -j is the thread count.
+exits_with 64 "-j is the thread count: it wants a number" realism-eval -j tcp.pcap tcp.pcap
+exits_with 64 "-T (threads before) is no option" realism-eval -T 1 tcp.pcap tcp.pcap
+exits_with 64 "nor -k (--folds)" realism-eval -k 2 tcp.pcap tcp.pcap
 exits_with 66 "a missing file exits 66" realism-eval nosuch.pcap tcp.pcap
 like err 'nosuch.pcap' "the message names the missing file"
 exits_with 66 "a missing labels table exits 66" realism-eval --baseline --labels nosuch.tsv

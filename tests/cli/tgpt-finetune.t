@@ -9,12 +9,7 @@
 # (unlabelled shards, more labels than one token names, conflicting options).
 . "$TGPT_TOP/tests/lib.sh"
 
-for tool in tgpt-train tokshard pcap2flow flow2tok mkpcap mkrec; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "1..0 # skip $tool is needed"
-		exit 0
-	fi
-done
+need_tools tgpt-train tokshard pcap2flow flow2tok mkpcap mkrec
 
 # A key of a checkpoint's text sections, and a line of its label table (--info).
 ckpt_key() { tgpt-train --info "$1" | awk -v k="$2" '$1 == k { print $2; exit }'; }

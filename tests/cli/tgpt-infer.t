@@ -8,12 +8,7 @@
 # packets through tok2pcap, prompts, --max-tokens, and --label refused.
 . "$TGPT_TOP/tests/lib.sh"
 
-for tool in tgpt-infer tgpt-train tokshard pcap2flow flow2tok tok2pcap mkpcap mpdump; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "1..0 # skip $tool is needed"
-		exit 0
-	fi
-done
+need_tools tgpt-infer tgpt-train tokshard pcap2flow flow2tok tok2pcap mkpcap mpdump
 
 # The prediction records of a stream as text (mpdump), from "label" on:
 # the predicted label, the true one and the probabilities, sorted.
@@ -220,7 +215,7 @@ else
 fi
 if command -v realism-eval >/dev/null; then
 	tok2pcap -q -w real.pcap real.tok
-	exits_with 0 "realism-eval judges them" realism-eval --json -k 2 real.pcap gen.pcap
+	exits_with 0 "realism-eval judges them" realism-eval --json --folds 2 real.pcap gen.pcap
 	like out '"generated":\{[^}]*"validity":1[,}]' "every generated packet valid"
 else
 	skip "realism-eval absent"

@@ -17,9 +17,7 @@ skip_all() { echo "1..0 # skip $*"; exit 0; }
 command -v mpirun >/dev/null || skip_all "no mpirun (make deps installs Open MPI: openmpi-bin)"
 [ -x "$MPI_TRAIN" ] || skip_all "no $MPI_TRAIN: make check builds it when mpicc exists" \
 	"(make deps installs Open MPI: libopenmpi-dev)"
-for tool in tgpt-train tokshard pcap2flow flow2tok mkpcap; do
-	command -v "$tool" >/dev/null || skip_all "$tool is needed"
-done
+need_tools tgpt-train tokshard pcap2flow flow2tok mkpcap
 
 # Open MPI runs as root only when told; the ranks inherit the environment.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1

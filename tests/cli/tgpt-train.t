@@ -7,12 +7,7 @@
 # --random-data and its tokens/s line.
 . "$TGPT_TOP/tests/lib.sh"
 
-for tool in tgpt-train tokshard pcap2flow flow2tok mkpcap; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "1..0 # skip $tool is needed"
-		exit 0
-	fi
-done
+need_tools tgpt-train tokshard pcap2flow flow2tok mkpcap
 
 # The steps (column 1) and values but tokens_per_s (column 5) of a metrics file.
 losses() { awk -F'\t' 'NR > 1 { print $1, $2, $3, $4, $6 }' "$1"; }

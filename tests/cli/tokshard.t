@@ -6,10 +6,7 @@
 # real pipeline mkpcap | pcap2flow | flow2tok | tokshard when it is built.
 . "$TGPT_TOP/tests/lib.sh"
 
-if ! command -v mkrec >/dev/null; then
-	echo "1..0 # skip mkrec (build/tests) is needed"
-	exit 0
-fi
+need_tools mkrec
 
 # gen FLOWS SOURCES [RARE]: mkrec input for FLOWS token records; flow i comes
 # from source i % SOURCES, labelled L(source % 4), and its packets carry the

@@ -23,15 +23,15 @@
 #include "json.h"
 
 static const char usage[] =
-	"usage: jsdiv [-jq] [-f fields] [-m max] [-p dir] [-t secs] file1 file2\n"
+	"usage: jsdiv [-q] [--json] [--fields LIST] [-m max] [--plot DIR] [-t secs] file1 file2\n"
 	"Compares two captures (pcap, pcapng) or flow streams (pcap2flow) field by\n"
 	"field: Jensen-Shannon divergence (base 2), total variation and Hellinger\n"
 	"distance between the histograms of each field. \"-\" is stdin (one side).\n"
-	"  -f, --fields LIST        only these fields: names, f1..f6, or the groups\n"
+	"      --fields LIST        only these fields: names, f1..f6, or the groups\n"
 	"                           packet and flow, comma-separated\n"
-	"  -j, --json               one JSON document instead of the table\n"
+	"      --json               one JSON document instead of the table\n"
 	"  -m, --max-jsd X          exit 1 when a field's divergence exceeds X\n"
-	"  -p, --plot DIR           write DIR/FIELD.png, both histograms overlaid\n"
+	"      --plot DIR           write DIR/FIELD.png, both histograms overlaid\n"
 	"  -t, --idle-timeout SECS  captures: end a flow after SECS without packets (120)\n"
 	"  -q, --quiet              no progress on the terminal\n"
 	"  -h, --help               this text\n"
@@ -372,12 +372,14 @@ struct options {
 
 int main(int argc, char **argv)
 {
+	/* long only: a short letter means one thing in every tool (README) */
+	enum { OPT_FIELDS = 256, OPT_JSON, OPT_PLOT };
 	static const struct option longopts[] = {
-		{ "fields", required_argument, NULL, 'f' },
+		{ "fields", required_argument, NULL, OPT_FIELDS },
 		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "max-jsd", required_argument, NULL, 'm' },
-		{ "plot", required_argument, NULL, 'p' },
+		{ "plot", required_argument, NULL, OPT_PLOT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "idle-timeout", required_argument, NULL, 't' },
 		{ "version", no_argument, NULL, 'V' },
@@ -389,20 +391,20 @@ int main(int argc, char **argv)
 	int ch;
 
 	cli_init(argc, argv);
-	while ((ch = getopt_long(argc, argv, "f:hjm:p:qt:V", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "hm:qt:V", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'f':
+		case OPT_FIELDS:
 			field_list = optarg;
 			break;
 		case 'h':
 			cli_help(usage);
-		case 'j':
+		case OPT_JSON:
 			o.json = 1;
 			break;
 		case 'm':
 			o.max_jsd = opt_double(usage, "--max-jsd", optarg, 0, 1);
 			break;
-		case 'p':
+		case OPT_PLOT:
 			o.plot_dir = optarg;
 			break;
 		case 'q':

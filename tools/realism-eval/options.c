@@ -8,27 +8,28 @@
 #include "realism.h"
 
 const char usage[] =
-	"usage: realism-eval [-jpq] [-k folds] [-n packets] [-s seed] [options] real generated\n"
-	"       realism-eval --baseline [-jpq] [-L labels.tsv] [--split capture|time]\n"
+	"usage: realism-eval [-q] [-j N] [--json] [--folds K] [--packets N] [--ports]\n"
+	"                    [--seed N] [options] real generated\n"
+	"       realism-eval --baseline [-q] [-j N] [--json] [-L labels.tsv] [--split capture|time]\n"
 	"                    [--test-share X | --split-file split.tsv] [options] [LABEL=]file ...\n"
 	"Compares generated traffic with real traffic (captures or flow streams, \"-\"\n"
 	"for stdin): validity of the generated packets and TCP flows, a discriminator\n"
 	"(XGBoost on one feature vector per flow, macro-F1 over stratified k-fold\n"
 	"cross-validation; 0.5 = indistinguishable) and jsdiv's mean divergences.\n"
-	"  -k, --folds K            cross-validation folds (5)\n"
-	"  -n, --packets N          packets per flow in the feature vector (20)\n"
-	"  -p, --ports              put the first packet's ports in the feature vector\n"
-	"  -s, --seed N             seed of subsampling, folds and XGBoost (1)\n"
+	"      --folds K            cross-validation folds (5)\n"
+	"      --packets N          packets per flow in the feature vector (20)\n"
+	"      --ports              put the first packet's ports in the feature vector\n"
+	"      --seed N             seed of subsampling, folds and XGBoost (1)\n"
 	"  -r, --rounds N           boosting rounds (100)\n"
 	"  -d, --depth N            tree depth (6)\n"
-	"  -T, --threads N          XGBoost threads (1; results depend on it)\n"
+	"  -j, --threads N          XGBoost threads (1; results depend on it)\n"
 	"  -t, --idle-timeout SECS  captures: pcap2flow's idle timeout (120)\n"
-	"  -j, --json               one JSON document instead of the report\n"
+	"      --json               one JSON document instead of the report\n"
 	"  -q, --quiet              no progress on the terminal\n"
 	"  -h, --help               this text\n"
 	"  -V, --version            version and libraries\n"
 	"Baseline (supervised flow classification on labelled flows):\n"
-	"  -b, --baseline           files are LABEL=FILE, or flow streams with labels\n"
+	"      --baseline           files are LABEL=FILE, or flow streams with labels\n"
 	"  -L, --labels FILE        more inputs: lines FILE<TAB>LABEL (relative paths\n"
 	"                           from FILE's directory)\n"
 	"      --split MODE         capture: no capture on both sides (default);\n"
@@ -42,22 +43,22 @@ const char usage[] =
 int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "baseline", no_argument, NULL, 'b' },
+		{ "baseline", no_argument, NULL, OPT_BASELINE },
 		{ "depth", required_argument, NULL, 'd' },
-		{ "folds", required_argument, NULL, 'k' },
+		{ "folds", required_argument, NULL, OPT_FOLDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "idle-timeout", required_argument, NULL, 't' },
-		{ "json", no_argument, NULL, 'j' },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "labels", required_argument, NULL, 'L' },
-		{ "packets", required_argument, NULL, 'n' },
-		{ "ports", no_argument, NULL, 'p' },
+		{ "packets", required_argument, NULL, OPT_PACKETS },
+		{ "ports", no_argument, NULL, OPT_PORTS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "rounds", required_argument, NULL, 'r' },
-		{ "seed", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "split", required_argument, NULL, OPT_SPLIT },
 		{ "split-file", required_argument, NULL, OPT_SPLIT_FILE },
 		{ "test-share", required_argument, NULL, OPT_TEST_SHARE },
-		{ "threads", required_argument, NULL, 'T' },
+		{ "threads", required_argument, NULL, 'j' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -66,9 +67,9 @@ int parse_options(int argc, char **argv, struct options *o)
 				.split = SPLIT_CAPTURE };
 	int ch, own_split = 0;
 
-	while ((ch = getopt_long(argc, argv, "bd:hjk:L:n:pqr:s:t:T:V", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:hj:L:qr:t:V", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'b':
+		case OPT_BASELINE:
 			o->baseline = 1;
 			break;
 		case 'd':
@@ -76,19 +77,19 @@ int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'h':
 			cli_help(usage);
-		case 'j':
+		case OPT_JSON:
 			o->json = 1;
 			break;
-		case 'k':
+		case OPT_FOLDS:
 			o->folds = (int)opt_u64(usage, "--folds", optarg, 2, 100);
 			break;
 		case 'L':
 			o->labels = optarg;
 			break;
-		case 'n':
+		case OPT_PACKETS:
 			o->packets = (unsigned)opt_u64(usage, "--packets", optarg, 1, 1000);
 			break;
-		case 'p':
+		case OPT_PORTS:
 			o->ports = 1;
 			break;
 		case 'q':
@@ -97,13 +98,13 @@ int parse_options(int argc, char **argv, struct options *o)
 		case 'r':
 			o->rounds = (int)opt_u64(usage, "--rounds", optarg, 1, 100000);
 			break;
-		case 's':
+		case OPT_SEED:
 			o->seed = opt_u64(usage, "--seed", optarg, 0, UINT64_MAX);
 			break;
 		case 't':
 			o->idle = opt_double(usage, "--idle-timeout", optarg, 0, 1e9);
 			break;
-		case 'T':
+		case 'j':
 			o->threads = (int)opt_u64(usage, "--threads", optarg, 1, 1024);
 			break;
 		case 'V': {

@@ -14,7 +14,9 @@
 
 extern const char usage[];
 
-enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE };
+/* Options without a letter (a short letter means one thing in every tool). */
+enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE, OPT_BASELINE, OPT_FOLDS, OPT_JSON,
+	OPT_PACKETS, OPT_PORTS, OPT_SEED };
 enum split_mode { SPLIT_CAPTURE, SPLIT_TIME, SPLIT_FILE };
 
 struct options {

@@ -277,7 +277,7 @@ static void gen_summary(const struct gen *g, const long *stops, double seconds, 
 static void parse_generate(int argc, char **argv, struct gen_cli *o)
 {
 	enum { O_PROMPT_PACKETS = 256, O_MAX_TOKENS, O_RETRIES, O_STREAMS, O_LINKTYPE, O_LINK_TOKEN, O_FORCE,
-		O_PRECISION };
+		O_PRECISION, O_SEED };
 	static const struct option longopts[] = {
 		{ "flows", required_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, O_FORCE },
@@ -292,7 +292,7 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 		{ "prompt-packets", required_argument, NULL, O_PROMPT_PACKETS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "retries", required_argument, NULL, O_RETRIES },
-		{ "seed", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, O_SEED },
 		{ "streams", required_argument, NULL, O_STREAMS },
 		{ "temperature", required_argument, NULL, 'T' },
 		{ "threads", required_argument, NULL, 'j' },
@@ -314,10 +314,10 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 	o->threads = default_threads();
 	int ch;
 	optind = 2;	/* after the command; messages still name argv[0] */
-	while ((ch = getopt_long(argc, argv, "hj:k:l:n:o:p:qs:T:V", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "hj:k:l:n:o:p:qT:V", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'n': o->n = opt_u64(usage, "--flows", optarg, 0, INT64_MAX), o->n_given = 1; break;
-		case 's': o->seed = opt_u64(usage, "--seed", optarg, 0, UINT64_MAX); break;
+		case O_SEED: o->seed = opt_u64(usage, "--seed", optarg, 0, UINT64_MAX); break;
 		case 'k': o->top_k = (int)opt_u64(usage, "--top-k", optarg, 0, 65536); break;
 		case 'T': o->temperature = opt_double(usage, "--temperature", optarg, 0, 1e6); break;
 		case 'l': o->label = optarg; break;

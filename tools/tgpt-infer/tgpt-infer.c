@@ -17,7 +17,7 @@
 const char usage[] =
 	"usage: tgpt-infer classify [-q] [-j N] [-b B] [-o FILE] [--report FILE] [--json]\n"
 	"                           [--force] CKPT [FILE ...]\n"
-	"       tgpt-infer generate [-q] [-j N] [-n N] [-s SEED] [-k K] [-T TEMP] [--label X]\n"
+	"       tgpt-infer generate [-q] [-j N] [-n N] [--seed N] [-k K] [-T TEMP] [--label X]\n"
 	"                           [--prompt FILE] [--prompt-packets K] [--max-tokens N]\n"
 	"                           [--retries N] [--streams S] [--linktype N] [-o FILE]\n"
 	"                           [--force] CKPT\n"
@@ -34,7 +34,7 @@ const char usage[] =
 	"(tgpt.tok) for tok2pcap; a summary on stderr, last line \"tokens/s: X\".\n"
 	"  -n, --flows N          flows to generate (default 1; with --prompt: one per\n"
 	"                         prompt record)\n"
-	"  -s, --seed N           seed of the sampling (default 1)\n"
+	"      --seed N           seed of the sampling (default 1)\n"
 	"  -k, --top-k K          sample among the K likeliest tokens (default 26, 0: all)\n"
 	"  -T, --temperature X    temperature (default 1, 0: always the likeliest)\n"
 	"  -l, --label X          flows of label X (a model of tgpt-train --conditional,\n"
