@@ -353,7 +353,7 @@ static int check_layout(const struct ckpt *ck, const struct ckpt_section *s,
 int ckpt_load_floats(struct ckpt *ck, uint32_t type, size_t n, float **dst, char *err,
 	size_t errlen)
 {
-	const struct ckpt_section *s = NULL;
+	const struct ckpt_section *s;
 	int rc = ckpt_verify(ck, type, &s, err, errlen);
 	if (rc)
 		return rc;
