@@ -4,7 +4,8 @@
 # for packet), then the whole experiment of pipelines/experiment.mk.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-export PATH="$top/bin:$top/build/tests:$PATH"
+# the tools and the test helpers (pcapcmp, mpdump): make demo builds both
+export PATH="${TGPT_BIN:-$top/bin}:${TGPT_TESTBIN:-$top/build/tests}:$PATH"
 out=${DEMO_DIR:-$top/demo}
 mkdir -p "$out/flows" "$out/tok" "$out/pcap"
 labels="$top/examples/labels.tsv"
