@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <msgpack.h>
 #include <stdarg.h>
@@ -142,6 +143,58 @@ void cli_close_out(FILE *f, const char *name)
 		err(EX_IOERR, "%s", name);
 }
 
+const char *plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/* The descriptor a path names, when it names one of this process's open
+ * descriptors (/dev/stdout, /dev/fd/N, ...), else -1. Opening such a path
+ * again would start a regular file over from its first byte. */
+static int descriptor_of(const char *path)
+{
+	static const char *const dirs[] = { "/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/" };
+	if (strcmp(path, "/dev/stdout") == 0)
+		return STDOUT_FILENO;
+	if (strcmp(path, "/dev/stderr") == 0)
+		return STDERR_FILENO;
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		size_t n = strlen(dirs[i]);
+		uint64_t fd;
+		if (strncmp(path, dirs[i], n) == 0 && parse_u64(path + n, 0, INT32_MAX, &fd) == 0)
+			return (int)fd;
+	}
+	return -1;
+}
+
+/* The file a write to path reaches: path with the symbolic links of its
+ * last component followed (rename(2) would replace a link, not its target).
+ * *fd is set when the way leads to an open descriptor (descriptor_of). A
+ * link that leads nowhere gives its target, which the write creates. */
+static char *follow_links(const char *path, int *fd)
+{
+	char *p = xstrdup(path);
+	for (int hops = 0; hops < 40; hops++) {
+		if ((*fd = descriptor_of(p)) >= 0)
+			return p;
+		struct stat st;
+		char to[4096];
+		ssize_t n;
+		if (lstat(p, &st) < 0 || !S_ISLNK(st.st_mode) ||
+		    (n = readlink(p, to, sizeof to - 1)) < 0)
+			return p;
+		to[n] = '\0';
+		const char *slash = strrchr(p, '/');
+		size_t dir = to[0] == '/' || !slash ? 0 : (size_t)(slash - p) + 1;
+		char *next = xmalloc(dir + (size_t)n + 1);
+		memcpy(next, p, dir);
+		memcpy(next + dir, to, (size_t)n + 1);
+		free(p);
+		p = next;
+	}
+	return p; /* a loop: opening it says so (ELOOP) */
+}
+
 void atomic_open(struct atomic_file *a, const char *path)
 {
 	memset(a, 0, sizeof *a);
@@ -150,21 +203,47 @@ void atomic_open(struct atomic_file *a, const char *path)
 		return;
 	}
 	a->path = xstrdup(path);
+	int fd;
+	a->target = follow_links(path, &fd);
+	if (fd == STDOUT_FILENO) {
+		free(a->path);
+		free(a->target);
+		memset(a, 0, sizeof *a);
+		a->f = stdout;
+		return;
+	}
+	if (fd >= 0) {
+		int d = dup(fd);
+		if (d < 0 || !(a->f = fdopen(d, "wb")))
+			err(EX_CANTCREAT, "%s", path);
+		return;
+	}
 	struct stat st;
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		/* a device or a pipe (/dev/null, /dev/stdout, a FIFO): written in
-		 * place, since renaming a file over it would replace it */
-		a->f = fopen(path, "wb");
+	a->existed = stat(a->target, &st) == 0;
+	if (a->existed && !S_ISREG(st.st_mode)) {
+		a->existed = 0;
+		a->f = fopen(a->target, "wb");
 		if (!a->f)
 			err(EX_CANTCREAT, "%s", path);
 		return;
 	}
-	size_t n = strlen(path) + 32;
+	size_t n = strlen(a->target) + 32;
 	a->tmp = xmalloc(n);
-	snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-	a->f = fopen(a->tmp, "wb");
-	if (!a->f)
-		err(EX_CANTCREAT, "%s", a->tmp);
+	snprintf(a->tmp, n, "%s.tmp.%ld", a->target, (long)getpid());
+	/* a stale one of a process that had our id is ours to replace */
+	unlink(a->tmp);
+	int tfd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		       a->existed ? st.st_mode & 07777 : 0666);
+	if (tfd < 0 || !(a->f = fdopen(tfd, "wb")))
+		err(EX_CANTCREAT, "%s: cannot create %s to write it", path, a->tmp);
+}
+
+static void atomic_free(struct atomic_file *a)
+{
+	free(a->path);
+	free(a->target);
+	free(a->tmp);
+	memset(a, 0, sizeof *a);
 }
 
 void atomic_commit(struct atomic_file *a)
@@ -175,36 +254,54 @@ void atomic_commit(struct atomic_file *a)
 	}
 	if (!a->tmp) {
 		cli_close_out(a->f, a->path);
-		free(a->path);
-		a->path = NULL;
+		atomic_free(a);
 		return;
 	}
 	int bad = fflush(a->f) != 0 || ferror(a->f) || fsync(fileno(a->f)) != 0;
 	if (fclose(a->f) != 0)
 		bad = 1;
 	a->f = NULL;
-	if (bad || rename(a->tmp, a->path) != 0) {
+	if (bad || rename(a->tmp, a->target) != 0) {
 		int e = errno;
 		unlink(a->tmp);
 		errno = e;
-		err(EX_IOERR, "%s", a->path);
+		err(EX_IOERR, "%s: %s", a->path,
+		    a->existed ? "not replaced, the old file is kept" : "not written");
 	}
-	free(a->path);
-	free(a->tmp);
-	a->path = a->tmp = NULL;
+	atomic_free(a);
+}
+
+void atomic_fail(struct atomic_file *a, uint64_t n, const char *what)
+{
+	if (!a->path) { /* a stream: what was written is the reader's */
+		fflush(a->f);
+		return;
+	}
+	if (a->f)
+		fclose(a->f);
+	a->f = NULL;
+	if (!a->tmp) { /* written in place: no old file to keep */
+		atomic_free(a);
+		return;
+	}
+	const char *kept = a->existed ? "not replaced, the old file is kept" : "not written";
+	size_t len = strlen(a->target) + sizeof ".partial";
+	char *partial = xmalloc(len);
+	snprintf(partial, len, "%s.partial", a->target);
+	if (n > 0 && rename(a->tmp, partial) == 0) {
+		warnx("%s: %s; what was written before the error (%llu %s) is in %s", a->path,
+		      kept, (unsigned long long)n, what, partial);
+	} else {
+		unlink(a->tmp);
+		warnx("%s: %s", a->path, kept);
+	}
+	free(partial);
+	atomic_free(a);
 }
 
 void atomic_abort(struct atomic_file *a)
 {
-	if (!a->path)
-		return;
-	if (a->f)
-		fclose(a->f);
-	if (a->tmp)
-		unlink(a->tmp);
-	free(a->path);
-	free(a->tmp);
-	memset(a, 0, sizeof *a);
+	atomic_fail(a, 0, NULL);
 }
 
 void format_error(char *err, size_t errlen, const char *path, const char *fmt, va_list ap)

@@ -45,16 +45,34 @@ FILE *cli_open_in(const char *path);
 /* Flushes and closes an output stream; exits EX_IOERR naming it on error. */
 void cli_close_out(FILE *f, const char *name);
 
-/* Atomic output file: writes go to PATH.tmp.PID, renamed onto PATH by
- * atomic_commit. With PATH "-" it is stdout and commit only flushes; a PATH
- * that is not a regular file (/dev/null, a FIFO) is written in place. */
+/* An output file that a failed run never damages. atomic_open(PATH):
+ * - "-" is stdout; so are /dev/stdout, /dev/fd/1 and /proc/self/fd/1, and
+ *   /dev/fd/N is descriptor N: written as they are (offset, append mode),
+ *   never reopened, truncated or replaced;
+ * - a PATH that is, or leads by symbolic links to, something other than a
+ *   regular file (/dev/null, a FIFO, a terminal) is written in place, since
+ *   renaming a file over it would replace it;
+ * - any other PATH is written to a temporary file beside the file PATH leads
+ *   to (TARGET.tmp.PID; a symbolic link stays a link), which atomic_commit
+ *   renames onto it: an existing file is replaced only then, complete.
+ * A run that fails calls atomic_fail instead: PATH stays as it was (the old
+ * file, or none), and a message says which; what the run wrote before the
+ * failure, when there is any (n > 0 WHAT, e.g. "flows"), is kept as
+ * TARGET.partial. Messages name PATH as given. */
 struct atomic_file {
 	FILE *f;
-	char *path, *tmp;
+	char *path;   /* as given, for messages; NULL: stdout */
+	char *target; /* the file written: PATH after its symbolic links */
+	char *tmp;    /* the temporary file; NULL: written in place */
+	int existed;  /* the target was a regular file before */
 };
 void atomic_open(struct atomic_file *a, const char *path);
 void atomic_commit(struct atomic_file *a);
+void atomic_fail(struct atomic_file *a, uint64_t n, const char *what);
+/* atomic_fail with nothing kept. */
 void atomic_abort(struct atomic_file *a);
+/* "1 flow", "2 flows": WHAT's singular and plural. */
+const char *plural(uint64_t n, const char *one, const char *many);
 
 /* Progress on stderr, only when it is a terminal and not quiet; at most two
  * updates a second, each overwriting the last. */

@@ -150,8 +150,8 @@ tok : S 1 d0 x0a S 1 d0 x0b S 1 dnan x0c E
 EOF
 exits_with 65 "--strict stops at a bad packet" tok2pcap --strict -w strict2.pcap bad2.tok
 like err 'bad2.tok: record 1, packet 3: time interval NaN' "... naming its record and packet"
-is "$(payloads strict2.pcap)" "0a 0b " "... after writing the packets before it"
-is "$(payloads strict.pcap)" "0a " "--strict still writes the packets before"
+is "$(payloads strict2.pcap.partial)" "0a 0b " "... after writing the packets before it (a failed run: to FILE.partial)"
+is "$(payloads strict.pcap.partial)" "0a " "--strict still writes the packets before"
 mkrec > zero.tok <<'EOF'
 hdr tgpt.tok
 tok first_ns=1700000000000000000 wirelen=60 : S 1 d0 E
@@ -188,8 +188,9 @@ head -c $(($(stat -c %s udp.tok) - 20)) udp.tok > cut.tok
 want=$(mpdump -k wirelen udp.tok | head -n -1 | perl -ne '$n += () = /\d+/g; END { print $n + 0 }')
 exits_with 65 "a stream cut inside a record exits 65" tok2pcap -w cut.pcap cut.tok
 like err 'cut.tok.*byte offset [0-9]+' "the error names the input and the byte offset"
-is "$(npackets cut.pcap)" "$want" "the packets of the complete records are written"
-ok "... as a clean capture" pcapcmp -c cut.pcap
+is "$(npackets cut.pcap.partial)" "$want" "the packets of the complete records are written (to FILE.partial)"
+ok "... as a clean capture" pcapcmp -c cut.pcap.partial
+ok "... and FILE is not made" test ! -e cut.pcap
 exits_with 65 "a flow stream is the wrong record type: 65" tok2pcap -w f.pcap udp.flows
 like err 'flow records' "the error says what the records are"
 printf 'not msgpack at all' > junk

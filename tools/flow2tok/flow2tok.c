@@ -343,7 +343,10 @@ int main(int argc, char **argv)
 		atomic_abort(&out);
 		return EX_IOERR;
 	}
-	atomic_commit(&out);
+	if (status)
+		atomic_fail(&out, tz.flows, plural(tz.flows, "token record", "token records"));
+	else
+		atomic_commit(&out);
 	summary(&tz, &o);
 	free(tz.tokens);
 	free(tz.wire_delta);

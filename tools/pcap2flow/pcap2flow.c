@@ -562,16 +562,16 @@ int main(int argc, char **argv)
 	}
 	progress_done(&r.progress);
 
-	/* What was read is written, even when a capture was damaged; an
-	 * output file is not made when nothing was. */
+	/* What was read is written, even when a capture was damaged: to the
+	 * stream, or, since a failed run replaces no file, to FILE.partial. */
 	out_drain(&r.out);
 	if (r.out.failed) {
 		warnx("%s: %s", r.out.name, strerror(r.out.failed));
 		atomic_abort(&out);
 		return EX_IOERR;
 	}
-	if (status && r.flows_written == 0)
-		atomic_abort(&out);
+	if (status)
+		atomic_fail(&out, r.flows_written, plural(r.flows_written, "flow", "flows"));
 	else
 		atomic_commit(&out);
 	if (r.opt.verbose)

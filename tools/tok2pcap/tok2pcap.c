@@ -532,8 +532,18 @@ static const struct lt_info *lt_info_of(const struct collector *c, uint32_t link
 	return NULL;
 }
 
+/* Commits a capture written, or, after a failed run, keeps it apart
+ * (atomic_fail): an older capture at the path stays. */
+static void finish_capture(struct atomic_file *out, int status, size_t n_pkts)
+{
+	if (status)
+		atomic_fail(out, n_pkts, plural(n_pkts, "packet", "packets"));
+	else
+		atomic_commit(out);
+}
+
 /* One capture per link type, PREFIX-LINKTYPE.pcap. */
-static void write_split(const struct collector *c, const char *prefix)
+static void write_split(const struct collector *c, const char *prefix, int status)
 {
 	static char buf[1 << 20];
 	for (size_t i = 0; i < c->n_pkts;) {
@@ -548,24 +558,27 @@ static void write_split(const struct collector *c, const char *prefix)
 		atomic_open(&out, path);
 		setvbuf(out.f, buf, _IOFBF, sizeof buf);
 		write_pcap(out.f, lt, c->pkts + i, j - i, c->arena);
-		atomic_commit(&out);
+		finish_capture(&out, status, j - i);
 		free(path);
 		i = j;
 	}
 }
 
-/* Everything in one capture; returns 0, or EX_DATAERR for mixed link types. */
-static int write_single(const struct collector *c, struct atomic_file *out)
+/* Everything in one capture; returns 0, or EX_DATAERR for mixed link types
+ * (then nothing is written). */
+static int write_single(const struct collector *c, struct atomic_file *out, int status)
 {
 	if (c->n_lts > 1) {
 		warnx("records of link types %" PRIu32 " and %" PRIu32
 		      " cannot share one pcap; use --split PREFIX for one capture each",
 		      c->lts[0].linktype, c->lts[1].linktype);
+		atomic_abort(out);
 		return EX_DATAERR;
 	}
 	struct lt_info empty = { c->o->have_linktype ? c->o->linktype : 1, DEFAULT_SNAPLEN, 0 };
 	write_pcap(out->f, c->n_lts ? &c->lts[0] : &empty, c->pkts, c->n_pkts, c->arena);
-	return 0;
+	finish_capture(out, status, c->n_pkts);
+	return status;
 }
 
 /* ------------------------------------------------------------ options */
@@ -685,17 +698,17 @@ int main(int argc, char **argv)
 
 	if (c.n_pkts)
 		qsort(c.pkts, c.n_pkts, sizeof *c.pkts, by_capture_order);
-	if (o.split) {
-		write_split(&c, o.split);
-	} else {
-		int s = write_single(&c, &out);
-		if (s) {
-			atomic_abort(&out);
-			status = s;
-		} else {
-			atomic_commit(&out);
-		}
+	/* A capture of no packets is no result: the input held none (an
+	 * empty stream) or none that decodes (the drops above say why). */
+	if (c.n_pkts == 0 && !status) {
+		warnx("no packets to write: %" PRIu64 " token record%s, none with a packet",
+		      c.records, c.records == 1 ? "" : "s");
+		status = EX_DATAERR;
 	}
+	if (o.split)
+		write_split(&c, o.split, status);
+	else
+		status = write_single(&c, &out, status);
 	collector_free(&c);
 	return status;
 }
