@@ -52,6 +52,9 @@ struct pkt_info {
 	uint16_t tcp_window;
 	uint32_t tcp_seq, tcp_ack;
 	int l4_payload_off;   /* first byte after the transport header, -1 */
+	/* The capture ended inside a header the decoding needed (link, IP,
+	 * or the ports): what is absent above was cut off, not missing. */
+	int cut;
 };
 
 #define TCP_FIN 0x01

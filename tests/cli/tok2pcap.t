@@ -165,6 +165,29 @@ EOF
 tok2pcap --linktype 276 esc.tok > esc.pcap
 is "$(pcapinfo esc.pcap | head -1 | awk '{ print $6 }')" 276 "--linktype resolves the escape without side data"
 
+# ---------------------------------------------------------------- nothing to write
+# A capture of no packets is no result: an error (65), not an empty pcap.
+mkrec > none.tok <<'EOF'
+hdr tgpt.tok
+EOF
+exits_with 65 "a stream of no records exits 65" tok2pcap -w none.pcap none.tok
+like err 'no packets to write: 0 token records' "... saying there were no packets"
+ok "... and writes no capture" test ! -e none.pcap
+mkrec > nopkt.tok <<'EOF'
+hdr tgpt.tok
+tok : S 1 x0000 E
+tok : S C d0 x01 E
+EOF
+cp udp.out old.pcap
+exits_with 65 "records none of whose runs is a packet exit 65" tok2pcap -w old.pcap nopkt.tok
+like err 'dropped 1 token run: fewer than 8 time' "... after counting why each was dropped"
+like err 'no packets to write: 2 token records, none with a packet' "... and saying none was left"
+like err 'old.pcap: not replaced, the old file is kept' "... keeping the old capture"
+ok "... unchanged" cmp old.pcap udp.out
+exits_with 65 "the same on stdout" sh -c 'tok2pcap nopkt.tok > nopkt.pcap'
+exits_with 65 "and with --split" tok2pcap --split nopkt nopkt.tok
+ok "... which writes no capture" sh -c '! ls nopkt-*.pcap 2>/dev/null'
+
 # ---------------------------------------------------------------- link types
 mkrec > mixed.tok <<'EOF'
 hdr tgpt.tok
