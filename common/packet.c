@@ -450,6 +450,32 @@ int pkt_linktype_known(uint32_t linktype)
 	}
 }
 
+const char *pkt_linktype_name(uint32_t linktype)
+{
+	switch (linktype) {
+	case LT_NULL:
+		return "NULL";
+	case LT_ETHERNET:
+		return "EN10MB";
+	case LT_RAW:
+	case LT_RAW_BSD12:
+	case LT_RAW_BSD14:
+		return "RAW";
+	case LT_LOOP:
+		return "LOOP";
+	case LT_LINUX_SLL:
+		return "LINUX_SLL";
+	case LT_IPV4:
+		return "IPV4";
+	case LT_IPV6:
+		return "IPV6";
+	case LT_LINUX_SLL2:
+		return "LINUX_SLL2";
+	default:
+		return NULL;
+	}
+}
+
 /* ------------------------------------------------------------ validation */
 
 /* pkt_validate: whether the headers of a frame agree with each other and

@@ -68,6 +68,9 @@ int pkt_decode(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_in
 
 /* Whether the decoder knows the link type at all. */
 int pkt_linktype_known(uint32_t linktype);
+/* The short name of a link type the decoder knows ("EN10MB", "RAW"), or
+ * NULL. */
+const char *pkt_linktype_name(uint32_t linktype);
 
 /* Whether a captured frame's headers hold together, as a generator must
  * get them right (realism-eval(1), VALIDITY): lengths (captured against

@@ -23,7 +23,7 @@
 #include "../eval/json.h"
 
 static const char usage[] =
-	"usage: jsdiv [-jq] [-f fields] [-m max] [-p dir] [-t secs] file1 file2\n"
+	"usage: jsdiv [-jq] [-f fields] [-m max] [-p dir] [-t secs] [--ip-layer] file1 file2\n"
 	"Compares two captures (pcap, pcapng) or flow streams (pcap2flow) field by\n"
 	"field: Jensen-Shannon divergence (base 2), total variation and Hellinger\n"
 	"distance between the histograms of each field. \"-\" is stdin (one side).\n"
@@ -33,6 +33,8 @@ static const char usage[] =
 	"  -m, --max-jsd X          exit 1 when a field's divergence exceeds X\n"
 	"  -p, --plot DIR           write DIR/FIELD.png, both histograms overlaid\n"
 	"  -t, --idle-timeout SECS  captures: end a flow after SECS without packets (120)\n"
+	"      --ip-layer           compare packets from their IP header on (sides of\n"
+	"                           different link types); frames without one left out\n"
 	"  -q, --quiet              no progress on the terminal\n"
 	"  -h, --help               this text\n"
 	"  -V, --version            version and libraries\n"
@@ -51,6 +53,7 @@ struct side {
 	const char *path;    /* as given */
 	const char *name;    /* for messages */
 	enum input_format format;
+	struct linktype_set linktypes;
 };
 
 struct compare {
@@ -60,11 +63,12 @@ struct compare {
 };
 
 /* Reads one side's flow records into the histograms. */
-static void read_side(struct compare *c, int k, double idle)
+static void read_side(struct compare *c, int k, double idle, int ip_layer)
 {
 	struct side *s = &c->side[k];
 	struct input in;
 	input_open(&in, s->path, idle);
+	in.ip_layer = ip_layer;
 	s->format = in.format;
 	const struct flow_rec *f;
 	uint64_t records = 0, last_tick = 0;
@@ -77,6 +81,8 @@ static void read_side(struct compare *c, int k, double idle)
 		}
 	}
 	input_close(&in);
+	s->linktypes = in.linktypes;
+	c->fs.skipped[k] += in.not_ip;
 	if (c->fs.packets[k] == 0)
 		errx(EX_DATAERR, "%s: no IP packets to compare (%" PRIu64 " flow record%s)", s->name,
 		     records, records == 1 ? "" : "s");
@@ -364,7 +370,7 @@ static void select_fields(const char *list, int *selected)
 }
 
 struct options {
-	int json, quiet;
+	int json, quiet, ip_layer;
 	double max_jsd;       /* negative: no verdict */
 	const char *plot_dir;
 	double idle;
@@ -372,8 +378,10 @@ struct options {
 
 int main(int argc, char **argv)
 {
+	enum { OPT_IP_LAYER = 256 };
 	static const struct option longopts[] = {
 		{ "fields", required_argument, NULL, 'f' },
+		{ "ip-layer", no_argument, NULL, OPT_IP_LAYER },
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "max-jsd", required_argument, NULL, 'm' },
@@ -384,7 +392,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct compare c;
-	struct options o = { 0, 0, -1, NULL, 120 };
+	struct options o = { 0, 0, 0, -1, NULL, 120 };
 	const char *field_list = "all";
 	int ch;
 
@@ -411,6 +419,9 @@ int main(int argc, char **argv)
 		case 't':
 			o.idle = opt_double(usage, "--idle-timeout", optarg, 0, 1e9);
 			break;
+		case OPT_IP_LAYER:
+			o.ip_layer = 1;
+			break;
 		case 'V': {
 			const char *const libs[] = { NULL };
 			cli_version(libs);
@@ -434,9 +445,11 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 2; k++) {
 		c.side[k].path = argv[k];
 		c.side[k].name = strcmp(argv[k], "-") == 0 ? "<stdin>" : argv[k];
-		read_side(&c, k, o.idle);
+		read_side(&c, k, o.idle, o.ip_layer);
 	}
 	progress_done(&c.progress);
+	linktypes_warn(&c.side[0].linktypes, c.side[0].name, &c.side[1].linktypes, c.side[1].name,
+		       o.ip_layer);
 
 	struct field_result res[N_FIELDS];
 	field_set_compare(&c.fs, res);

@@ -325,6 +325,10 @@ static int read_file(struct run *r, const char *path)
 	out_drain(&r->out); /* the flows written may point into the file */
 	if (r->labels)
 		labels_end(r->labels, r->src.msgname, r->flows_written - flows_before);
+	if (c.ts_clamped && !r->opt.quiet)
+		warnx("%s: %" PRIu64 " %s time stamps past 2554, which nanoseconds in 64 bits do not "
+		      "reach: kept as the last they do", r->src.msgname, c.ts_clamped,
+		      plural(c.ts_clamped, "packet has", "packets have"));
 	capture_close(&c);
 	return status;
 }

@@ -336,6 +336,7 @@ static int ng_block(struct ng_in *in, uint32_t *type, const uint8_t **body, size
 	if (rd32(in->block + total - 4, in->big) != total)
 		return ng_error(in, off, "trailing block length differs from the leading one");
 	in->off += total;
+	in->block_len = total;
 	*body = in->block + 8;
 	*len = total - 12;
 	return 1;
@@ -466,6 +467,7 @@ static int ng_next(struct ng_in *in, struct capture *c, struct raw *raw)
 			continue; /* statistics, name resolution, custom, ... */
 		}
 		raw->ts_ns = type == NG_SPB ? 0 : ng_ts_ns(ifc, ts);
+		c->ts_clamped += raw->ts_ns == UINT64_MAX;
 		raw->caplen = caplen;
 		raw->wirelen = wirelen;
 		raw->linktype = ifc->linktype;

@@ -84,7 +84,7 @@ struct ng_in {
 	struct ng_iface *ifaces; /* the section's, by interface id */
 	size_t n_ifaces, ifaces_cap;
 	uint8_t *block;         /* the block being read */
-	size_t block_cap;
+	size_t block_len, block_cap;
 	uint64_t off;           /* the file offset of the next block */
 	char why[160];
 };
@@ -120,6 +120,7 @@ struct capture {
 	struct ng_in ng_in;
 	struct capture_lt *lts; /* ng: the link types met so far */
 	size_t n_lts, lts_cap;
+	uint64_t ts_clamped;    /* ng: time stamps past 2554, kept as UINT64_MAX ns */
 	const char *why;        /* after CAP_ERROR: what went wrong */
 };
 

@@ -44,6 +44,8 @@ static const char usage[] =
 	"  -d, --depth N            tree depth (6)\n"
 	"  -T, --threads N          XGBoost threads (1; results depend on it)\n"
 	"  -t, --idle-timeout SECS  captures: pcap2flow's idle timeout (120)\n"
+	"      --ip-layer           packets from their IP header on (sides of different\n"
+	"                           link types); frames without one left out\n"
 	"  -j, --json               one JSON document instead of the report\n"
 	"  -q, --quiet              no progress on the terminal\n"
 	"  -h, --help               this text\n"
@@ -63,11 +65,11 @@ static const char usage[] =
 #define PROGRESS_EVERY 4096
 #define MAX_REASONS 32
 
-enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE };
+enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE, OPT_IP_LAYER };
 enum split_mode { SPLIT_CAPTURE, SPLIT_TIME, SPLIT_FILE };
 
 struct options {
-	int baseline, json, quiet, ports;
+	int baseline, json, quiet, ports, ip_layer;
 	int folds, rounds, depth, threads;
 	unsigned packets;
 	uint64_t seed;
@@ -217,6 +219,7 @@ struct side {
 	uint64_t tcp_flows, tcp_coherent;
 	struct reasons bad_packets, bad_flows;
 	size_t first_row, rows;      /* its vectors in the flowset */
+	struct linktype_set linktypes;
 };
 
 struct evaluation {
@@ -265,6 +268,7 @@ static void read_side(struct evaluation *e, int k, const struct options *o, stru
 	struct flow_acc acc;
 	flow_acc_init(&acc);
 	input_open(&in, s->path, o->idle);
+	in.ip_layer = o->ip_layer;
 	s->format = in.format;
 	s->first_row = e->set.n;
 	const struct flow_rec *f;
@@ -276,6 +280,7 @@ static void read_side(struct evaluation *e, int k, const struct options *o, stru
 	input_close(&in);
 	flow_acc_free(&acc);
 	s->rows = e->set.n - s->first_row;
+	s->linktypes = in.linktypes;
 }
 
 /* Balanced classes, stratified folds, and the F1 of each fold. */
@@ -482,6 +487,8 @@ static int evaluate(char **argv, const struct options *o)
 		e.side[k].name = strcmp(argv[k], "-") == 0 ? "<stdin>" : argv[k];
 		read_side(&e, k, o, &pr);
 	}
+	linktypes_warn(&e.side[0].linktypes, e.side[0].name, &e.side[1].linktypes, e.side[1].name,
+		       o->ip_layer);
 	discriminate(&e, o);
 	progress_done(&pr);
 	field_set_compare(&e.fields, e.res);
@@ -638,6 +645,7 @@ static void read_labelled(struct baseline *b, const struct options *o, struct pr
 	for (size_t i = 0; i < b->n_in; i++) {
 		struct input in;
 		input_open(&in, b->in[i].path, o->idle);
+		in.ip_layer = o->ip_layer;
 		const struct flow_rec *f;
 		while ((f = input_next(&in))) {
 			const char *label = b->in[i].label;
@@ -980,6 +988,7 @@ int main(int argc, char **argv)
 		{ "folds", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "ip-layer", no_argument, NULL, OPT_IP_LAYER },
 		{ "json", no_argument, NULL, 'j' },
 		{ "labels", required_argument, NULL, 'L' },
 		{ "packets", required_argument, NULL, 'n' },
@@ -1059,6 +1068,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SPLIT_FILE:
 			o.split_file = optarg;
+			break;
+		case OPT_IP_LAYER:
+			o.ip_layer = 1;
 			break;
 		default:
 			cli_usage_error(usage, "unknown option");
