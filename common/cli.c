@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <math.h>
 #include <msgpack.h>
@@ -57,6 +58,33 @@ _Noreturn void cli_usage_error(const char *usage, const char *fmt, ...)
 	fprintf(stderr, "\n%.*s\nTry '%s --help' for more.\n",
 		(int)(nl ? nl - usage : (long)strlen(usage)), usage, progname);
 	exit(EX_USAGE);
+}
+
+int cli_getopt(int argc, char **argv, const char *optstring, const struct option *longopts,
+	       const char *usage)
+{
+	/* a leading ':' makes a missing value ':' rather than '?' */
+	static char quiet[128];
+	if (optstring[0] != ':' && strlen(optstring) + 2 <= sizeof quiet) {
+		quiet[0] = ':';
+		strcpy(quiet + 1, optstring);
+		optstring = quiet;
+	}
+	opterr = 0;
+	int c = getopt_long(argc, argv, optstring, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	/* the word at fault: a long option as typed (without "=value"), or
+	 * the short option's letter */
+	const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	int is_long = strncmp(word, "--", 2) == 0;
+	int len = is_long ? (int)strcspn(word, "=") : 2;
+	char letter[3] = { '-', (char)optopt, '\0' };
+	if (!is_long)
+		word = letter;
+	if (c == ':')
+		cli_usage_error(usage, "option '%.*s' needs a value", len, word);
+	cli_usage_error(usage, "unknown option '%.*s'", len, word);
 }
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -202,6 +230,8 @@ void atomic_open(struct atomic_file *a, const char *path)
 		a->f = stdout;
 		return;
 	}
+	if (!*path)
+		errx(EX_USAGE, "an empty file name names no output");
 	a->path = xstrdup(path);
 	int fd;
 	a->target = follow_links(path, &fd);

@@ -28,6 +28,14 @@ _Noreturn void cli_help(const char *usage);
 _Noreturn void cli_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* getopt_long(3) that says itself what is wrong, once, as a usage error
+ * with the program's name: "unknown option '--frob'", "option '-o' needs
+ * a value" (getopt's own messages name argv[0] as typed, and the tool's
+ * usage error came after them). */
+struct option;
+int cli_getopt(int argc, char **argv, const char *optstring, const struct option *longopts,
+	       const char *usage);
+
 /* Strict numbers: the whole string, in [min, max]. Return 0 on success, -1 on
  * a malformed or out-of-range string (errno says which: EINVAL or ERANGE). */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

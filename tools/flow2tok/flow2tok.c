@@ -290,7 +290,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	int c;
 	memset(o, 0, sizeof *o);
 	o->output = "-";
-	while ((c = getopt_long(argc, argv, "o:l:qhV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "o:l:qhV", longopts, usage)) != -1) {
 		switch (c) {
 		case 'o': o->output = optarg; break;
 		case 'l': o->label = optarg; break;

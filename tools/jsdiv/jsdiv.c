@@ -397,7 +397,7 @@ int main(int argc, char **argv)
 	int ch;
 
 	cli_init(argc, argv);
-	while ((ch = getopt_long(argc, argv, "f:hjm:p:qt:V", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, "f:hjm:p:qt:V", longopts, usage)) != -1) {
 		switch (ch) {
 		case 'f':
 			field_list = optarg;

@@ -497,7 +497,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 	memset(o, 0, sizeof *o);
 	o->snaplen = LIVE_SNAPLEN;
-	while ((c = getopt_long(argc, argv, "ac:f:hi:l:o:qs:t:vV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "ac:f:hi:l:o:qs:t:vV", longopts, usage)) != -1) {
 		switch (c) {
 		case 'a':
 			o->all = 1;

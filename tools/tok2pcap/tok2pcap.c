@@ -705,7 +705,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	int c;
 	memset(o, 0, sizeof *o);
 	o->start_ns = (int64_t)DEFAULT_START_NS;
-	while ((c = getopt_long(argc, argv, "w:qhV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "w:qhV", longopts, usage)) != -1) {
 		switch (c) {
 		case 'w': o->output = optarg; break;
 		case OPT_SPLIT: o->split = optarg; break;

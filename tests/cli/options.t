@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# options.t: what every tool says about an option it does not know or one
+# given without its value: one line with the tool's own name (not argv[0]
+# as typed, a path) naming the option, the synopsis, and where to read
+# more; exit 64.
+. "$TGPT_TOP/tests/lib.sh"
+
+# TOOL OPTION-WITH-A-VALUE (short)
+while read -r tool valued; do
+	bin=$(command -v "$tool") || { skip "$tool not built"; continue; }
+	exits_with 64 "$tool --frobnicate exits 64" "$bin" --frobnicate
+	is "$(head -1 err)" "$tool: unknown option '--frobnicate'" "$tool: the message names the tool and the option"
+	is "$(grep -c "$bin" err)" 0 "$tool: not the path it was run by"
+	is "$(wc -l < err)" 3 "$tool: one message, the synopsis and where to read more"
+	like err "^Try '$tool --help' for more\.$" "$tool: ... which ends the message"
+	exits_with 64 "$tool --frobnicate=1 exits 64" "$bin" --frobnicate=1
+	is "$(head -1 err)" "$tool: unknown option '--frobnicate'" "$tool: a long option's value is not part of its name"
+	exits_with 64 "$tool -Z exits 64" "$bin" -Z
+	is "$(head -1 err)" "$tool: unknown option '-Z'" "$tool: an unknown short option"
+	exits_with 64 "$tool $valued without its value exits 64" "$bin" "$valued"
+	is "$(head -1 err)" "$tool: option '$valued' needs a value" "$tool: a missing value is named"
+done <<'LIST'
+pcap2flow -o
+flow2tok -o
+tok2pcap -w
+jsdiv -f
+LIST
+
+done_testing
