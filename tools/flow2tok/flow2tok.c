@@ -267,8 +267,8 @@ static void summary(const struct tokenizer *tz, const struct options *o)
 		      " (%" PRIu64 " of them inside their first packet)",
 		      tz->cut_flows, tz->flows, o->max_tokens, tz->truncated_first);
 	if (tz->inexact_flows)
-		warnx("%" PRIu64 " flows with a time interval float64 cannot hold exactly",
-		      tz->inexact_flows);
+		warnx("%" PRIu64 " %s a time interval float64 cannot hold exactly",
+		      tz->inexact_flows, plural(tz->inexact_flows, "flow with", "flows with"));
 }
 
 static void parse_options(int argc, char **argv, struct options *o)
