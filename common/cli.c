@@ -276,6 +276,29 @@ static void atomic_free(struct atomic_file *a)
 	memset(a, 0, sizeof *a);
 }
 
+void atomic_check(const char *path)
+{
+	if (!path || strcmp(path, "-") == 0)
+		return;
+	int fd;
+	char *target = path[0] ? follow_links(path, &fd) : NULL;
+	struct stat st;
+	if (target && fd < 0 && stat(target, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* opened in place when written: a FIFO would block here */
+		if (S_ISDIR(st.st_mode))
+			errx(EX_CANTCREAT, "%s: a directory, not a file to write", path);
+		if (access(target, W_OK) < 0)
+			err(EX_CANTCREAT, "%s", path);
+	} else if (!target || fd < 0) {
+		struct atomic_file a;
+		atomic_open(&a, path); /* exits when the temporary file cannot be made */
+		fclose(a.f);
+		unlink(a.tmp);
+		atomic_free(&a);
+	}
+	free(target);
+}
+
 void atomic_commit(struct atomic_file *a)
 {
 	if (!a->path) {
@@ -301,6 +324,31 @@ void atomic_commit(struct atomic_file *a)
 	atomic_free(a);
 }
 
+/* Keeps what a failed run wrote (n > 0) as TARGET.partial, or removes it.
+ * Returns the .partial file's name (to free), or NULL. */
+static char *keep_partial(struct atomic_file *a, uint64_t n)
+{
+	size_t len = strlen(a->target) + sizeof ".partial";
+	char *partial = xmalloc(len);
+	snprintf(partial, len, "%s.partial", a->target);
+	if (n > 0 && rename(a->tmp, partial) == 0)
+		return partial;
+	unlink(a->tmp);
+	free(partial);
+	return NULL;
+}
+
+void atomic_fail_quietly(struct atomic_file *a, uint64_t n)
+{
+	if (a->f && a->f != stdout)
+		fclose(a->f);
+	else if (a->f)
+		fflush(a->f);
+	if (a->tmp)
+		free(keep_partial(a, n));
+	atomic_free(a);
+}
+
 void atomic_fail(struct atomic_file *a, uint64_t n, const char *what)
 {
 	if (!a->path) { /* a stream: what was written is the reader's */
@@ -315,16 +363,12 @@ void atomic_fail(struct atomic_file *a, uint64_t n, const char *what)
 		return;
 	}
 	const char *kept = a->existed ? "not replaced, the old file is kept" : "not written";
-	size_t len = strlen(a->target) + sizeof ".partial";
-	char *partial = xmalloc(len);
-	snprintf(partial, len, "%s.partial", a->target);
-	if (n > 0 && rename(a->tmp, partial) == 0) {
+	char *partial = keep_partial(a, n);
+	if (partial)
 		warnx("%s: %s; what was written before the error (%llu %s) is in %s", a->path,
 		      kept, (unsigned long long)n, what, partial);
-	} else {
-		unlink(a->tmp);
+	else
 		warnx("%s: %s", a->path, kept);
-	}
 	free(partial);
 	atomic_free(a);
 }

@@ -75,8 +75,13 @@ struct atomic_file {
 	int existed;  /* the target was a regular file before */
 };
 void atomic_open(struct atomic_file *a, const char *path);
+/* Exits EX_CANTCREAT naming PATH unless atomic_open could write it now: a
+ * run that writes its output only at its end (a checkpoint) checks first. */
+void atomic_check(const char *path);
 void atomic_commit(struct atomic_file *a);
 void atomic_fail(struct atomic_file *a, uint64_t n, const char *what);
+/* atomic_fail saying nothing: the caller says it once for several files. */
+void atomic_fail_quietly(struct atomic_file *a, uint64_t n);
 /* atomic_fail with nothing kept. */
 void atomic_abort(struct atomic_file *a);
 /* "1 flow", "2 flows": WHAT's singular and plural. */

@@ -735,14 +735,23 @@ struct run {
 
 static volatile sig_atomic_t stop_signal;
 
+/* The exit status of a run stopped by SIGINT or SIGTERM after writing its
+ * checkpoint: not finished, to be resumed (a signal that killed the process
+ * shows as 128 + the signal, as ever). */
+#define EX_STOPPED EX_TEMPFAIL
+
+/* SIGINT and SIGTERM ask the loop to stop after the current step and save;
+ * more of them change nothing (timeout(1) signals twice: the process and
+ * its group), and while the checkpoint is written they wait (save). Only a
+ * signal that cannot be caught, or SIGQUIT, ends the run at once. */
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	if (!stop_signal)
+		stop_signal = sig;
 }
 
-/* SIGINT and SIGTERM ask the loop to stop after the current step; a second
- * one kills at once (SA_RESETHAND). A signal the caller ignores (SIGINT in
- * a shell's background job) stays ignored. */
+/* A signal the caller ignores (SIGINT in a shell's background job) stays
+ * ignored. Both signals are blocked while the handler runs. */
 static void catch_signals(void)
 {
 	static const int sigs[] = { SIGINT, SIGTERM };
@@ -752,8 +761,9 @@ static void catch_signals(void)
 			continue;
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = on_signal;
-		sa.sa_flags = SA_RESETHAND;
 		sigemptyset(&sa.sa_mask);
+		sigaddset(&sa.sa_mask, SIGINT);
+		sigaddset(&sa.sa_mask, SIGTERM);
 		sigaction(sigs[i], &sa, NULL);
 	}
 }
@@ -889,8 +899,9 @@ static void check_ranks_agree(const struct run *r)
 }
 
 /* Writes the checkpoint (training state, model, parameters, AdamW moments)
- * atomically; SIGINT and SIGTERM wait until it is in place. Rank 0 writes,
- * once the ranks agree on the parameters. */
+ * atomically; SIGINT and SIGTERM wait until it is in place, from its first
+ * byte gathered to its rename. Rank 0 writes, once the ranks agree on the
+ * parameters. */
 static void save(struct run *r)
 {
 	struct ckpt_out o = { 0 };
@@ -899,6 +910,10 @@ static void save(struct run *r)
 	check_ranks_agree(r);
 	if (dist_rank() != 0)
 		return;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	r->t.epoch = r->train.epoch;
 	r->t.cursor = r->train.cursor;
 	train_text(&r->t, &train_txt);
@@ -911,10 +926,6 @@ static void save(struct run *r)
 		ckpt_out_add_model_with(&o, &r->m, &model_txt, r->conditional ? &r->map : NULL,
 			NULL);
 	}
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, &old);
 	ckpt_write(&o, r->out);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	ckpt_text_free(&model_txt);
@@ -1521,9 +1532,6 @@ static void check_fixed_classifier(const struct run *r, const struct model_confi
 	if (o->given[O_CONTEXT])
 		errx(EX_USAGE, "%s: a classifier's run: its inputs are --window-tokens long, not "
 			"--context", o->resume);
-	if (o->given[O_PRESET] && strcmp(o->t.preset, r->t.preset) != 0)
-		errx(EX_USAGE, "%s: a run of preset %s; --preset %s conflicts", o->resume,
-			r->t.preset, o->t.preset);
 	for (int i = 0; i < MF_COUNT; i++) {
 		int have = *(const int *)((const char *)saved + model_flags[i].off);
 		if (o->mf_given[i] && o->mf_value[i] != have)
@@ -1555,6 +1563,11 @@ static void check_fixed(const struct run *r, const struct model_config *saved)
 	if (o->given[O_BALANCE] && o->t.balance != t->balance)
 		errx(EX_USAGE, "%s: a run of --balance %s; --balance %s conflicts", o->resume,
 			balance_names[t->balance], balance_names[o->t.balance]);
+	/* before the sizes: another preset's would be judged against the
+	 * run's context, which the user did not give */
+	if (o->given[O_PRESET] && strcmp(o->t.preset, t->preset) != 0)
+		errx(EX_USAGE, "%s: a run of preset %s; --preset %s conflicts (a resumed run keeps "
+			"its model)", o->resume, t->preset, o->t.preset);
 	if (t->mode == MODE_FINETUNE)
 		check_fixed_classifier(r, saved);
 	else if (sizes) {
@@ -1681,15 +1694,11 @@ static void resume_train(struct run *r)
 	r->resumed = 1;
 }
 
-/* The output's directory must take new files before any step is spent. */
+/* The checkpoint must be writable before any step is spent: a file (not
+ * a directory) whose directory takes new files. */
 static void check_output(const char *path)
 {
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	if (slash)
-		slash[slash == dir] = '\0';
-	if (access(slash ? dir : ".", W_OK | X_OK) < 0)
-		err(EX_CANTCREAT, "%s", path);
-	free(dir);
+	atomic_check(path);
 }
 
 /* val.shard, when there is one with flows to validate on (labelled ones
@@ -1819,8 +1828,9 @@ static void summary(const struct run *r)
 		fprintf(stderr, "%s: %" PRIu64 " labelled flows of %" PRIu64, r->train.path,
 			r->lab.n, t->data_flows);
 	else
-		fprintf(stderr, "%s: %" PRIu64 " flows, %" PRIu64 " tokens", r->train.path,
-			t->data_flows, t->data_tokens);
+		fprintf(stderr, "%s: %" PRIu64 " %s, %" PRIu64 " %s", r->train.path, t->data_flows,
+			plural(t->data_flows, "flow", "flows"), t->data_tokens,
+			plural(t->data_tokens, "token", "tokens"));
 	fprintf(stderr, "; %s step %" PRIu64 " of %" PRIu64 "\n", r->resumed ? "resuming at" :
 		"from", t->step, t->steps);
 }
@@ -1984,5 +1994,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokens/s: %.1f\n", tokens_per_s(r));
 	teardown(r);
 	dist_finalize();
-	return stop_signal == SIGINT ? 128 + SIGINT : 0;
+	return stop_signal ? EX_STOPPED : 0;
 }

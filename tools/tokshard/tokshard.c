@@ -833,7 +833,18 @@ static struct out_shard *pending;
 static void remove_pending(void)
 {
 	for (int s = 0; pending && s < SHARD_SPLITS; s++)
-		atomic_abort(&pending[s].a);
+		atomic_fail_quietly(&pending[s].a, 0);
+}
+
+/* An output written: renamed into place, or after a failed run (status)
+ * kept apart as FILE.partial (atomic_fail), the old one left as it was:
+ * main says so once for the directory. */
+static void finish_output(struct atomic_file *a, int status, uint64_t flows)
+{
+	if (status)
+		atomic_fail_quietly(a, flows);
+	else
+		atomic_commit(a);
 }
 
 /* Reads the written shard back with the trainer's reader before it replaces
@@ -849,7 +860,7 @@ static void check_written(struct out_shard *s)
 	shard_close(&back);
 }
 
-static void write_shards(const struct dataset *d, const struct options *o)
+static void write_shards(const struct dataset *d, const struct options *o, int status)
 {
 	uint64_t label_bytes = 4 * ((uint64_t)d->n_labels + 1);
 	for (uint32_t i = 0; i < d->n_labels; i++)
@@ -872,7 +883,7 @@ static void write_shards(const struct dataset *d, const struct options *o)
 		check_written(&out[s]);
 	}
 	for (int s = 0; s < SHARD_SPLITS; s++) {
-		atomic_commit(&out[s].a);
+		finish_output(&out[s].a, status, d->n_flows);
 		free(out[s].path);
 	}
 	pending = NULL;
@@ -886,7 +897,7 @@ static void put_field(FILE *f, const char *s, size_t len)
 }
 
 /* labels.tsv: every label's id and flows per split, for humans. */
-static void write_labels_tsv(const struct dataset *d, const struct options *o)
+static void write_labels_tsv(const struct dataset *d, const struct options *o, int status)
 {
 	size_t n = d->n_labels;
 	uint64_t *flows = xcalloc(n * SHARD_SPLITS + 1, sizeof *flows);
@@ -911,7 +922,7 @@ static void write_labels_tsv(const struct dataset *d, const struct options *o)
 			put_field(a.f, d->labels.e[i].s, d->labels.e[i].len);
 			fprintf(a.f, "\t%" PRIu64 "\n", d->label_flows[i]);
 		}
-	atomic_commit(&a);
+	finish_output(&a, status, d->n_flows);
 	free(path);
 	free(flows);
 }
@@ -919,7 +930,7 @@ static void write_labels_tsv(const struct dataset *d, const struct options *o)
 /* split.tsv: each stored flow's split, source, id and label ('-' for none),
  * in input order: what realism-eval --split-file needs to classify the same
  * flows on the same sides. */
-static void write_split_tsv(const struct dataset *d, const struct options *o)
+static void write_split_tsv(const struct dataset *d, const struct options *o, int status)
 {
 	char *path = join_path(o->outdir, "split.tsv");
 	struct atomic_file a;
@@ -939,13 +950,13 @@ static void write_split_tsv(const struct dataset *d, const struct options *o)
 		}
 		fputc('\n', a.f);
 	}
-	atomic_commit(&a);
+	finish_output(&a, status, d->n_flows);
 	free(path);
 }
 
 /* groups.tsv: where each source (or flow) went, to audit the split. */
 static void write_groups_tsv(const struct dataset *d, const struct options *o,
-			     const uint32_t *order)
+			     const uint32_t *order, int status)
 {
 	char *path = join_path(o->outdir, "groups.tsv");
 	struct atomic_file a;
@@ -969,7 +980,7 @@ static void write_groups_tsv(const struct dataset *d, const struct options *o,
 			put_field(a.f, d->keys.e[g->key].s, d->keys.e[g->key].len);
 		fputc('\n', a.f);
 	}
-	atomic_commit(&a);
+	finish_output(&a, status, d->n_flows);
 	free(path);
 }
 
@@ -1050,9 +1061,9 @@ static void warn_rare_labels(const struct dataset *d, const struct options *o)
 		len += (size_t)snprintf(list + len, need - len, "%s%s %" PRIu64, len ? ", " : "",
 					l->s, d->label_flows[i]);
 	}
-	warnx("%" PRIu64 " labels with fewer than %" PRIu64 " flows left out with their %" PRIu64
-	      " flows (--min-label-flows): %s", d->rare_labels, o->min_label_flows, d->rare_flows,
-	      list);
+	warnx("%" PRIu64 " %s with fewer than %" PRIu64 " flows left out with their %" PRIu64
+	      " %s (--min-label-flows): %s", d->rare_labels, plural(d->rare_labels, "label", "labels"),
+	      o->min_label_flows, d->rare_flows, plural(d->rare_flows, "flow", "flows"), list);
 	free(list);
 }
 
@@ -1064,26 +1075,30 @@ static void summary(const struct dataset *d, const struct options *o)
 	if (!d->read)
 		warnx("no flows read: the shards are empty");
 	if (d->empty)
-		warnx("%" PRIu64 " records without a packet (no START token) left out", d->empty);
+		warnx("%" PRIu64 " %s without a packet (no START token) left out", d->empty,
+		      plural(d->empty, "record", "records"));
 	if (d->cut)
-		warnx("%" PRIu64 " flows longer than the context of %u cut at a packet boundary",
-		      d->cut, o->context);
+		warnx("%" PRIu64 " %s longer than the context of %u cut at a packet boundary",
+		      d->cut, plural(d->cut, "flow", "flows"), o->context);
 	if (d->windowed)
-		warnx("%" PRIu64 " flows longer than the context of %u stored in windows",
-		      d->windowed, o->context);
+		warnx("%" PRIu64 " %s longer than the context of %u stored in windows",
+		      d->windowed, plural(d->windowed, "flow", "flows"), o->context);
 	if (d->dropped)
-		warnx("%" PRIu64 " flows longer than the context of %u dropped", d->dropped,
-		      o->context);
+		warnx("%" PRIu64 " %s longer than the context of %u dropped", d->dropped,
+		      plural(d->dropped, "flow", "flows"), o->context);
 	if (d->unlabelled_out)
-		warnx("%" PRIu64 " flows without a label left out (--labelled-only)", d->unlabelled_out);
+		warnx("%" PRIu64 " %s without a label left out (--labelled-only)", d->unlabelled_out,
+		      plural(d->unlabelled_out, "flow", "flows"));
 	if (d->over_cap)
-		warnx("%" PRIu64 " flows left out: over %" PRIu64 " of one label from one source "
-		      "(--max-flows-per-source-label)", d->over_cap, o->max_per_source_label);
+		warnx("%" PRIu64 " %s left out: over %" PRIu64 " of one label from one source "
+		      "(--max-flows-per-source-label)", d->over_cap, plural(d->over_cap, "flow", "flows"),
+		      o->max_per_source_label);
 	if (d->rare_labels)
 		warn_rare_labels(d, o);
 	if (d->unsourced && o->group == SHARD_GROUP_SOURCE)
-		warnx("%" PRIu64 " flows without a \"source\" (flow2tok --no-side?): each is a group "
-		      "of its own, so their captures may straddle splits", d->unsourced);
+		warnx("%" PRIu64 " %s without a \"source\" (flow2tok --no-side?): each is a group "
+		      "of its own, so their captures may straddle splits", d->unsourced,
+		      plural(d->unsourced, "flow", "flows"));
 	warnx("%" PRIu64 " of %" PRIu64 " tokens stored", d->tokens_kept, d->tokens_read);
 	warn_empty_splits(d, o);
 }
@@ -1223,16 +1238,18 @@ static void parse_options(int argc, char **argv, struct options *o)
 		cli_usage_error(usage, "no output directory (-o DIR)");
 }
 
-/* Makes DIR if missing, and the spill file for the tokens inside it (on the
- * same file system as the shards, which may be far larger than /tmp). */
-static FILE *open_spill(const char *dir)
+/* Makes DIR if missing (*made says so), and the spill file for the tokens
+ * inside it (on the same file system as the shards, which may be far larger
+ * than /tmp). */
+static FILE *open_spill(const char *dir, int *made)
 {
-	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+	*made = mkdir(dir, 0777) == 0;
+	if (!*made && errno != EEXIST)
 		err(EX_CANTCREAT, "%s", dir);
 	char *tmpl = join_path(dir, ".tokshard-spill.XXXXXX");
 	int fd = mkstemp(tmpl);
 	if (fd < 0)
-		err(EX_CANTCREAT, "%s", tmpl);
+		err(EX_CANTCREAT, "%s: cannot create a temporary file in it", dir);
 	unlink(tmpl);
 	free(tmpl);
 	FILE *f = fdopen(fd, "w+b");
@@ -1267,7 +1284,11 @@ int main(int argc, char **argv)
 		return dump(argc - optind, argv + optind);
 
 	struct dataset d = { 0 };
-	d.spill = open_spill(o.outdir);
+	int made_dir;
+	d.spill = open_spill(o.outdir, &made_dir);
+	char *old_shard = join_path(o.outdir, "train.shard");
+	int had_shards = access(old_shard, F_OK) == 0;
+	free(old_shard);
 	d.dir = o.outdir;
 	struct progress prog;
 	progress_init(&prog, o.quiet);
@@ -1286,10 +1307,19 @@ int main(int argc, char **argv)
 	number_labels(&d);
 	label_groups(&d);
 	uint32_t *order = assign_splits(&d, &o);
-	write_shards(&d, &o);
-	write_labels_tsv(&d, &o);
-	write_groups_tsv(&d, &o, order);
-	write_split_tsv(&d, &o);
+	/* a failed run replaces none of the old files, and says so once */
+	write_shards(&d, &o, status);
+	write_labels_tsv(&d, &o, status);
+	write_groups_tsv(&d, &o, order, status);
+	write_split_tsv(&d, &o, status);
+	if (status && d.n_flows)
+		warnx("%s: %s; what was read before the error (%zu %s) is in %s/*.partial", o.outdir,
+		      had_shards ? "the old shards are kept" : "no shards written", d.n_flows,
+		      plural(d.n_flows, "flow", "flows"), o.outdir);
+	else if (status)
+		warnx("%s: %s", o.outdir, had_shards ? "the old shards are kept" : "no shards written");
+	if (status && made_dir)
+		rmdir(o.outdir); /* made for this run: empty again unless partial shards are in it */
 	summary(&d, &o);
 	free(order);
 	dataset_free(&d);
