@@ -5,12 +5,18 @@
 # more; exit 64.
 . "$TGPT_TOP/tests/lib.sh"
 
-# TOOL OPTION-WITH-A-VALUE (short)
-while read -r tool valued; do
+# TOOL [COMMAND] OPTION-WITH-A-VALUE (short)
+while read -r tool cmd valued; do
+	[ -n "$valued" ] || { valued=$cmd; cmd=; }
 	bin=$(command -v "$tool") || { skip "$tool not built"; continue; }
+	if [ -n "$cmd" ]; then
+		# a tool of commands: the option after its command
+		sub() { "$tool" "$cmd" "$@"; }
+		bin=sub
+	fi
 	exits_with 64 "$tool --frobnicate exits 64" "$bin" --frobnicate
 	is "$(head -1 err)" "$tool: unknown option '--frobnicate'" "$tool: the message names the tool and the option"
-	is "$(grep -c "$bin" err)" 0 "$tool: not the path it was run by"
+	is "$(grep -c "$(command -v "$tool")" err)" 0 "$tool: not the path it was run by"
 	is "$(wc -l < err)" 3 "$tool: one message, the synopsis and where to read more"
 	like err "^Try '$tool --help' for more\.$" "$tool: ... which ends the message"
 	exits_with 64 "$tool --frobnicate=1 exits 64" "$bin" --frobnicate=1
@@ -24,6 +30,11 @@ pcap2flow -o
 flow2tok -o
 tok2pcap -w
 jsdiv -f
+tokshard -o
+realism-eval -k
+tgpt-train -o
+tgpt-infer classify -o
+tgpt-infer generate -n
 LIST
 
 done_testing

@@ -289,8 +289,9 @@ static void discriminate(struct evaluation *e, const struct options *o)
 	size_t n0 = e->side[0].rows, n1 = e->side[1].rows;
 	size_t n = n0 < n1 ? n0 : n1;
 	if (n < (size_t)o->folds)
-		errx(EX_DATAERR, "too few flows to cross-validate: %zu real, %zu generated; "
-		     "%d folds need %d a side (--folds)", n0, n1, o->folds, o->folds);
+		errx(EX_DATAERR, "too few flows to cross-validate: %zu in %s (real), %zu in %s "
+		     "(generated); %d folds need %d a side (--folds)", n0, e->side[0].name, n1,
+		     e->side[1].name, o->folds, o->folds);
 	e->per_class = n;
 
 	/* the larger side subsampled (seeded), then both sides' rows */
@@ -1009,7 +1010,7 @@ int main(int argc, char **argv)
 	int ch, own_split = 0;
 
 	cli_init(argc, argv);
-	while ((ch = getopt_long(argc, argv, "bd:hjk:L:n:pqr:s:t:T:V", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, "bd:hjk:L:n:pqr:s:t:T:V", longopts, usage)) != -1) {
 		switch (ch) {
 		case 'b':
 			o.baseline = 1;

@@ -1207,7 +1207,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	o->share[SHARD_TRAIN] = 98, o->share[SHARD_VAL] = 1, o->share[SHARD_TEST] = 1;
 	o->context = 12032;
 	o->seed = 1;
-	while ((c = getopt_long(argc, argv, "o:qhV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "o:qhV", longopts, usage)) != -1) {
 		switch (c) {
 		case 'o': o->outdir = optarg; break;
 		case OPT_CONTEXT:
