@@ -26,6 +26,7 @@ no_leftovers() { ! find . -name '*.tmp.*' | grep -q .; t_result $? "$1: no tempo
 # of them are kept in PATH.partial) and garbage one it cannot read at all.
 cases() {
 	local name=$1 opt=$2 good=$3 partial=$4 what=$5 tool=${1%% *}
+	tool=$tool${name#* }; tool=${tool%% *} # the command too (tgpt-infer classify)
 	mkdir "$tool" && cd "$tool" || return
 	local t="$name $opt"
 	ln -s ../"$good" in.good; ln -s ../"$partial" in.partial; ln -s ../garbage in.garbage
@@ -110,5 +111,29 @@ is "$RC" 65 "--split, damaged: exits 65"
 ok "--split, damaged: the old capture is kept" cmp part-1.pcap ref-1.pcap
 ok "--split, damaged: the packets read before are beside it" test -s part-1.pcap.partial
 like "$T_DIR/err" "part-1.pcap: not replaced, the old file is kept" "--split, damaged: says so"
+
+# ------------------------------------------------------------ the model's tools
+if command -v tgpt-train >/dev/null && command -v tgpt-infer >/dev/null && command -v tokshard >/dev/null; then
+	{ pcap2flow tcp.pcap | flow2tok -l web; flow2tok -l dns udp.flows; } 2>/dev/null |
+		tokshard -q -o sh --split 1/0/0 --context 512 -
+	tgpt-train -q --preset tiny --context 512 -j 1 --steps 2 -o model.ckpt sh 2>/dev/null
+	tgpt-train -q --finetune model.ckpt --labels -j 1 --steps 2 -o clf.ckpt sh 2>/dev/null
+	ok "a classifier to test with" test -s clf.ckpt
+	# classify: predictions of the flows read, a damaged stream's before the damage
+	cases "tgpt-infer classify -j 1 ../clf.ckpt" -o udp.tok cut.tok predictions
+	# tgpt-train's checkpoint, through a link; a failed run over it
+	mkdir ck && echo old > ck/real.ckpt && ln -s ck/real.ckpt link.ckpt
+	exits_with 0 "tgpt-train -o LINK" tgpt-train -q --preset tiny --context 512 -j 1 --steps 1 -o link.ckpt sh
+	ok "tgpt-train -o LINK: the link is still a link" test -L link.ckpt
+	ok "tgpt-train -o LINK: the checkpoint is where it leads" tgpt-train --info ck/real.ckpt
+	cp model.ckpt keep.ckpt
+	mkdir bad && printf 'garbage' > bad/train.shard
+	run tgpt-train -q --preset tiny --context 512 -j 1 --steps 1 -o keep.ckpt bad
+	[ "$RC" != 0 ]; t_result $? "tgpt-train on a damaged shard fails"
+	ok "... the old checkpoint is kept" cmp keep.ckpt model.ckpt
+	no_leftovers "tgpt-train"
+else
+	skip "tgpt-train, tgpt-infer or tokshard not built"
+fi
 
 done_testing

@@ -83,6 +83,7 @@ static void read_side(struct compare *c, int k, double idle, int ip_layer)
 	input_close(&in);
 	s->linktypes = in.linktypes;
 	c->fs.skipped[k] += in.not_ip;
+	field_set_warn_skipped(&c->fs, k, s->name);
 	if (c->fs.packets[k] == 0)
 		errx(EX_DATAERR, "%s: no IP packets to compare (%" PRIu64 " flow record%s)", s->name,
 		     records, records == 1 ? "" : "s");

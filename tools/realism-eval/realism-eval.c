@@ -281,6 +281,8 @@ static void read_side(struct evaluation *e, int k, const struct options *o, stru
 	flow_acc_free(&acc);
 	s->rows = e->set.n - s->first_row;
 	s->linktypes = in.linktypes;
+	e->fields.skipped[k] += in.not_ip;
+	field_set_warn_skipped(&e->fields, k, s->name);
 }
 
 /* Balanced classes, stratified folds, and the F1 of each fold. */

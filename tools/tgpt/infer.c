@@ -121,15 +121,21 @@ static void open_output(struct atomic_file *out, const char *path, int force)
 	setvbuf(out->f, obuf, _IOFBF, sizeof obuf);
 }
 
-/* Flushes the msgpack output and commits it; exits EX_IOERR on failure. */
-static void close_output(struct atomic_file *out, struct mp_writer *w, const char *path)
+/* Flushes the msgpack output and commits it, or after a failed run
+ * (status) keeps the n records written apart (atomic_fail: an old file
+ * stays); exits EX_IOERR when writing failed. */
+static void close_output(struct atomic_file *out, struct mp_writer *w, const char *path,
+	int status, uint64_t n, const char *what)
 {
 	if (mp_writer_flush(w) < 0) {
 		warn("%s", strcmp(path, "-") ? path : "stdout");
 		atomic_abort(out);
 		exit(EX_IOERR);
 	}
-	atomic_commit(out);
+	if (status)
+		atomic_fail(out, n, what);
+	else
+		atomic_commit(out);
 }
 
 /* A JSON string (quotes and escapes included). */
@@ -750,7 +756,7 @@ static int cmd_classify(int argc, char **argv)
 	}
 	double seconds = now_seconds() - t0;
 	progress_done(&prog);
-	close_output(&out, &w, o.output);
+	close_output(&out, &w, o.output, status, c.flows_done, "predictions");
 	report(&c, &o, seconds);
 	classifier_close(&c);
 	return status;
@@ -1240,12 +1246,7 @@ static int cmd_generate(int argc, char **argv)
 	/* flows without a single packet are no result: an error, not an
 	 * empty capture further down the pipe */
 	int status = o.n > 0 && with_packets == 0 ? EX_DATAERR : 0;
-	if (status) {
-		mp_writer_flush(&w);
-		atomic_abort(&out);
-	} else {
-		close_output(&out, &w, o.output);
-	}
+	close_output(&out, &w, o.output, status, 0, NULL);
 	label_summary(&map, per_entry, o.quiet);
 	gen_summary(&g, stops, seconds, o.quiet, o.n, with_packets);
 	free(buf);
