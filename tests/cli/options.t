@@ -29,9 +29,9 @@ done <<'LIST'
 pcap2flow -o
 flow2tok -o
 tok2pcap -w
-jsdiv -f
+jsdiv -t
 tokshard -o
-realism-eval -k
+realism-eval -t
 tgpt-train -o
 tgpt-infer classify -o
 tgpt-infer generate -n
