@@ -67,6 +67,8 @@ is "$RC" 64 "refuses to write a capture to a terminal"
 run on_tty tok2pcap --force udp.tok
 is "$RC" 0 "--force writes to a terminal"
 exits_with 66 "a missing input exits 66" tok2pcap -w x.pcap no-such.tok
+exits_with 73 "an output in no directory exits 73" tok2pcap -w no/such/x.pcap udp.tok
+like err '^tok2pcap: no/such/x\.pcap: ' "... naming the path given first, not its temporary file"
 # Two sources: each in its own order, sources in order of first appearance.
 tok2pcap udp.tok tcp.tok > two.pcap
 is "$(npackets two.pcap)" "$(($(npackets udp.pcap) + $(npackets tcp.pcap)))" "two inputs, one capture"
