@@ -56,6 +56,17 @@ static int have(size_t caplen, size_t off, size_t n)
 	return off <= caplen && n <= caplen - off;
 }
 
+/* have() for a header the decoding needs: when it was not captured whole,
+ * pi says the frame was cut (a short snapshot length), not that it holds
+ * something else. */
+static int need(struct pkt_info *pi, size_t caplen, size_t off, size_t n)
+{
+	if (have(caplen, off, n))
+		return 1;
+	pi->cut = 1;
+	return 0;
+}
+
 static void clear_info(struct pkt_info *pi)
 {
 	memset(pi, 0, sizeof *pi);
@@ -72,7 +83,7 @@ static void clear_info(struct pkt_info *pi)
 
 static void decode_tcp(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
 {
-	if (!have(caplen, off, 4))
+	if (!need(pi, caplen, off, 4))
 		return;
 	pi->has_ports = 1;
 	pi->port_off = (int)off;
@@ -91,7 +102,7 @@ static void decode_tcp(const uint8_t *p, size_t caplen, size_t off, struct pkt_i
 
 static void decode_udp(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
 {
-	if (!have(caplen, off, 4))
+	if (!need(pi, caplen, off, 4))
 		return;
 	pi->has_ports = 1;
 	pi->port_off = (int)off;
@@ -104,8 +115,12 @@ static void decode_udp(const uint8_t *p, size_t caplen, size_t off, struct pkt_i
 /* The transport header at off, when the IP layer reached one. */
 static void decode_transport(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
 {
-	if (pi->later_fragment || off >= caplen)
+	if (pi->later_fragment)
 		return;
+	if (off >= caplen) {
+		pi->cut = 1;
+		return;
+	}
 	pi->l4_off = (int)off;
 	switch (pi->proto) {
 	case IPPROTO_TCP_:
@@ -131,7 +146,7 @@ static void decode_transport(const uint8_t *p, size_t caplen, size_t off, struct
  * options may be cut, which leaves the transport absent. */
 static int decode_ipv4(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
 {
-	if (!have(caplen, off, 20) || p[off] >> 4 != 4)
+	if (!need(pi, caplen, off, 20) || p[off] >> 4 != 4)
 		return 0;
 	size_t hlen = (size_t)(p[off] & 0x0f) * 4;
 	if (hlen < 20)
@@ -148,7 +163,7 @@ static int decode_ipv4(const uint8_t *p, size_t caplen, size_t off, struct pkt_i
 	pi->dst_off = (int)off + 16;
 	pi->fragment = (frag & 0x3fff) != 0;     /* MF set or offset non-zero */
 	pi->later_fragment = (frag & 0x1fff) != 0;
-	if (have(caplen, off, hlen))
+	if (need(pi, caplen, off, hlen))
 		decode_transport(p, caplen, off + hlen, pi);
 	return 1;
 }
@@ -174,7 +189,7 @@ static int is_ipv6_extension(uint8_t nh)
  * cut, proto stays the number of that header and the transport is absent. */
 static int decode_ipv6(const uint8_t *p, size_t caplen, size_t off, struct pkt_info *pi)
 {
-	if (!have(caplen, off, 40) || p[off] >> 4 != 6)
+	if (!need(pi, caplen, off, 40) || p[off] >> 4 != 6)
 		return 0;
 	pi->l3_off = (int)off;
 	pi->ip_version = 6;
@@ -189,7 +204,7 @@ static int decode_ipv6(const uint8_t *p, size_t caplen, size_t off, struct pkt_i
 	size_t at = off + 40;
 	/* Every extension header is at least 8 bytes, so the walk ends. */
 	while (is_ipv6_extension(nh)) {
-		if (!have(caplen, at, 8)) {
+		if (!need(pi, caplen, at, 8)) {
 			pi->proto = nh;
 			return 1;
 		}
@@ -212,7 +227,7 @@ static int decode_ipv6(const uint8_t *p, size_t caplen, size_t off, struct pkt_i
 			break;
 	}
 	pi->proto = nh;
-	if (nh != IPPROTO_NONE_ && have(caplen, at, 0))
+	if (nh != IPPROTO_NONE_ && need(pi, caplen, at, 0))
 		decode_transport(p, caplen, at, pi);
 	return 1;
 }
@@ -222,7 +237,7 @@ static int decode_ipv6(const uint8_t *p, size_t caplen, size_t off, struct pkt_i
 static int decode_ip(const uint8_t *p, size_t caplen, size_t off, uint16_t ethertype,
 		     struct pkt_info *pi)
 {
-	if (ethertype == 0 && have(caplen, off, 1))
+	if (ethertype == 0 && need(pi, caplen, off, 1))
 		ethertype = p[off] >> 4 == 4 ? ETH_IPV4 : p[off] >> 4 == 6 ? ETH_IPV6 : 0;
 	if (ethertype == ETH_IPV4)
 		return decode_ipv4(p, caplen, off, pi);
@@ -240,7 +255,7 @@ static int decode_ethertype(const uint8_t *p, size_t caplen, uint16_t type, size
 {
 	for (int tags = 0; (type == ETH_VLAN || type == ETH_QINQ || type == ETH_QINQ_OLD) &&
 	     tags < MAX_TAGS; tags++) {
-		if (!have(caplen, off, 4)) {
+		if (!need(pi, caplen, off, 4)) {
 			pi->ethertype = type;
 			return 0;
 		}
@@ -256,7 +271,7 @@ static int decode_ethertype(const uint8_t *p, size_t caplen, uint16_t type, size
 
 	if (type == ETH_PPPOE_SESSION) {
 		/* version/type, code, session id, length, then the PPP protocol */
-		if (!have(caplen, off, 8))
+		if (!need(pi, caplen, off, 8))
 			return 0;
 		uint16_t ppp = be16(p + off + 6);
 		off += 8;
@@ -270,7 +285,7 @@ static int decode_ethertype(const uint8_t *p, size_t caplen, uint16_t type, size
 		/* Labels up to the bottom of the stack; the payload carries no
 		 * type, so IP is recognised by its version nibble. */
 		for (int labels = 0; labels < MAX_TAGS; labels++) {
-			if (!have(caplen, off, 4))
+			if (!need(pi, caplen, off, 4))
 				return 0;
 			int bottom = p[off + 2] & 0x01;
 			off += 4;
@@ -294,13 +309,13 @@ static int decode_ethernet(const uint8_t *p, size_t caplen, struct pkt_info *pi)
 		pi->l2_addr_off[1] = 0; /* destination */
 		pi->l2_addr_len[1] = 6;
 	}
-	if (!have(caplen, 12, 2))
+	if (!need(pi, caplen, 12, 2))
 		return 0;
 	if (be16(p + 12) >= 0x0600)
 		return decode_ethertype(p, caplen, be16(p + 12), 14, pi);
 	/* 802.3 with a length: only LLC/SNAP (AA AA 03, OUI) carries an
 	 * ethertype on. */
-	if (have(caplen, 14, 8) && p[14] == 0xaa && p[15] == 0xaa && p[16] == 0x03)
+	if (need(pi, caplen, 14, 8) && p[14] == 0xaa && p[15] == 0xaa && p[16] == 0x03)
 		return decode_ethertype(p, caplen, be16(p + 20), 22, pi);
 	return 0;
 }
@@ -309,7 +324,7 @@ static int decode_ethernet(const uint8_t *p, size_t caplen, struct pkt_info *pi)
  * bytes, protocol. Only the sender's address is captured. */
 static int decode_sll(const uint8_t *p, size_t caplen, struct pkt_info *pi)
 {
-	if (!have(caplen, 0, 16))
+	if (!need(pi, caplen, 0, 16))
 		return 0;
 	uint16_t alen = be16(p + 4);
 	if (alen > 0) {
@@ -323,7 +338,7 @@ static int decode_sll(const uint8_t *p, size_t caplen, struct pkt_info *pi)
  * type, address length, 8 address bytes. */
 static int decode_sll2(const uint8_t *p, size_t caplen, struct pkt_info *pi)
 {
-	if (!have(caplen, 0, 20))
+	if (!need(pi, caplen, 0, 20))
 		return 0;
 	uint8_t alen = p[11];
 	if (alen > 0) {
@@ -338,7 +353,7 @@ static int decode_sll2(const uint8_t *p, size_t caplen, struct pkt_info *pi)
  * the upper half is taken as the other byte order. */
 static int decode_loopback(const uint8_t *p, size_t caplen, struct pkt_info *pi)
 {
-	if (!have(caplen, 0, 4))
+	if (!need(pi, caplen, 0, 4))
 		return 0;
 	uint32_t family = le32(p);
 	if (family & 0xffff0000u)
@@ -361,7 +376,7 @@ static int decode_loopback(const uint8_t *p, size_t caplen, struct pkt_info *pi)
 /* Raw IP: the version nibble decides, and LT_IPV4 / LT_IPV6 insist on it. */
 static int decode_raw(const uint8_t *p, size_t caplen, int version, struct pkt_info *pi)
 {
-	if (!have(caplen, 0, 1))
+	if (!need(pi, caplen, 0, 1))
 		return 0;
 	int v = p[0] >> 4;
 	if (version && v != version)
@@ -432,6 +447,32 @@ int pkt_linktype_known(uint32_t linktype)
 		return 1;
 	default:
 		return 0;
+	}
+}
+
+const char *pkt_linktype_name(uint32_t linktype)
+{
+	switch (linktype) {
+	case LT_NULL:
+		return "NULL";
+	case LT_ETHERNET:
+		return "EN10MB";
+	case LT_RAW:
+	case LT_RAW_BSD12:
+	case LT_RAW_BSD14:
+		return "RAW";
+	case LT_LOOP:
+		return "LOOP";
+	case LT_LINUX_SLL:
+		return "LINUX_SLL";
+	case LT_IPV4:
+		return "IPV4";
+	case LT_IPV6:
+		return "IPV6";
+	case LT_LINUX_SLL2:
+		return "LINUX_SLL2";
+	default:
+		return NULL;
 	}
 }
 

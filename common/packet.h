@@ -52,6 +52,9 @@ struct pkt_info {
 	uint16_t tcp_window;
 	uint32_t tcp_seq, tcp_ack;
 	int l4_payload_off;   /* first byte after the transport header, -1 */
+	/* The capture ended inside a header the decoding needed (link, IP,
+	 * or the ports): what is absent above was cut off, not missing. */
+	int cut;
 };
 
 #define TCP_FIN 0x01
@@ -65,6 +68,9 @@ int pkt_decode(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_in
 
 /* Whether the decoder knows the link type at all. */
 int pkt_linktype_known(uint32_t linktype);
+/* The short name of a link type the decoder knows ("EN10MB", "RAW"), or
+ * NULL. */
+const char *pkt_linktype_name(uint32_t linktype);
 
 /* Whether a captured frame's headers hold together, as a generator must
  * get them right (realism-eval(1), VALIDITY): lengths (captured against

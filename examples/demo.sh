@@ -4,7 +4,8 @@
 # for packet), then the whole experiment of pipelines/experiment.mk.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-export PATH="$top/bin:$top/build/tests:$PATH"
+# the tools and the test helpers (pcapcmp, mpdump): make demo builds both
+export PATH="${TGPT_BIN:-$top/bin}:${TGPT_TESTBIN:-$top/build/tests}:$PATH"
 out=${DEMO_DIR:-$top/demo}
 mkdir -p "$out/flows" "$out/tok" "$out/pcap"
 labels="$top/examples/labels.tsv"
@@ -33,8 +34,8 @@ echo "demo: $total_flows flows, ~$total_tokens tokens, $failures captures that d
 # classification against the classical baseline, generation and its
 # evaluation (pipelines/experiment.mk; tiny preset, minutes on 2 cores).
 echo "demo: the experiment (pretrain, fine-tune, classify, generate, evaluate) in $out/exp ..."
-make --no-print-directory -s -f "$top/pipelines/experiment.mk" EXP="$out/exp" >"$out/exp.log" 2>&1 ||
+make --no-print-directory -s -f "$top/pipelines/experiment.mk" EXP="$out/exp" TITLE="the demo (examples/)" >"$out/exp.log" 2>&1 ||
 	{ tail -20 "$out/exp.log" >&2; echo "demo: the experiment failed; log: $out/exp.log" >&2; exit 1; }
 r=$out/exp/report.md
 echo "demo: report $r"
-grep -E '^\| tgpt fine-tuned|^\| realism-eval|^Discriminator|^Mean JSD|valid;' "$r"
+grep -E '^\| tgpt fine-tuned|^\| realism-eval|^Discriminator|^Mean JSD|^Valid generated' "$r"

@@ -66,6 +66,8 @@ PROMPT_PACKETS ?= 1
 TOP_K ?= 26
 SEED ?= 1
 JOBS ?= 2
+# The report's title (empty: the name of EXP's directory).
+TITLE ?=
 
 TRAIN := tgpt-train -q -j $(JOBS) --seed $(SEED)
 
@@ -226,10 +228,10 @@ $(EXP)/realism.json: $(EXP)/real.pcap $(EXP)/gen.pcap
 # ---------------------------------------------------------------- report
 $(EXP)/report.md: $(EXP)/classify.json $(EXP)/baseline.json $(EXP)/jsdiv.json $(EXP)/realism.json \
 		$(TOP)/pipelines/report.sh
-	$(TOP)/pipelines/report.sh $(EXP) > $@
+	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh $(EXP) > $@
 
 $(EXP)/classification.md: $(EXP)/classify.json $(EXP)/baseline.json $(TOP)/pipelines/report.sh
-	$(TOP)/pipelines/report.sh --classification $(EXP) > $@
+	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh --classification $(EXP) > $@
 
 clean-model:
 	rm -f $(EXP)/model.ckpt $(EXP)/clf.ckpt

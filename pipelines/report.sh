@@ -8,9 +8,14 @@ set -euo pipefail
 only_clf=0
 [ "${1:-}" = --classification ] && { only_clf=1; shift; }
 exp=${1:?usage: report.sh [--classification] EXPDIR}
+# The experiment's name: TITLE (experiment.mk passes the config's), else its
+# directory's.
+title=${TITLE:-$(basename "$exp")}
 command -v jq >/dev/null || { echo "report.sh: jq is needed (make deps)" >&2; exit 69; }
 j() { jq -r "$1" "$exp/$2"; }
 num() { jq -r "$1 | if . == null then \"-\" else (. * 10000 | round / 10000 | tostring) end" "$exp/$2"; }
+# "K of N (P%)": a count of a whole, from two JSON paths of FILE.
+share() { jq -r "[$1, $2] | \"\\(.[0]) of \\(.[1])\" + (if .[1] > 0 then \" (\\(.[0] * 1000 / .[1] | round / 10)%)\" else \"\" end)" "$exp/$3"; }
 # What tokshard's selection left out of the classifier's flows, and the
 # flows and labels per split (shards-clf/labels.tsv), when there was one.
 selection() {
@@ -25,7 +30,7 @@ selection() {
 }
 
 cat <<MD
-# Experiment $(basename "$exp")
+# Experiment: $title
 
 Configuration: \`$exp/config.mk\`
 ($(grep -E '^(PRESET|CONTEXT|STEPS|FT_STEPS|FT_WINDOW|GEN_N|SEED|SPLIT|SPLIT_GROUP|LABEL_COLUMN|LABEL_FILTER|LABELLED_ONLY|MAX_PER_SOURCE_LABEL|MIN_LABEL_FLOWS|BASELINE_SPLIT) ' "$exp/config.mk" | tr -s ' ' | paste -sd, - | sed 's/,/, /g')).
@@ -48,7 +53,7 @@ cat <<MD
 
 ## Generation
 
-$(num .validity realism.json) of generated packets are valid; $(num .tcp_valid realism.json) of generated TCP flows are coherent.
+Valid generated packets: $(share .generated.valid_packets .generated.packets realism.json); coherent generated TCP flows: $(share .generated.tcp_coherent .generated.tcp_flows realism.json).
 Discriminator (real vs generated) macro-F1: $(num .f1 realism.json) ± $(num .f1_std realism.json) (0.5 = indistinguishable; paper 12k: 0.6683 ± 0.0232).
 
 | field | JSD | TVD | Hellinger |

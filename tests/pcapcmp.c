@@ -65,16 +65,24 @@ static uint64_t idb_resolution(const uint8_t *body, size_t len, int swapped)
 	return 1000;
 }
 
-/* The coarsest resolution of a pcapng file's interfaces. Walks the block
- * headers; a damaged block ends the walk (libpcap will report it). */
-static uint64_t pcapng_resolution(FILE *f)
+/* What the interfaces of a pcapng file say: the coarsest resolution, the
+ * first link type, and whether another has a different one (libpcap then
+ * refuses the file, and it is read by ng_read below). Walks the block
+ * headers; a damaged block ends the walk (the reader will report it). */
+struct pcapng_walk {
+	uint64_t coarsest;
+	uint32_t linktype;
+	int have_linktype, mixed;
+};
+
+static void pcapng_walk(FILE *f, struct pcapng_walk *w)
 {
-	uint64_t coarsest = 0;
 	int swapped = 0;
 	long at = 0;
 	uint32_t head[3];
 	static uint8_t body[65536];
 
+	memset(w, 0, sizeof *w);
 	while (fseek(f, at, SEEK_SET) == 0 && fread(head, 4, 3, f) == 3) {
 		uint32_t type = head[0], len;
 
@@ -88,50 +96,209 @@ static uint64_t pcapng_resolution(FILE *f)
 			size_t want = body_len < sizeof body ? body_len : sizeof body;
 			size_t got = want > 4 ? fread(body + 4, 1, want - 4, f) : 0;
 			uint64_t r;
+			uint16_t lt;
 
 			memcpy(body, &head[2], 4); /* the body's first word came with the header */
 			r = idb_resolution(body, 4 + got, swapped);
-			if (r > coarsest)
-				coarsest = r;
+			if (r > w->coarsest)
+				w->coarsest = r;
+			memcpy(&lt, body, 2);
+			if (swapped)
+				lt = (uint16_t)(lt >> 8 | lt << 8);
+			if (w->have_linktype && lt != w->linktype)
+				w->mixed = 1;
+			if (!w->have_linktype)
+				w->linktype = lt;
+			w->have_linktype = 1;
 		}
 		at += (long)len;
 	}
-	return coarsest ? coarsest : 1000;
+	if (!w->coarsest)
+		w->coarsest = 1000;
 }
 
 /* Nanoseconds per timestamp unit of the file, from its header; whether it
- * is pcapng. */
-static uint64_t file_resolution(FILE *f, int *pcapng)
+ * is pcapng, its (first) LINKTYPE, and whether a pcapng file has
+ * interfaces of several link types. */
+static uint64_t file_resolution(FILE *f, int *pcapng, uint32_t *linktype, int *mixed)
 {
-	uint32_t magic = 0;
+	uint32_t head[6] = { 0 };
 	uint64_t res = 1000;
 
-	*pcapng = 0;
-	if (fread(&magic, 4, 1, f) == 1) {
+	*pcapng = *mixed = 0;
+	*linktype = 0;
+	if (fread(head, 4, 6, f) >= 1) {
+		uint32_t magic = head[0];
 		if (magic == 0xa1b23c4d || magic == 0x4d3cb2a1)
 			res = 1;
-		else if ((*pcapng = magic == 0x0a0d0d0a))
-			res = pcapng_resolution(f);
+		if ((*pcapng = magic == 0x0a0d0d0a)) {
+			struct pcapng_walk w;
+			pcapng_walk(f, &w);
+			res = w.coarsest;
+			*linktype = w.linktype;
+			*mixed = w.mixed;
+		} else {
+			*linktype = (magic == 0xa1b2c3d4 || magic == 0xa1b23c4d ? head[5]
+									: swap32(head[5])) & 0xffff;
+		}
 	}
 	rewind(f);
 	return res;
+}
+
+/* ---------------------------------------------------------------- pcapng of several link types */
+
+struct packet {
+	uint64_t ts_ns;
+	uint32_t caplen, len;
+	uint32_t linktype;
+	const uint8_t *data;
+};
+
+/* libpcap refuses a pcapng file whose interfaces have different link types.
+ * This plain reader (the whole file in memory, each block checked against
+ * it) gives their packets, each with its interface's link type, so that a
+ * round trip of such a file can be compared too. It shares no code with
+ * pcap2flow's reader, which it checks. */
+struct ng_iface {
+	uint32_t linktype, snaplen;
+	uint64_t units;  /* time stamp units per second */
+	int64_t offset;  /* if_tsoffset, seconds */
+};
+
+struct ng_file {
+	uint8_t *buf;
+	size_t len, at;
+	int swapped;
+	struct ng_iface ifaces[256];
+	size_t n_ifaces;
+};
+
+static uint32_t ng32(const struct ng_file *g, const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return g->swapped ? swap32(v) : v;
+}
+
+static uint16_t ng16(const struct ng_file *g, const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return g->swapped ? (uint16_t)(v >> 8 | v << 8) : v;
+}
+
+static int ng_load(struct ng_file *g, FILE *f)
+{
+	size_t cap = 1 << 16;
+	size_t n;
+
+	memset(g, 0, sizeof *g);
+	g->buf = malloc(cap);
+	while (g->buf && (n = fread(g->buf + g->len, 1, cap - g->len, f)) > 0) {
+		g->len += n;
+		if (g->len == cap)
+			g->buf = realloc(g->buf, cap *= 2);
+	}
+	return g->buf && !ferror(f) ? 0 : -1;
+}
+
+static void ng_interface(struct ng_file *g, const uint8_t *b, size_t len)
+{
+	struct ng_iface *i = &g->ifaces[g->n_ifaces < 256 ? g->n_ifaces : 255];
+
+	g->n_ifaces += g->n_ifaces < 256;
+	i->linktype = ng16(g, b);
+	i->snaplen = ng32(g, b + 4);
+	i->units = 1000000;
+	i->offset = 0;
+	for (size_t o = 8; o + 4 <= len;) {
+		uint16_t code = ng16(g, b + o), olen = ng16(g, b + o + 2);
+
+		if (code == 0 || o + 4 + olen > len)
+			break;
+		if (code == 9 && olen >= 1) {
+			unsigned k = b[o + 4] & 0x7f;
+			i->units = 1;
+			while (k--)
+				i->units *= (b[o + 4] & 0x80) ? 2 : 10;
+		}
+		if (code == 14 && olen >= 8) {
+			uint64_t v;
+			memcpy(&v, b + o + 4, 8);
+			if (g->swapped)
+				v = (uint64_t)swap32((uint32_t)v) << 32 | swap32((uint32_t)(v >> 32));
+			i->offset = (int64_t)v;
+		}
+		o += 4 + ((olen + 3u) & ~3u);
+	}
+	if (i->units == 0) /* 2^64 or more a second: nonsense, but no division by 0 */
+		i->units = 1;
+}
+
+/* The next packet: 1, 0 at the end, -1 at a damaged block (why says how). */
+static int ng_read(struct ng_file *g, struct packet *pkt, const char **why)
+{
+	while (g->at < g->len) {
+		const uint8_t *blk = g->buf + g->at;
+		size_t left = g->len - g->at;
+		uint32_t type, len;
+
+		if (left < 12)
+			return *why = "file ends inside a block header", -1;
+		if (memcmp(blk, "\x0a\x0d\x0d\x0a", 4) == 0) {
+			g->swapped = memcmp(blk + 8, "\x1a\x2b\x3c\x4d", 4) == 0;
+			g->n_ifaces = 0;
+		}
+		type = ng32(g, blk);
+		len = ng32(g, blk + 4);
+		if (len < 12 || len % 4 || len > left || ng32(g, blk + len - 4) != len)
+			return *why = "a block's length is wrong", -1;
+		g->at += len;
+		const uint8_t *b = blk + 8;
+		size_t blen = len - 12;
+		if (type == 1 && blen >= 8) {
+			ng_interface(g, b, blen);
+		} else if (type == 6 || type == 2 || type == 3) {
+			uint32_t id = type == 6 ? ng32(g, b) : type == 2 ? ng16(g, b) : 0;
+			size_t head = type == 3 ? 4 : 20;
+			if (blen < head || id >= g->n_ifaces)
+				return *why = "a packet block is short or of an unknown interface", -1;
+			const struct ng_iface *i = &g->ifaces[id];
+			if (type == 3) {
+				pkt->len = ng32(g, b);
+				pkt->caplen = pkt->len < blen - 4 ? pkt->len : (uint32_t)(blen - 4);
+				if (i->snaplen && pkt->caplen > i->snaplen)
+					pkt->caplen = i->snaplen;
+				pkt->ts_ns = 0;
+			} else {
+				uint64_t ts = (uint64_t)ng32(g, b + 4) << 32 | ng32(g, b + 8);
+				pkt->caplen = ng32(g, b + 12);
+				pkt->len = ng32(g, b + 16);
+				if (pkt->caplen > blen - head)
+					return *why = "a packet longer than its block", -1;
+				pkt->ts_ns = (uint64_t)((int64_t)(ts / i->units) + i->offset) * NS_PER_S +
+					(uint64_t)((long double)(ts % i->units) * NS_PER_S / i->units);
+			}
+			pkt->linktype = i->linktype;
+			pkt->data = b + head;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------- captures */
 
 struct capture {
 	const char *name;
-	pcap_t *p;
+	pcap_t *p;        /* NULL: a pcapng of several link types, in ng */
+	struct ng_file ng;
 	uint64_t res_ns;  /* nanoseconds per timestamp unit in the file */
 	int pcapng;
+	uint32_t linktype; /* the file's (first) LINKTYPE */
 	uint64_t packets; /* read so far */
 	int done;
-};
-
-struct packet {
-	uint64_t ts_ns;
-	uint32_t caplen, len;
-	const uint8_t *data;
 };
 
 /* stdin copied to a temporary file, so its header can be read twice. */
@@ -164,7 +331,15 @@ static int capture_open(struct capture *c, const char *path)
 		warn("%s", c->name);
 		return -1;
 	}
-	c->res_ns = file_resolution(f, &c->pcapng);
+	int mixed;
+	c->res_ns = file_resolution(f, &c->pcapng, &c->linktype, &mixed);
+	if (mixed) {
+		int rc = ng_load(&c->ng, f);
+		fclose(f);
+		if (rc < 0)
+			warn("%s", c->name);
+		return rc;
+	}
 	c->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
 	if (!c->p) {
 		warnx("%s: %s", c->name, errbuf);
@@ -190,6 +365,15 @@ static int capture_next(struct capture *c, struct packet *pkt)
 
 	if (c->done)
 		return 0;
+	if (!c->p) {
+		const char *why = NULL;
+		r = ng_read(&c->ng, pkt, &why);
+		if (r < 0)
+			warnx("%s: packet %" PRIu64 ": %s", c->name, c->packets + 1, why);
+		c->done = r == 0;
+		c->packets += r > 0;
+		return r;
+	}
 	r = pcap_next_ex(c->p, &h, &data);
 	if (r == PCAP_ERROR_BREAK) {
 		c->done = 1;
@@ -207,8 +391,16 @@ static int capture_next(struct capture *c, struct packet *pkt)
 	pkt->ts_ns = capture_seconds(c, h->ts.tv_sec) * NS_PER_S + frac;
 	pkt->caplen = h->caplen;
 	pkt->len = h->len;
+	pkt->linktype = c->linktype;
 	pkt->data = data;
 	return 1;
+}
+
+static void capture_close(struct capture *c)
+{
+	if (c->p)
+		pcap_close(c->p);
+	free(c->ng.buf);
 }
 
 /* ---------------------------------------------------------------- comparing */
@@ -219,6 +411,8 @@ struct compare {
 	uint64_t limit;        /* compare at most this many packets */
 	int prefix;            /* stop at the end of B */
 	int quiet;
+	int per_packet_linktype; /* a side has several: compared packet by packet */
+	long only_linktype;    /* -l: only packets of this link type; -1: all */
 	uint64_t packets, mismatches;
 };
 
@@ -242,6 +436,8 @@ static int packet_differences(const struct compare *cmp, const struct packet *x,
 		describe_ts(tb, sizeof tb, y->ts_ns);
 		at += (size_t)snprintf(why + at, len - at, "; time %s vs %s", ta, tb);
 	}
+	if (x->linktype != y->linktype && cmp->per_packet_linktype)
+		at += (size_t)snprintf(why + at, len - at, "; link type %u vs %u", x->linktype, y->linktype);
 	if (x->caplen != y->caplen && at < len)
 		at += (size_t)snprintf(why + at, len - at, "; caplen %u vs %u", x->caplen, y->caplen);
 	if (x->len != y->len && at < len)
@@ -264,6 +460,17 @@ static void mismatch(struct compare *cmp, const char *what)
 		fprintf(stderr, "pcapcmp: (more differences not shown)\n");
 }
 
+/* The next packet of A of the link type -l names (any without -l). */
+static int next_of_linktype(const struct compare *cmp, struct capture *c, struct packet *pkt)
+{
+	int r;
+
+	while ((r = capture_next(c, pkt)) > 0 && cmp->only_linktype >= 0 &&
+	       pkt->linktype != (uint32_t)cmp->only_linktype)
+		;
+	return r;
+}
+
 /* One step: reads a packet from each side and compares them. Returns 1 to
  * go on, 0 when done, -1 on a read error. */
 static int compare_step(struct compare *cmp)
@@ -277,7 +484,7 @@ static int compare_step(struct compare *cmp)
 	rb = capture_next(&cmp->b, &y);
 	if (rb == 0 && cmp->prefix)
 		return 0;
-	ra = capture_next(&cmp->a, &x);
+	ra = next_of_linktype(cmp, &cmp->a, &x);
 	if (ra < 0 || rb < 0)
 		return -1;
 	if (ra == 0 && rb == 0)
@@ -296,6 +503,8 @@ static int compare_step(struct compare *cmp)
  * header says nothing a round trip could keep. */
 static void compare_linktypes(struct compare *cmp)
 {
+	if (cmp->per_packet_linktype)
+		return;
 	int la = pcap_datalink(cmp->a.p), lb = pcap_datalink(cmp->b.p);
 	const char *na = pcap_datalink_val_to_name(la), *nb = pcap_datalink_val_to_name(lb);
 
@@ -314,15 +523,16 @@ static int compare_files(struct compare *cmp, const char *pa, const char *pb)
 	if (capture_open(&cmp->a, pa) < 0)
 		return TROUBLE;
 	if (capture_open(&cmp->b, pb) < 0) {
-		pcap_close(cmp->a.p);
+		capture_close(&cmp->a);
 		return TROUBLE;
 	}
+	cmp->per_packet_linktype = !cmp->a.p || !cmp->b.p || cmp->only_linktype >= 0;
 	cmp->tolerance_ns = cmp->a.res_ns > cmp->b.res_ns ? cmp->a.res_ns : cmp->b.res_ns;
 	while ((r = compare_step(cmp)) > 0)
 		;
 	compare_linktypes(cmp);
-	pcap_close(cmp->a.p);
-	pcap_close(cmp->b.p);
+	capture_close(&cmp->a);
+	capture_close(&cmp->b);
 	if (r < 0)
 		return TROUBLE;
 	if (!cmp->quiet)
@@ -343,14 +553,14 @@ static int count_packets(const char *path)
 	while ((r = capture_next(&c, &pkt)) > 0)
 		;
 	printf("%" PRIu64 "\n", c.packets);
-	pcap_close(c.p);
+	capture_close(&c);
 	return r < 0 ? DIFFERENT : SAME;
 }
 
 /* ---------------------------------------------------------------- CLI */
 
 static const char usage_text[] =
-	"usage: pcapcmp [-q] [-p | -n COUNT] A B\n"
+	"usage: pcapcmp [-q] [-l LINKTYPE] [-p | -n COUNT] A B\n"
 	"       pcapcmp -c FILE\n"
 	"Compares two captures packet by packet: link type (unless both are empty),\n"
 	"timestamps (at the coarser precision of the two), caplen, wire length\n"
@@ -358,6 +568,8 @@ static const char usage_text[] =
 	"differences on stderr.\n"
 	"Exit 0: identical, 1: different, 2: trouble (unreadable or damaged).\n"
 	"  -p, --prefix      compare only B's packets, with the first ones of A\n"
+	"  -l, --linktype N  compare only A's packets of LINKTYPE N (of a pcapng\n"
+	"                    file of several link types, with its --split part)\n"
 	"  -n, --packets N   compare only the first N packets\n"
 	"  -c, --count       print the number of packets libpcap reads from FILE;\n"
 	"                    exit 0 when it reads to the end, 1 at damage, 2 when\n"
@@ -367,6 +579,7 @@ static const char usage_text[] =
 
 static const struct option longopts[] = {
 	{ "prefix", no_argument, NULL, 'p' },
+	{ "linktype", required_argument, NULL, 'l' },
 	{ "packets", required_argument, NULL, 'n' },
 	{ "count", no_argument, NULL, 'c' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -400,9 +613,11 @@ int main(int argc, char **argv)
 
 	memset(&cmp, 0, sizeof cmp);
 	cmp.limit = UINT64_MAX;
-	while ((ch = getopt_long(argc, argv, "pn:cqhV", longopts, NULL)) != -1) {
+	cmp.only_linktype = -1;
+	while ((ch = getopt_long(argc, argv, "pl:n:cqhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': cmp.prefix = 1; break;
+		case 'l': cmp.only_linktype = (long)(parse_count(optarg) & 0xffffffff); break;
 		case 'n': cmp.limit = parse_count(optarg); break;
 		case 'c': count = 1; break;
 		case 'q': cmp.quiet = 1; break;

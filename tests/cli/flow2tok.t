@@ -163,6 +163,7 @@ flow : 1000/01 9007199254741993/02
 EOF
 exits_with 0 "an inexact interval is no error" flow2tok huge.flows
 like err 'does not survive float64' "an inexact interval is warned about"
+like err '^flow2tok: 1 flow with a time interval float64 cannot hold exactly$' "... and counted, in the singular"
 flow2tok huge.flows 2>/dev/null | mpdump -k ts_ns > ts
 is "$(cat ts)" "[1000,9007199254741993]" "the exact time stamps are kept in ts_ns"
 flow2tok two.flows | mpdump > dump

@@ -55,7 +55,11 @@ like out '^field +jsd +tvd +hellinger +n\(a\) +n\(b\)$' "the table's header"
 like out '^src_ip +0\.0000 +0\.0000 +0\.0000 +[0-9]+ +[0-9]+$' "a row per field"
 like out '^a: mixed.pcap \(pcap\): 17 IP packets in 6 flows, 2 other frames left out' \
 	"the summary counts IP packets, flows and the frames left out"
+like err '^jsdiv: mixed.pcap: 2 frames without an IP header left out of the fields$' \
+	"... and says so on stderr"
 like out '^mean jsd: packet fields 0\.0000, flow fields 0\.0000$' "the means"
+exits_with 0 "--json" jsdiv --json mixed.pcap mixed.pcap
+is "$(grep -c 'frames without an IP header left out' err)" 2 "... once for each side, with --json too"
 
 run bash -c 'cat tcp.pcap | jsdiv --json - tcp.pcap'
 is "$RC:$(count_jsd 0)" "0:$ALL" "a capture piped to stdin: all 0"

@@ -59,7 +59,8 @@ is "$(mpdump -k packets out | grep -o '\[[0-9]*,[0-9]*,[0-9]*,[01],' | cut -d, -
 	"0 1 2 3 4 5 6 7 8 9 10 11 12 13 " "every packet, with its index in the file"
 is "$(mpdump -k packets out | grep -o '\[[0-9]*,[0-9]*,[0-9]*,[01],' | cut -d, -f4 | tr -d '\n')" \
 	"01001100110010" "directions follow the senders"
-is "$(summary flows)" 1 "-v: the summary counts one flow"
+is "$(summary flow)" 1 "-v: the summary counts one flow"
+like err ' 1 file, 14 packets, 1 flow, ' "... in the singular: 1 file, 1 flow (not \"1 flows\")"
 cp out tcp.mp
 
 exits_with 0 "reads stdin as -" pcap2flow - <tcp.pcap
@@ -182,6 +183,49 @@ is "$(vals proto)" "0 0 6 1 17 17 17 2" "ARP, TCP, ICMP, UDP, fragments, IGMP"
 is "$(summary 'packets skipped')" 0 "nothing is skipped"
 n=$(mpdump -k packets out | grep -o '\[[0-9]*,[0-9]*,[0-9]*,[01],' | wc -l)
 is "$n" 19 "--all: all 19 packets are in the flows"
+
+# ------------------------------------------------------------ nothing silently lost
+# What is in no flow is counted on stderr, by why, without -v.
+exits_with 0 "mixed.pcap without -v" pcap2flow mixed.pcap
+like err '^pcap2flow: 5 packets in no flow \(--all keeps every packet\): 5 not TCP or UDP$' \
+	"the packets in no flow are counted without -v"
+exits_with 0 "-q" pcap2flow -q mixed.pcap
+is "$(cat err)" "" "-q: no count"
+exits_with 0 "--all: nothing is left out" pcap2flow --all mixed.pcap
+is "$(cat err)" "" "... and nothing is said"
+# snapcut SNAPLEN IN OUT: IN with a header snaplen of SNAPLEN, every packet
+# cut to it (wire lengths kept), as a capture with -s SNAPLEN has them
+snapcut() {
+	perl -e 'my ($snap, $in, $out) = @ARGV; local $/; open I, "<", $in or die; binmode I;
+		my $d = <I>; my $o = substr($d, 0, 16) . pack("V", $snap) . substr($d, 20, 4);
+		for (my $at = 24; $at + 16 <= length $d;) {
+			my ($s, $f, $c, $l) = unpack("VVVV", substr($d, $at, 16));
+			my $k = $c < $snap ? $c : $snap;
+			$o .= pack("VVVV", $s, $f, $k, $l) . substr($d, $at + 16, $k); $at += 16 + $c;
+		}
+		open O, ">", $out or die; binmode O; print O $o;' "$@"
+}
+# IPv6 at snaplen 40: the IPv6 header (54 bytes with Ethernet's) is cut
+snapcut 40 ipv6.pcap ipv6-40.pcap
+exits_with 0 "IPv6 at snaplen 40" pcap2flow -v ipv6-40.pcap
+like err '\(0 not TCP/UDP, 16 cut, ' "-v: the cut packets are counted as cut, not as not TCP/UDP"
+exits_with 0 "... and without -v" pcap2flow ipv6-40.pcap
+like err ': 16 cut by the snapshot length before their ports$' "... counted and said without -v"
+# IPv4 TCP at snaplen 36: the ports (34 to 37) are cut
+snapcut 36 tcp.pcap tcp-36.pcap
+exits_with 0 "IPv4 TCP at snaplen 36" pcap2flow tcp-36.pcap
+like err ': 14 cut by the snapshot length before their ports$' "ports cut off: counted as cut"
+is "$(vals t)" '"hdr"' "... and in no flow keyed without them"
+exits_with 0 "--all keeps them" pcap2flow --all tcp-36.pcap
+is "$(mpdump -k packets out | grep -o '\[[0-9]*,[0-9]*,[0-9]*,[01],' | wc -l)" 14 "--all: all 14 packets are in flows"
+# An unknown link type gives nothing usable: an error, not an empty stream.
+{ head -c 20 tcp.pcap; printf '\x0f\x27\x00\x00'; tail -c +25 tcp.pcap; } > lt9999.pcap
+exits_with 65 "a capture of an unknown link type exits 65" pcap2flow lt9999.pcap
+like err 'lt9999\.pcap: link type 9999 .*is not one pcap2flow decodes' "... naming the file and the link type"
+like err '--all keeps its packets' "... and what keeps them"
+exits_with 0 "--all keeps the frames of an unknown link type" pcap2flow --all lt9999.pcap
+is "$(vals end | tr ' ' '\n' | grep -c frame)" 14 "... each a flow of its own"
+is "$(vals linktype | tr ' ' '\n' | sort -u)" 9999 "... of link type 9999"
 
 # ------------------------------------------------------------ label, filter, count
 exits_with 0 "-l labels every flow" pcap2flow -l web udp.pcap

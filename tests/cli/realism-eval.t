@@ -120,7 +120,8 @@ head -c 3000 bulk.mp > broken.mp
 exits_with 65 "a stream cut inside a record exits 65" realism-eval bulk.pcap broken.mp
 like err 'broken.mp: .*byte offset [0-9]+' "the message names the stream and the offset"
 exits_with 65 "fewer flows than folds exit 65" realism-eval tcp.pcap bulk.pcap
-like err 'too few flows to cross-validate: 1 real' "and say how many there are"
+like err 'too few flows to cross-validate: 1 in tcp.pcap \(real\), [0-9]+ in bulk.pcap \(generated\)' \
+	"and say how many there are, naming each file"
 printf 'x\n' > bad.tsv
 exits_with 65 "a labels table line without a tab exits 65" realism-eval --baseline --labels bad.tsv
 like err 'bad.tsv: line 1' "the message names the table and line"

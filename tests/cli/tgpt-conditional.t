@@ -117,8 +117,11 @@ tgpt-train -q --preset tiny --context 512 -j 1 --steps 2 -o plain.ckpt sh 2>/dev
 exits_with 64 "--label on a model that is not conditional exits 64" \
 	tgpt-infer generate --label dns plain.ckpt
 like err 'plain.ckpt is not class-conditional' "saying so"
-exits_with 0 "the old kind of checkpoint still generates without --label" \
-	tgpt-infer generate -n 1 -j 1 --max-tokens 100 plain.ckpt
+# (a model of 2 steps may get no packet through the checks: exit 65 then,
+# the record written all the same)
+run tgpt-infer generate -n 1 -j 1 --max-tokens 100 plain.ckpt
+[ "$RC" = 0 ] || { [ "$RC" = 65 ] && grep -q 'holds a packet' err; }
+t_result $? "the old kind of checkpoint still generates without --label"
 ok "with no label" bash -c "! mpdump < out | grep -q '\"label\"'"
 exits_with 65 "classify refuses a conditional model" tgpt-infer classify -j 1 c.ckpt sh/train.shard
 like err 'not a classifier but a class-conditional generator' "saying what it is"

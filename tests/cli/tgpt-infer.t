@@ -244,13 +244,39 @@ first_raw=$(mpdump < out | sed -n 2p | grep -o '"tokens":"0x[0-9a-f]*' | cut -c1
 is "$first_raw" "$first_real" "keep the prompt's packet"
 like err '^tokens: [0-9]+ kept' "and never count fewer than no tokens kept"
 
-exits_with 0 "--max-tokens 40 bounds every flow" tgpt-infer generate -n 3 -j 1 --max-tokens 40 \
-	gen.ckpt
+# (40 tokens hold 29 bytes: a packet passes only if that is one; when none
+# does, no flow holds a packet, exit 65, the records written all the same)
+run tgpt-infer generate -n 3 -j 1 --max-tokens 40 gen.ckpt
+[ "$RC" = 0 ] || { [ "$RC" = 65 ] && grep -q 'holds a packet' err; }
+t_result $? "--max-tokens 40 bounds every flow (exit 0, or 65: no flow with a packet)"
 ok "to 40 tokens (END included)" bash -c "mpdump < out | grep -o '\"tokens\":\"0x[0-9a-f]*' | \
 	awk '{ if ((length(\$0) - 12) / 4 > 40) bad = 1 } END { exit bad }'"
 like err 'by --max-tokens 3' "the summary says so"
 text out
 like out.txt '"cut":true' "and the records are marked cut"
+
+# A flow whose packets all failed is START END; none with a packet is no
+# result: an error, after the summary, and no capture further down the pipe.
+exits_with 65 "no flow with a packet exits 65" tgpt-infer generate -n 3 -j 1 --max-tokens 12 gen.ckpt
+like err '^tgpt-infer: none of the 3 flows generated holds a packet' "saying so"
+is "$(tail -1 err | cut -d' ' -f1)" "tokens/s:" "... before the tokens/s line"
+echo old > old.tok
+exits_with 65 "... with -o" tgpt-infer generate -n 3 -j 1 --max-tokens 12 -o old.tok gen.ckpt
+is "$(cat old.tok)" old "... the old file is kept"
+exits_with 65 "generate | tok2pcap: no empty capture either" bash -c \
+	'tgpt-infer generate -n 3 -j 1 --max-tokens 12 gen.ckpt 2>/dev/null | tok2pcap > none.pcap'
+
+# Each command's usage errors show its own synopsis, which lists every option.
+exits_with 64 "generate -n without its value exits 64" tgpt-infer generate -n
+is "$(sed -n 2p err | cut -c1-26)" "usage: tgpt-infer generate" "generate's error shows generate's synopsis"
+exits_with 64 "classify -b without its value exits 64" tgpt-infer classify -b
+is "$(sed -n 2p err | cut -c1-26)" "usage: tgpt-infer classify" "classify's error shows classify's"
+tgpt-infer --help | sed -n '/^usage:/,/^classify:/p' > synopsis
+like synopsis '--link-token N' "--help's synopsis has --link-token"
+like synopsis '--precision P' "... and --precision"
+sed -n '/^\.Sh SYNOPSIS/,/^\.Sh DESCRIPTION/p' "$TGPT_TOP/man/tgpt-infer.1" > man-synopsis
+like man-synopsis 'Fl -link-token' "the man page's SYNOPSIS has --link-token"
+like man-synopsis 'Fl -precision' "... and --precision"
 
 # Labels: only with a class-conditional model (tgpt-conditional.t has those).
 exits_with 64 "--label without a label table exits 64" tgpt-infer generate --label tcp gen.ckpt

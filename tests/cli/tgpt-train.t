@@ -136,31 +136,84 @@ exits_with 64 "--resume with another --context exits 64" tgpt-train --resume r.c
 exits_with 64 "--resume with another --batch exits 64" tgpt-train --resume r.ckpt --batch 2 all
 exits_with 0 "--resume with the same sizes given again is fine" tgpt-train --resume r.ckpt \
 	--preset tiny --context 512 --layers 2 --batch 4 --stop-after 1 all
+# Another preset is named as the conflict, not as a context the user never gave.
+tgpt-train --preset tiny --context 520 -j 1 --steps 1 -o r520.ckpt all 2>/dev/null
+exits_with 64 "--resume with another --preset exits 64" tgpt-train --resume r520.ckpt --preset small all
+like err 'r520.ckpt: a run of preset tiny; --preset small conflicts' "... naming the presets"
+! grep -q -- '--context' err; t_result $? "... not a --context it was not given"
 cp b7.ckpt r.ckpt
 exits_with 65 "--resume on other shards exits 65" tgpt-train --resume r.ckpt sv
 like err 'sv/train.shard: 3 flows' "saying the data differ"
 ok "none of them touched the checkpoint" cmp r.ckpt b7.ckpt
 
 # ------------------------------------------------------------ signals
-for sig in TERM INT; do
-	rm -f sig.tsv
-	# a background job ignores SIGINT unless told otherwise (env(1))
-	env --default-signal=INT tgpt-train "${TINY[@]}" --steps 100000 --ckpt-every 0 -o sig.ckpt --metrics sig.tsv all \
-		2> sig.err &
+# start_run: a long run in the background (PID in $pid), once 3 steps are done
+start_run() {
+	rm -f sig.tsv sig.ckpt
+	# a background job ignores SIGINT and SIGQUIT unless told otherwise (env(1))
+	env --default-signal=INT,QUIT tgpt-train "${TINY[@]}" --steps 100000 --ckpt-every 0 \
+		-o sig.ckpt --metrics sig.tsv all 2> sig.err &
 	pid=$!
 	wait_lines sig.tsv 3
-	kill -$sig $pid
+}
+# finish_run: waits for it (60 s at most: then it is killed), status in $?
+finish_run() {
+	local i
+	for ((i = 0; i < 600; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	kill -KILL $pid 2>/dev/null
 	wait $pid
-	rc=$?
-	want=0
-	[ $sig = INT ] && want=130
-	is "$rc" "$want" "SIG$sig: exits $want after its checkpoint"
-	step=$(ckpt_key sig.ckpt step)
-	ok "SIG$sig: the checkpoint loads and holds a step between 3 and 99999 ($step)" \
-		test "${step:-0}" -ge 3 -a "${step:-0}" -lt 100000
-	like sig.err "stopped by SIG$sig" "SIG$sig: says why it stopped"
+}
+# One signal, and two at once as timeout(1) sends them (to the process and
+# to its group): the run stops after its step, writes its checkpoint and
+# exits 75, whenever the second one comes (it changes nothing; while the
+# checkpoint is written, signals wait).
+for sig in TERM INT; do
+	for n in 1 2; do
+		start_run
+		for ((k = 0; k < n; k++)); do kill -$sig $pid; done
+		finish_run
+		is "$?" 75 "$n SIG$sig: exits 75 (stopped, checkpoint written)"
+		step=$(ckpt_key sig.ckpt step)
+		ok "$n SIG$sig: the checkpoint loads and holds a step between 3 and 99999 ($step)" \
+			test "${step:-0}" -ge 3 -a "${step:-0}" -lt 100000
+		like sig.err "stopped by SIG$sig" "$n SIG$sig: says why it stopped"
+	done
 done
 exits_with 0 "a run stopped by a signal resumes" tgpt-train --resume sig.ckpt --stop-after 2 all
+# timeout(1) itself, both signals
+for sig in INT TERM; do
+	rm -f to.ckpt
+	timeout -s $sig 4 env --default-signal=INT tgpt-train "${TINY[@]}" --steps 100000 --ckpt-every 0 \
+		-o to.ckpt all 2> to.err
+	is "$?" 124 "timeout -s $sig: timed out"
+	step=$(ckpt_key to.ckpt step)
+	ok "timeout -s $sig: a checkpoint that loads ($step)" test "${step:-0}" -ge 1
+done
+# Any number of them: still the checkpoint; SIGQUIT ends the run at once.
+start_run
+for ((k = 0; k < 5; k++)); do kill -INT $pid; kill -TERM $pid; sleep 0.05; done
+finish_run
+is "$?" 75 "ten signals, some in the checkpoint's writing: exits 75"
+step=$(ckpt_key sig.ckpt step)
+ok "... with a checkpoint that loads ($step)" test "${step:-0}" -ge 3
+start_run
+kill -QUIT $pid
+finish_run
+is "$?" $((128 + 3)) "SIGQUIT ends the run at once"
+
+# ------------------------------------------------------------ the outputs, before the first step
+mkdir ckdir
+exits_with 73 "-o a directory exits 73" timeout 60 tgpt-train "${TINY[@]}" --steps 100000 -o ckdir \
+	--metrics early.tsv all
+like err 'ckdir: a directory, not a file to write' "... naming it"
+ok "... before the first step" test ! -s early.tsv
+exits_with 73 "-o in a directory that does not exist exits 73" timeout 60 tgpt-train "${TINY[@]}" \
+	--steps 100000 -o no/such/dir/m.ckpt all
+like err 'no/such/dir/m.ckpt: ' "... naming it"
+exits_with 73 "--metrics a directory exits 73" timeout 60 tgpt-train "${TINY[@]}" --steps 100000 \
+	-o m.ckpt --metrics ckdir all
+like err 'ckdir' "... naming it"
+ok "... and no checkpoint is written" test ! -e m.ckpt
 
 # ------------------------------------------------------------ validation, accumulation
 exits_with 0 "validation every 3 steps over val.shard, 2 micro-batches a step" \

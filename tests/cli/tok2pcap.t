@@ -67,6 +67,8 @@ is "$RC" 64 "refuses to write a capture to a terminal"
 run on_tty tok2pcap --force udp.tok
 is "$RC" 0 "--force writes to a terminal"
 exits_with 66 "a missing input exits 66" tok2pcap -w x.pcap no-such.tok
+exits_with 73 "an output in no directory exits 73" tok2pcap -w no/such/x.pcap udp.tok
+like err '^tok2pcap: no/such/x\.pcap: ' "... naming the path given first, not its temporary file"
 # Two sources: each in its own order, sources in order of first appearance.
 tok2pcap udp.tok tcp.tok > two.pcap
 is "$(npackets two.pcap)" "$(($(npackets udp.pcap) + $(npackets tcp.pcap)))" "two inputs, one capture"
@@ -150,8 +152,8 @@ tok : S 1 d0 x0a S 1 d0 x0b S 1 dnan x0c E
 EOF
 exits_with 65 "--strict stops at a bad packet" tok2pcap --strict -w strict2.pcap bad2.tok
 like err 'bad2.tok: record 1, packet 3: time interval NaN' "... naming its record and packet"
-is "$(payloads strict2.pcap)" "0a 0b " "... after writing the packets before it"
-is "$(payloads strict.pcap)" "0a " "--strict still writes the packets before"
+is "$(payloads strict2.pcap.partial)" "0a 0b " "... after writing the packets before it (a failed run: to FILE.partial)"
+is "$(payloads strict.pcap.partial)" "0a " "--strict still writes the packets before"
 mkrec > zero.tok <<'EOF'
 hdr tgpt.tok
 tok first_ns=1700000000000000000 wirelen=60 : S 1 d0 E
@@ -164,6 +166,29 @@ tok : S 255 d0 x0102 E
 EOF
 tok2pcap --linktype 276 esc.tok > esc.pcap
 is "$(pcapinfo esc.pcap | head -1 | awk '{ print $6 }')" 276 "--linktype resolves the escape without side data"
+
+# ---------------------------------------------------------------- nothing to write
+# A capture of no packets is no result: an error (65), not an empty pcap.
+mkrec > none.tok <<'EOF'
+hdr tgpt.tok
+EOF
+exits_with 65 "a stream of no records exits 65" tok2pcap -w none.pcap none.tok
+like err 'no packets to write: 0 token records' "... saying there were no packets"
+ok "... and writes no capture" test ! -e none.pcap
+mkrec > nopkt.tok <<'EOF'
+hdr tgpt.tok
+tok : S 1 x0000 E
+tok : S C d0 x01 E
+EOF
+cp udp.out old.pcap
+exits_with 65 "records none of whose runs is a packet exit 65" tok2pcap -w old.pcap nopkt.tok
+like err 'dropped 1 token run: fewer than 8 time' "... after counting why each was dropped"
+like err 'no packets to write: 2 token records, none with a packet' "... and saying none was left"
+like err 'old.pcap: not replaced, the old file is kept' "... keeping the old capture"
+ok "... unchanged" cmp old.pcap udp.out
+exits_with 65 "the same on stdout" sh -c 'tok2pcap nopkt.tok > nopkt.pcap'
+exits_with 65 "and with --split" tok2pcap --split nopkt nopkt.tok
+ok "... which writes no capture" sh -c '! ls nopkt-*.pcap 2>/dev/null'
 
 # ---------------------------------------------------------------- link types
 mkrec > mixed.tok <<'EOF'
@@ -188,8 +213,9 @@ head -c $(($(stat -c %s udp.tok) - 20)) udp.tok > cut.tok
 want=$(mpdump -k wirelen udp.tok | head -n -1 | perl -ne '$n += () = /\d+/g; END { print $n + 0 }')
 exits_with 65 "a stream cut inside a record exits 65" tok2pcap -w cut.pcap cut.tok
 like err 'cut.tok.*byte offset [0-9]+' "the error names the input and the byte offset"
-is "$(npackets cut.pcap)" "$want" "the packets of the complete records are written"
-ok "... as a clean capture" pcapcmp -c cut.pcap
+is "$(npackets cut.pcap.partial)" "$want" "the packets of the complete records are written (to FILE.partial)"
+ok "... as a clean capture" pcapcmp -c cut.pcap.partial
+ok "... and FILE is not made" test ! -e cut.pcap
 exits_with 65 "a flow stream is the wrong record type: 65" tok2pcap -w f.pcap udp.flows
 like err 'flow records' "the error says what the records are"
 printf 'not msgpack at all' > junk

@@ -190,7 +190,7 @@ is "$(flows win2/train.shard | awk '$3 != 256' | wc -l)" 0 "every window starts 
 tokshard -q -o dr --split 1/0/0 --context 60 --long drop long.tok
 is "$(field dr/train.shard flows)" 0 "--long drop leaves a long flow out"
 run tokshard -o dr --split 1/0/0 --context 60 --long drop long.tok
-like err '1 flows longer than the context of 60 dropped' "and says so"
+like err '1 flow longer than the context of 60 dropped' "and says so"
 
 # Every stored sequence fits the context, in a bigger run.
 tokshard -q -o bw --split 1/0/0 --context 20 --long window big.tok
@@ -249,7 +249,7 @@ is "$(tokshard --dump min/train.shard | awk '$1 == "label" { print $3 }' | tr '\
    "R (5 flows) is not in the label table"
 is "$(listed min train | awk '$3 == "R"' | wc -l)" 0 "nor are its flows"
 is "$(listed min train | awk '$3 == "-"' | wc -l)" 7 "unlabelled flows are not a label: kept"
-like err 'tokshard: 1 labels with fewer than 10 flows left out with their 5 flows \(--min-label-flows\): R 5' \
+like err 'tokshard: 1 label with fewer than 10 flows left out with their 5 flows \(--min-label-flows\): R 5' \
      "says which labels it left out"
 like min/labels.tsv '^# left out \(--min-label-flows\)	R	5$' "labels.tsv names them too"
 # The cap first, then the count: A (300 flows) and C (25) have 10 each left
@@ -283,8 +283,34 @@ head -c -7 big.tok > cut.tok
 exits_with 65 "a damaged stream exits 65" tokshard -o dmg cut.tok
 like err 'cut.tok.*byte offset [0-9]+' "naming the input and the byte offset"
 total=0
-for s in train val test; do total=$((total + $(field dmg/$s.shard flows))); done
-is "$total" 2005 "the flows read before the damage are still written"
+for s in train val test; do total=$((total + $(field dmg/$s.shard.partial flows))); done
+is "$total" 2005 "the flows read before the damage are still written, to DIR/*.partial"
+ok "... and no shard of the failed run is in place" test ! -e dmg/train.shard
+like err '^tokshard: dmg: no shards written; what was read before the error \(2005 flows\) is in dmg/\*\.partial$' \
+	"... which it says"
+# A failed run over good shards leaves them as they were.
+tokshard -q -o keep --split 80/10/10 big.tok
+cp -r keep keep.orig
+printf 'not a token stream' > garbage.bin
+exits_with 65 "garbage over good shards exits 65" tokshard -o keep garbage.bin
+ok "... the old shards and tables are kept" diff -r keep keep.orig
+like err '^tokshard: keep: the old shards are kept$' "... which it says"
+exits_with 65 "a damaged stream over good shards exits 65" tokshard -o keep cut.tok
+ok "... the old shards are kept" cmp keep/train.shard keep.orig/train.shard
+ok "... beside what was read" test -s keep/train.shard.partial
+like err '^tokshard: keep: the old shards are kept; what was read before the error' "... which it says"
+exits_with 65 "garbage into a new directory" tokshard -o fresh garbage.bin
+ok "... leaves no directory behind" test ! -e fresh
+# Through a link to a directory of shards: the link stays, the shards are written in it.
+mkdir real && ln -s real linked
+exits_with 0 "-o a link to a directory" tokshard -q -o linked big.tok
+ok "... the link is still a link" test -L linked
+ok "... the shards are in the directory" test -s real/train.shard
+# An output the run cannot write is named as given, not as its temporary file.
+echo a file > notadir
+exits_with 73 "-o a file, not a directory, exits 73" tokshard -o notadir big.tok
+like err '^tokshard: notadir: ' "... naming it"
+! grep -q 'spill' err; t_result $? "... not its temporary file"
 printf 'hdr tgpt.tok\ntok source=a : S 1 d0 x01 E\ntok source=b : S 1 d0 300 E\n' | mkrec > vocab.tok
 exits_with 65 "a token outside the vocabulary exits 65" tokshard -o v vocab.tok
 like err 'vocab.tok.*byte offset.*300' "naming the input, offset and token"
@@ -292,7 +318,7 @@ printf 'hdr tgpt.flow\nflow source=a : 0/0102\n' | mkrec > flowhdr.tok
 exits_with 65 "flow records instead of token records exit 65" tokshard -o fh flowhdr.tok
 printf 'hdr tgpt.tok\ntok source=a : 257\ntok source=a : S 1 d0 x01 E\n' | mkrec > empty.tok
 exits_with 0 "a record without a packet is not an error" tokshard -o e --split 1/0/0 empty.tok
-like err '1 records without a packet' "but is counted"
+like err '1 record without a packet' "but is counted (1 record, not 1 records)"
 is "$(field e/train.shard flows)" 1 "and left out"
 
 # --dump of bad shards

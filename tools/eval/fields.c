@@ -2,6 +2,7 @@
  * traffic fill from flow records (see fields.h and jsdiv(1)). */
 #include "fields.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,14 @@ void field_set_add_flow(struct field_set *s, int side, const struct flow_rec *fr
 		flow_acc_features(acc, &ff);
 		observe_flow(s, side, &ff);
 	}
+}
+
+void field_set_warn_skipped(const struct field_set *s, int side, const char *name)
+{
+	uint64_t n = s->skipped[side];
+	if (n)
+		warnx("%s: %" PRIu64 " %s without an IP header left out of the fields", name, n,
+		      plural(n, "frame", "frames"));
 }
 
 void field_set_free(struct field_set *s)

@@ -67,6 +67,9 @@ void field_set_init(struct field_set *s);
  * record's addresses and ports in its direction and adds no TTL. */
 void field_set_add_flow(struct field_set *s, int side, const struct flow_rec *f);
 void field_set_free(struct field_set *s);
+/* Says on stderr how many packets of side (read from name) the fields left
+ * out, when any: frames without an IP header have none of them. */
+void field_set_warn_skipped(const struct field_set *s, int side, const char *name);
 
 struct field_result {
 	int defined;          /* some value on either side */

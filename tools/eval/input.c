@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "packet.h"
 
 extern char **environ;
 
@@ -251,11 +253,51 @@ static void check_children(struct input *in)
 		errx(EX_IOERR, "<stdin>: reading the capture failed");
 }
 
+static void linktype_set_add(struct linktype_set *s, uint32_t lt)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->lt[i] == lt)
+			return;
+	if (s->n < INPUT_LINKTYPES)
+		s->lt[s->n++] = lt;
+}
+
+/* A flow from its packets' IP headers on, as raw IP: what the link layer
+ * added is gone from bytes and lengths; a packet without an IP header is
+ * left out (counted), and the counts of the flow are its packets'. */
+static void to_ip_layer(struct input *in, struct flow_rec *f)
+{
+	size_t kept = 0;
+	memset(f->packets, 0, sizeof f->packets);
+	memset(f->bytes, 0, sizeof f->bytes);
+	for (size_t i = 0; i < f->n_packets; i++) {
+		struct packet p = f->pkt[i];
+		struct pkt_info pi;
+		if (!pkt_decode(f->linktype, p.data, p.caplen, &pi) || pi.l3_off < 0) {
+			in->not_ip++;
+			continue;
+		}
+		uint32_t l3 = (uint32_t)pi.l3_off;
+		p.data += l3;
+		p.caplen -= l3;
+		p.wirelen = p.wirelen > l3 ? p.wirelen - l3 : 0;
+		f->packets[p.dir & 1]++;
+		f->bytes[p.dir & 1] += p.wirelen;
+		f->pkt[kept++] = p;
+	}
+	f->n_packets = kept;
+	f->linktype = LT_RAW;
+}
+
 const struct flow_rec *input_next(struct input *in)
 {
 	int rc = rec_next(&in->r, REC_FLOW);
-	if (rc == REC_FLOW)
+	if (rc == REC_FLOW) {
+		linktype_set_add(&in->linktypes, in->r.flow.linktype);
+		if (in->ip_layer)
+			to_ip_layer(in, &in->r.flow);
 		return &in->r.flow;
+	}
 	char why[sizeof in->r.error];
 	snprintf(why, sizeof why, "%s", rc < 0 ? in->r.error : "");
 	rec_close(&in->r);
@@ -280,4 +322,43 @@ void input_close(struct input *in)
 		reap(in->feeder);
 	}
 	in->feeder = in->child = 0;
+}
+
+/* "1 (EN10MB), 101 (RAW)": a set's link types, named. */
+static void describe_linktypes(char *buf, size_t len, const struct linktype_set *s)
+{
+	size_t at = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < s->n && at < len; i++) {
+		const char *name = pkt_linktype_name(s->lt[i]);
+		at += (size_t)snprintf(buf + at, len - at, "%s%" PRIu32 "%s%s%s", i ? ", " : "",
+				       s->lt[i], name ? " (" : "", name ? name : "", name ? ")" : "");
+	}
+}
+
+static int linktype_sets_equal(const struct linktype_set *a, const struct linktype_set *b)
+{
+	if (a->n != b->n)
+		return 0;
+	for (size_t i = 0; i < a->n; i++) {
+		size_t j = 0;
+		while (j < b->n && b->lt[j] != a->lt[i])
+			j++;
+		if (j == b->n)
+			return 0;
+	}
+	return 1;
+}
+
+void linktypes_warn(const struct linktype_set *a, const char *na, const struct linktype_set *b,
+		    const char *nb, int ip_layer)
+{
+	if (ip_layer || a->n == 0 || b->n == 0 || linktype_sets_equal(a, b))
+		return;
+	char da[160], db[160];
+	describe_linktypes(da, sizeof da, a);
+	describe_linktypes(db, sizeof db, b);
+	warnx("the two sides differ in link type: %s has %s, %s has %s; their packet lengths and "
+	      "bytes differ by the link headers too (--ip-layer compares from the IP header on)",
+	      na, da, nb, db);
 }

@@ -267,8 +267,8 @@ static void summary(const struct tokenizer *tz, const struct options *o)
 		      " (%" PRIu64 " of them inside their first packet)",
 		      tz->cut_flows, tz->flows, o->max_tokens, tz->truncated_first);
 	if (tz->inexact_flows)
-		warnx("%" PRIu64 " flows with a time interval float64 cannot hold exactly",
-		      tz->inexact_flows);
+		warnx("%" PRIu64 " %s a time interval float64 cannot hold exactly",
+		      tz->inexact_flows, plural(tz->inexact_flows, "flow with", "flows with"));
 }
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -290,7 +290,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	int c;
 	memset(o, 0, sizeof *o);
 	o->output = "-";
-	while ((c = getopt_long(argc, argv, "o:l:qhV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "o:l:qhV", longopts, usage)) != -1) {
 		switch (c) {
 		case 'o': o->output = optarg; break;
 		case 'l': o->label = optarg; break;
@@ -343,7 +343,10 @@ int main(int argc, char **argv)
 		atomic_abort(&out);
 		return EX_IOERR;
 	}
-	atomic_commit(&out);
+	if (status)
+		atomic_fail(&out, tz.flows, plural(tz.flows, "token record", "token records"));
+	else
+		atomic_commit(&out);
 	summary(&tz, &o);
 	free(tz.tokens);
 	free(tz.wire_delta);

@@ -23,7 +23,8 @@
 #include "json.h"
 
 static const char usage[] =
-	"usage: jsdiv [-q] [--json] [--fields LIST] [-m max] [--plot DIR] [-t secs] file1 file2\n"
+	"usage: jsdiv [-q] [--json] [--fields LIST] [-m max] [--plot DIR] [-t secs] [--ip-layer]\n"
+	"             file1 file2\n"
 	"Compares two captures (pcap, pcapng) or flow streams (pcap2flow) field by\n"
 	"field: Jensen-Shannon divergence (base 2), total variation and Hellinger\n"
 	"distance between the histograms of each field. \"-\" is stdin (one side).\n"
@@ -33,6 +34,8 @@ static const char usage[] =
 	"  -m, --max-jsd X          exit 1 when a field's divergence exceeds X\n"
 	"      --plot DIR           write DIR/FIELD.png, both histograms overlaid\n"
 	"  -t, --idle-timeout SECS  captures: end a flow after SECS without packets (120)\n"
+	"      --ip-layer           compare packets from their IP header on (sides of\n"
+	"                           different link types); frames without one left out\n"
 	"  -q, --quiet              no progress on the terminal\n"
 	"  -h, --help               this text\n"
 	"  -V, --version            version and libraries\n"
@@ -51,6 +54,7 @@ struct side {
 	const char *path;    /* as given */
 	const char *name;    /* for messages */
 	enum input_format format;
+	struct linktype_set linktypes;
 };
 
 struct compare {
@@ -60,11 +64,12 @@ struct compare {
 };
 
 /* Reads one side's flow records into the histograms. */
-static void read_side(struct compare *c, int k, double idle)
+static void read_side(struct compare *c, int k, double idle, int ip_layer)
 {
 	struct side *s = &c->side[k];
 	struct input in;
 	input_open(&in, s->path, idle);
+	in.ip_layer = ip_layer;
 	s->format = in.format;
 	const struct flow_rec *f;
 	uint64_t records = 0, last_tick = 0;
@@ -77,6 +82,9 @@ static void read_side(struct compare *c, int k, double idle)
 		}
 	}
 	input_close(&in);
+	s->linktypes = in.linktypes;
+	c->fs.skipped[k] += in.not_ip;
+	field_set_warn_skipped(&c->fs, k, s->name);
 	if (c->fs.packets[k] == 0)
 		errx(EX_DATAERR, "%s: no IP packets to compare (%" PRIu64 " flow record%s)", s->name,
 		     records, records == 1 ? "" : "s");
@@ -364,7 +372,7 @@ static void select_fields(const char *list, int *selected)
 }
 
 struct options {
-	int json, quiet;
+	int json, quiet, ip_layer;
 	double max_jsd;       /* negative: no verdict */
 	const char *plot_dir;
 	double idle;
@@ -373,9 +381,10 @@ struct options {
 int main(int argc, char **argv)
 {
 	/* long only: a short letter means one thing in every tool (README) */
-	enum { OPT_FIELDS = 256, OPT_JSON, OPT_PLOT };
+	enum { OPT_FIELDS = 256, OPT_JSON, OPT_PLOT, OPT_IP_LAYER };
 	static const struct option longopts[] = {
 		{ "fields", required_argument, NULL, OPT_FIELDS },
+		{ "ip-layer", no_argument, NULL, OPT_IP_LAYER },
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "max-jsd", required_argument, NULL, 'm' },
@@ -386,12 +395,12 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct compare c;
-	struct options o = { 0, 0, -1, NULL, 120 };
+	struct options o = { 0, 0, 0, -1, NULL, 120 };
 	const char *field_list = "all";
 	int ch;
 
 	cli_init(argc, argv);
-	while ((ch = getopt_long(argc, argv, "hm:qt:V", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, "hm:qt:V", longopts, usage)) != -1) {
 		switch (ch) {
 		case OPT_FIELDS:
 			field_list = optarg;
@@ -412,6 +421,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			o.idle = opt_double(usage, "--idle-timeout", optarg, 0, 1e9);
+			break;
+		case OPT_IP_LAYER:
+			o.ip_layer = 1;
 			break;
 		case 'V': {
 			const char *const libs[] = { NULL };
@@ -436,9 +448,11 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 2; k++) {
 		c.side[k].path = argv[k];
 		c.side[k].name = strcmp(argv[k], "-") == 0 ? "<stdin>" : argv[k];
-		read_side(&c, k, o.idle);
+		read_side(&c, k, o.idle, o.ip_layer);
 	}
 	progress_done(&c.progress);
+	linktypes_warn(&c.side[0].linktypes, c.side[0].name, &c.side[1].linktypes, c.side[1].name,
+		       o.ip_layer);
 
 	struct field_result res[N_FIELDS];
 	field_set_compare(&c.fs, res);

@@ -475,9 +475,8 @@ void flows_end_source(struct flow_table *t)
 	t->win = NULL;
 }
 
-void flows_begin(struct flow_table *t, uint32_t linktype, struct windows *win)
+void flows_begin(struct flow_table *t, struct windows *win)
 {
-	t->linktype = linktype;
 	t->win = win;
 	t->now_ns = 0;
 	t->next_id = 0;
@@ -612,7 +611,7 @@ static int make_key(const struct pkt_info *pi, const uint8_t *p, int with_ports,
 
 /* A non-IP frame under --all: a flow of its own, written at once. */
 static void emit_frame(struct flow_table *t, const struct pkt_info *pi, struct packet *pk,
-		       const uint8_t *bytes)
+		       const uint8_t *bytes, uint32_t linktype)
 {
 	if (!t->frame)
 		t->frame = xcalloc(1, sizeof *t->frame); /* on no list: no slot */
@@ -622,6 +621,7 @@ static void emit_frame(struct flow_table *t, const struct pkt_info *pi, struct p
 	f->key.n_vlan = pi->n_vlan;
 	f->key.vlan[0] = pi->vlan[0];
 	f->key.vlan[1] = pi->vlan[1];
+	f->key.linktype = (uint16_t)linktype;
 	f->src_is_a = 1;
 	f->label = NULL;
 	f->packets[0] = f->packets[1] = f->bytes[0] = f->bytes[1] = 0;
@@ -708,18 +708,26 @@ static void find_label(struct flow_table *t, struct flow *f)
 
 /* A packet decoded and keyed, waiting for its turn (flows_add). */
 static void prepare(struct flow_table *t, struct pending *pd, const struct packet *packet,
-		    const uint8_t *bytes)
+		    const uint8_t *bytes, uint32_t linktype)
 {
 	pd->pk = *packet;
 	pd->pk.dir = 0;
 	pd->pk.data = NULL;
 	pd->bytes = bytes;
 	pd->win = t->win ? t->win->newest : NULL;
-	pd->ip = flow_decode_frame(t->linktype, bytes, pd->pk.caplen, &pd->pi);
-	pd->tcp_udp = pd->ip && (pd->pi.proto == PROTO_TCP || pd->pi.proto == PROTO_UDP);
+	pd->linktype = linktype;
+	pd->ip = flow_decode_frame(linktype, bytes, pd->pk.caplen, &pd->pi);
+	int tcp_udp = pd->ip && (pd->pi.proto == PROTO_TCP || pd->pi.proto == PROTO_UDP);
+	/* A TCP or UDP packet whose ports the snapshot length cut off has no
+	 * key of its flow; nor has one cut before its IP header. (A later
+	 * fragment has no ports at all: its flow is that of its addresses.) */
+	int ports_cut = tcp_udp && !pd->pi.has_ports && !pd->pi.later_fragment && pd->pi.cut;
+	pd->tcp_udp = tcp_udp && !ports_cut;
+	pd->cut = (ports_cut || (!pd->ip && pd->pi.cut)) && pd->pk.caplen < pd->pk.wirelen;
 	if (!pd->ip)
 		return;
 	pd->src_is_a = make_key(&pd->pi, bytes, pd->tcp_udp, &pd->key);
+	pd->key.linktype = (uint16_t)linktype;
 	pd->hash = key_hash(&pd->key);
 	/* what join will read first: the flow at the head of the chain */
 	const struct flow *f = t->bucket[pd->hash & t->mask];
@@ -740,11 +748,16 @@ static void join(struct flow_table *t, struct pending *pd)
 		t->now_ns = pk->ts_ns;
 	expire(t);
 	if (!pd->tcp_udp && !t->cfg.all) {
-		t->skipped++;
+		if (!pkt_linktype_known(pd->linktype))
+			t->skipped_linktype++;
+		else if (pd->cut)
+			t->skipped_cut++;
+		else
+			t->skipped++;
 		return;
 	}
 	if (!pd->ip) {
-		emit_frame(t, pi, pk, pd->bytes);
+		emit_frame(t, pi, pk, pd->bytes, pd->linktype);
 		return;
 	}
 
@@ -790,10 +803,11 @@ static void join(struct flow_table *t, struct pending *pd)
  * one packet late, so that the flow of each is fetched from memory while
  * the one before is handled. Other packets, in a buffer the next read
  * overwrites, join at once. */
-void flows_add(struct flow_table *t, const struct packet *packet, const uint8_t *bytes)
+void flows_add(struct flow_table *t, const struct packet *packet, const uint8_t *bytes,
+	       uint32_t linktype)
 {
 	struct pending *pd = &t->pending[t->next_pending];
-	prepare(t, pd, packet, bytes);
+	prepare(t, pd, packet, bytes, linktype);
 	if (!t->win) {
 		join(t, pd);
 		return;

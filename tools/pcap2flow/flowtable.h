@@ -34,12 +34,15 @@ struct chunk_pool {
 	size_t block_used;
 };
 
-/* The direction-agnostic key: endpoint a is the smaller (address, port). */
+/* The direction-agnostic key: endpoint a is the smaller (address, port).
+ * The link type keeps the packets of a pcapng file's interfaces of
+ * different link types apart: a flow record has one. */
 struct flow_key {
 	uint8_t a[16], b[16];
 	uint16_t port_a, port_b;
 	uint16_t vlan[2];
-	uint8_t proto, ip_version, n_vlan, pad[5]; /* pad: zero */
+	uint16_t linktype;
+	uint8_t proto, ip_version, n_vlan, pad[3]; /* pad: zero */
 };
 _Static_assert(sizeof(struct flow_key) == 48, "flow_key is hashed as six words");
 
@@ -116,7 +119,9 @@ struct pending {
 	const uint8_t *bytes;
 	struct window *win;     /* the window the bytes are in, or NULL */
 	struct pkt_info pi;
+	uint32_t linktype;
 	int ip, tcp_udp, src_is_a;
+	int cut;                /* not TCP/UDP for all the capture shows: cut before its ports */
 	struct flow_key key;
 	uint64_t hash;
 };
@@ -138,10 +143,12 @@ struct flow_table {
 	struct chunk *held;     /* chunks of written flows, until flows_drained */
 	struct flow *frame;     /* scratch flow of --all single frames */
 	/* the source being read */
-	uint32_t linktype;
 	uint64_t now_ns;        /* the capture clock: latest time stamp seen */
 	uint64_t next_id;
-	uint64_t skipped;       /* packets not TCP/UDP, without --all */
+	/* packets not in any flow (without --all), by why */
+	uint64_t skipped;       /* not TCP or UDP */
+	uint64_t skipped_cut;   /* cut by the snapshot length before the ports */
+	uint64_t skipped_linktype; /* of a link type the decoder does not know */
 	struct pending pending[2]; /* the one waiting, the one coming */
 	int next_pending;
 };
@@ -149,11 +156,12 @@ struct flow_table {
 void flows_init(struct flow_table *t, const struct flow_config *cfg);
 /* A new source: flow ids and the clock start again. win: the windows of a
  * mapped file the packets are read from (left in place), or NULL (copied). */
-void flows_begin(struct flow_table *t, uint32_t linktype, struct windows *win);
-/* A packet (pk->data unused) with its bytes joins its flow, which may end
- * it; flows idle too long before it end first. A packet of a mapped file
- * joins at the next call, or flows_flush. */
-void flows_add(struct flow_table *t, const struct packet *pk, const uint8_t *bytes);
+void flows_begin(struct flow_table *t, struct windows *win);
+/* A packet (pk->data unused) of link type linktype with its bytes joins its
+ * flow, which may end it; flows idle too long before it end first. A
+ * packet of a mapped file joins at the next call, or flows_flush. */
+void flows_add(struct flow_table *t, const struct packet *pk, const uint8_t *bytes,
+	       uint32_t linktype);
 void flows_flush(struct flow_table *t);
 /* The clock moves on without a packet (a live capture's quiet wire). */
 void flows_tick(struct flow_table *t, uint64_t now_ns);

@@ -70,10 +70,19 @@ struct source {
 	const char *name;       /* recorded in the flows: the path as given */
 	size_t name_len;
 	const char *msgname;    /* for messages */
-	uint32_t linktype, snaplen;
-	uint8_t tsprec;
+	const struct capture *cap; /* link types, snapshot lengths, precisions */
 	uint64_t index;         /* packets read so far */
 	unsigned warned_caplen;
+};
+
+/* The filter (-f) compiled for each link type met: a pcap-filter(7)
+ * expression means different code on different link layers. */
+struct filters {
+	struct filter {
+		uint32_t linktype;
+		struct bpf_program prog;
+	} *e;
+	size_t n, cap;
 };
 
 struct run {
@@ -81,6 +90,7 @@ struct run {
 	struct out out;
 	struct atomic_file *out_file;
 	struct source src;
+	struct filters filters;
 	struct flow_table flows;
 	struct label_table *labels; /* --labels */
 	/* totals */
@@ -99,11 +109,12 @@ static void flow_emit(void *arg, struct flow *f, enum flow_end end)
 	struct flow_rec rec;
 	memset(&rec, 0, sizeof rec);
 	rec.id = f->id;
+	struct capture_lt lt = capture_lt_of(r->src.cap, k->linktype);
 	rec.source = r->src.name;
 	rec.source_len = r->src.name_len;
-	rec.linktype = r->src.linktype;
-	rec.snaplen = r->src.snaplen;
-	rec.tsprec = r->src.tsprec;
+	rec.linktype = lt.linktype;
+	rec.snaplen = lt.snaplen;
+	rec.tsprec = lt.tsprec;
 	rec.ip_version = k->ip_version;
 	rec.proto = k->proto;
 	memcpy(rec.src_ip, f->src_is_a ? k->a : k->b, 16);
@@ -158,6 +169,37 @@ static void cap_caplen(struct run *r, struct packet *pk)
 	}
 }
 
+/* The filter's program for a link type, compiled the first time it is met;
+ * NULL after a message when it does not compile. */
+static const struct bpf_program *filter_for(struct run *r, uint32_t linktype)
+{
+	struct filters *fs = &r->filters;
+	for (size_t i = 0; i < fs->n; i++)
+		if (fs->e[i].linktype == linktype)
+			return &fs->e[i].prog;
+	pcap_t *p = pcap_open_dead(dlt_of_linktype(linktype), MAX_PACKET_BYTES);
+	if (!p)
+		errx(EX_OSERR, "pcap_open_dead failed");
+	grow((void **)&fs->e, &fs->cap, fs->n + 1, sizeof *fs->e);
+	struct filter *f = &fs->e[fs->n];
+	int rc = pcap_compile(p, &f->prog, r->opt.filter, 1, PCAP_NETMASK_UNKNOWN);
+	if (rc < 0)
+		warnx("%s: filter \"%s\" (link type %" PRIu32 "): %s", r->src.msgname, r->opt.filter,
+		      linktype, pcap_geterr(p));
+	pcap_close(p);
+	if (rc < 0)
+		return NULL;
+	f->linktype = linktype;
+	return &fs->e[fs->n++].prog;
+}
+
+static void filters_free(struct filters *fs)
+{
+	for (size_t i = 0; i < fs->n; i++)
+		pcap_freecode(&fs->e[i].prog);
+	free(fs->e);
+}
+
 /* Every packet read counts for the index; the filter, run here rather than
  * by libpcap, only decides whether it joins a flow. */
 static void take_packet(struct run *r, const struct bpf_program *prog, const struct raw *raw)
@@ -182,7 +224,7 @@ static void take_packet(struct run *r, const struct bpf_program *prog, const str
 		.index = index,
 	};
 	cap_caplen(r, &pk);
-	flows_add(&r->flows, &pk, raw->data);
+	flows_add(&r->flows, &pk, raw->data, raw->linktype);
 	if (r->passed % PROGRESS_EVERY == 0)
 		progress_tick(&r->progress, "%" PRIu64 " packets, %zu flows open",
 			      r->packets, r->flows.n_open);
@@ -200,28 +242,32 @@ static void source_begin(struct run *r, const char *name, const struct capture *
 	r->src.name = name;
 	r->src.name_len = strlen(name);
 	r->src.msgname = c->msgname;
-	r->src.linktype = c->linktype;
-	r->src.snaplen = c->snaplen;
-	r->src.tsprec = c->tsprec;
-	flows_begin(&r->flows, c->linktype, NULL);
+	r->src.cap = c;
+	flows_begin(&r->flows, NULL);
 }
 
-static int compile_filter(struct run *r, pcap_t *p, struct bpf_program *prog)
+/* A capture of one link type the decoder does not know would give no flow
+ * but single frames (--all): nothing usable, which is an error, not an
+ * empty stream. (In a pcapng file of several link types, the packets of
+ * such an interface are counted as skipped.) */
+static int check_linktype(const struct run *r, const struct capture *c)
 {
-	if (!r->opt.filter)
+	if (c->ng || r->opt.all || pkt_linktype_known(c->linktype))
 		return 0;
-	if (pcap_compile(p, prog, r->opt.filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-		warnx("%s: filter \"%s\": %s", r->src.msgname, r->opt.filter, pcap_geterr(p));
-		return EX_USAGE;
-	}
-	return 0;
+	warnx("%s: link type %" PRIu32 " (%s) is not one pcap2flow decodes into flows; "
+	      "--all keeps its packets, each a flow of its own", c->msgname, c->linktype,
+	      pcap_datalink_val_to_name(dlt_of_linktype(c->linktype)) ?
+	      pcap_datalink_val_to_name(dlt_of_linktype(c->linktype)) : "unknown");
+	return EX_DATAERR;
 }
 
 /* The packets of a capture file. A mapped file's windows are looked at
  * each time the reader maps a new one: the flows keep within their budget,
  * and the windows no flow points into go once the output is written. */
-static int read_packets(struct run *r, struct capture *c, const struct bpf_program *prog)
+static int read_packets(struct run *r, struct capture *c)
 {
+	const struct bpf_program *prog = NULL;
+	uint32_t prog_linktype = 0;
 	struct windows *win = capture_windows(c);
 	const struct window *seen = NULL;
 	struct raw raw;
@@ -241,6 +287,11 @@ static int read_packets(struct run *r, struct capture *c, const struct bpf_progr
 				capture_unmap_unused(c);
 			}
 		}
+		if (r->opt.filter && (!prog || raw.linktype != prog_linktype)) {
+			prog_linktype = raw.linktype;
+			if (!(prog = filter_for(r, raw.linktype)))
+				return EX_USAGE;
+		}
 		take_packet(r, prog, &raw);
 	}
 	return 0;
@@ -257,24 +308,27 @@ static int read_file(struct run *r, const char *path)
 	if (status)
 		return status;
 	source_begin(r, path, &c);
-
-	struct bpf_program prog;
-	status = compile_filter(r, c.p, &prog);
+	/* a filter that does not compile for the capture's link type stops
+	 * the run before any packet is read */
+	status = check_linktype(r, &c);
+	if (!status && r->opt.filter && !c.ng && !filter_for(r, c.linktype))
+		status = EX_USAGE;
 	if (status) {
 		capture_close(&c);
 		return status;
 	}
-	const struct bpf_program *filter = r->opt.filter ? &prog : NULL;
 	uint64_t flows_before = r->flows_written;
 	if (r->labels)
 		labels_begin(r->labels, path);
-	status = read_packets(r, &c, filter);
+	status = read_packets(r, &c);
 	flows_end_source(&r->flows); /* while the flows' windows are known */
 	out_drain(&r->out); /* the flows written may point into the file */
 	if (r->labels)
 		labels_end(r->labels, r->src.msgname, r->flows_written - flows_before);
-	if (filter)
-		pcap_freecode(&prog);
+	if (c.ts_clamped && !r->opt.quiet)
+		warnx("%s: %" PRIu64 " %s time stamps past 2554, which nanoseconds in 64 bits do not "
+		      "reach: kept as the last they do", r->src.msgname, c.ts_clamped,
+		      plural(c.ts_clamped, "packet has", "packets have"));
 	capture_close(&c);
 	return status;
 }
@@ -312,10 +366,14 @@ static uint64_t wall_ns(void)
 /* The filter of a live capture runs in the kernel. */
 static int set_live_filter(struct run *r, pcap_t *p)
 {
+	if (!r->opt.filter)
+		return 0;
 	struct bpf_program prog;
-	int status = compile_filter(r, p, &prog);
-	if (status || !r->opt.filter)
-		return status;
+	if (pcap_compile(p, &prog, r->opt.filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+		warnx("%s: filter \"%s\": %s", r->src.msgname, r->opt.filter, pcap_geterr(p));
+		return EX_USAGE;
+	}
+	int status = 0;
 	if (pcap_setfilter(p, &prog) < 0) {
 		warnx("%s: filter: %s", r->src.msgname, pcap_geterr(p));
 		status = EX_USAGE;
@@ -439,7 +497,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 	memset(o, 0, sizeof *o);
 	o->snaplen = LIVE_SNAPLEN;
-	while ((c = getopt_long(argc, argv, "ac:f:hi:l:o:qs:t:vV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "ac:f:hi:l:o:qs:t:vV", longopts, usage)) != -1) {
 		switch (c) {
 		case 'a':
 			o->all = 1;
@@ -511,14 +569,43 @@ static void parse_options(int argc, char **argv, struct options *o)
 	o->linger_ns = o->idle_ns < FIN_LINGER_NS ? o->idle_ns : FIN_LINGER_NS;
 }
 
+/* The packets in no flow, and why: said whenever there are any (unless
+ * -q), as a packet left out is data lost to what comes after. */
+static void skipped_summary(const struct run *r)
+{
+	const struct flow_table *t = &r->flows;
+	uint64_t n = t->skipped + t->skipped_cut + t->skipped_linktype;
+	if (n == 0)
+		return;
+	char why[256];
+	size_t at = 0;
+	if (t->skipped)
+		at += (size_t)snprintf(why + at, sizeof why - at, ", %" PRIu64 " not TCP or UDP",
+				       t->skipped);
+	if (t->skipped_cut && at < sizeof why)
+		at += (size_t)snprintf(why + at, sizeof why - at,
+				       ", %" PRIu64 " cut by the snapshot length before their ports",
+				       t->skipped_cut);
+	if (t->skipped_linktype && at < sizeof why)
+		snprintf(why + at, sizeof why - at, ", %" PRIu64 " of a link type it does not decode",
+			 t->skipped_linktype);
+	warnx("%" PRIu64 " %s in no flow (--all keeps every packet): %s", n,
+	      plural(n, "packet", "packets"), why + 2);
+}
+
 static void summary(const struct run *r)
 {
+	const struct flow_table *t = &r->flows;
 	fprintf(stderr,
-		"%s: %" PRIu64 " %s, %" PRIu64 " packets, %" PRIu64 " flows, %" PRIu64
-		" packets skipped (not TCP/UDP), %" PRIu64 " filtered out",
-		cli_progname(), r->files, r->opt.iface ? "interfaces" : "files", r->packets,
-		r->flows_written, r->flows.skipped, r->filtered);
-	fputc('\n', stderr);
+		"%s: %" PRIu64 " %s, %" PRIu64 " %s, %" PRIu64 " %s, %" PRIu64
+		" packets skipped (%" PRIu64 " not TCP/UDP, %" PRIu64 " cut, %" PRIu64
+		" of unknown link types), %" PRIu64 " filtered out\n",
+		cli_progname(), r->files,
+		r->opt.iface ? plural(r->files, "interface", "interfaces") : plural(r->files, "file", "files"),
+		r->packets, plural(r->packets, "packet", "packets"), r->flows_written,
+		plural(r->flows_written, "flow", "flows"),
+		t->skipped + t->skipped_cut + t->skipped_linktype, t->skipped, t->skipped_cut,
+		t->skipped_linktype, r->filtered);
 }
 
 int main(int argc, char **argv)
@@ -562,23 +649,26 @@ int main(int argc, char **argv)
 	}
 	progress_done(&r.progress);
 
-	/* What was read is written, even when a capture was damaged; an
-	 * output file is not made when nothing was. */
+	/* What was read is written, even when a capture was damaged: to the
+	 * stream, or, since a failed run replaces no file, to FILE.partial. */
 	out_drain(&r.out);
 	if (r.out.failed) {
 		warnx("%s: %s", r.out.name, strerror(r.out.failed));
 		atomic_abort(&out);
 		return EX_IOERR;
 	}
-	if (status && r.flows_written == 0)
-		atomic_abort(&out);
+	if (status)
+		atomic_fail(&out, r.flows_written, plural(r.flows_written, "flow", "flows"));
 	else
 		atomic_commit(&out);
 	if (r.opt.verbose)
 		summary(&r);
+	else if (!r.opt.quiet)
+		skipped_summary(&r);
 	if (r.labels)
 		labels_total(r.labels);
 	flows_free(&r.flows);
+	filters_free(&r.filters);
 	out_free(&r.out);
 	labels_free(r.labels);
 	free((void *)r.opt.labels.filters);

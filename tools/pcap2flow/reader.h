@@ -1,8 +1,9 @@
 /* reader.h: pcap2flow's captures in. Classic pcap files, the common kind,
  * are read by reader.c itself: a regular file mapped a window at a time
  * (its packets are not copied: flows point into the windows), a pipe in
- * large blocks. libpcap reads the rest (pcapng, older versions, link types
- * it rewrites) and live interfaces. */
+ * large blocks; and so are pcapng files whose interfaces have several link
+ * types, which libpcap refuses. libpcap reads the rest (pcapng, older
+ * versions, link types it rewrites) and live interfaces. */
 #ifndef PCAP2FLOW_READER_H
 #define PCAP2FLOW_READER_H
 
@@ -21,6 +22,7 @@
 struct raw {
 	uint64_t ts_ns;
 	uint32_t caplen, wirelen;
+	uint32_t linktype;      /* the LINKTYPE of the packet's interface */
 	const uint8_t *data;
 };
 
@@ -66,9 +68,39 @@ struct pcap_in {
 	char why[160];          /* the damage or the read error */
 };
 
+/* One interface of a pcapng section (the pcapng reader's). */
+struct ng_iface {
+	uint32_t linktype, snaplen;
+	uint64_t units;         /* time stamp units per second (if_tsresol) */
+	int64_t offset_s;       /* if_tsoffset: seconds added to its time stamps */
+	uint8_t tsprec;         /* 6 or 9: what the flow records say */
+};
+
+/* The pcapng reader's state (reader.c): for files whose interfaces have
+ * several link types, which libpcap does not read. */
+struct ng_in {
+	FILE *f;
+	int big;                /* the section's byte order */
+	struct ng_iface *ifaces; /* the section's, by interface id */
+	size_t n_ifaces, ifaces_cap;
+	uint8_t *block;         /* the block being read */
+	size_t block_len, block_cap;
+	uint64_t off;           /* the file offset of the next block */
+	char why[160];
+};
+
+/* What the flow records of one link type say about the capture: a pcapng
+ * file of several link types has one of these per link type (the largest
+ * snapshot length, the finest precision of its interfaces). */
+struct capture_lt {
+	uint32_t linktype, snaplen;
+	uint8_t tsprec;
+};
+
 /* An open capture: libpcap's handle, and our reader when the records are
  * read here (the handle then only knows the file header, enough for
- * compiling a filter). */
+ * compiling a filter). A pcapng file of several link types has no handle:
+ * the pcapng reader reads it. */
 struct capture {
 	pcap_t *p;
 	const char *msgname;    /* for messages */
@@ -84,6 +116,11 @@ struct capture {
 	struct pcap_in in;
 	FILE *f;                /* here: the file (closed with the capture) */
 	uint8_t header[PCAP_HDR_LEN]; /* here: what libpcap's handle was opened on */
+	int ng;                 /* read by the pcapng reader (several link types) */
+	struct ng_in ng_in;
+	struct capture_lt *lts; /* ng: the link types met so far */
+	size_t n_lts, lts_cap;
+	uint64_t ts_clamped;    /* ng: time stamps past 2554, kept as UINT64_MAX ns */
 	const char *why;        /* after CAP_ERROR: what went wrong */
 };
 
@@ -97,6 +134,12 @@ int capture_open_live(struct capture *c, const char *iface, int snaplen, int qui
 /* The next packet: CAP_PACKET with *raw; CAP_END; CAP_QUIET (live: nothing
  * came within LIVE_TIMEOUT_MS); CAP_ERROR with c->why. */
 int capture_next(struct capture *c, struct raw *raw);
+/* What the flow records of link type lt say: the capture's own link
+ * type, snapshot length and precision, or, in a pcapng file of several
+ * link types, those of its interfaces of type lt. */
+struct capture_lt capture_lt_of(const struct capture *c, uint32_t lt);
+/* The DLT_ (platform) value of a LINKTYPE_, for pcap_open_dead. */
+int dlt_of_linktype(uint32_t linktype);
 /* A mapped file's windows, or NULL. */
 struct windows *capture_windows(struct capture *c);
 /* Unmaps the windows no packet points into any more, bar the newest. */

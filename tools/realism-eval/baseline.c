@@ -160,6 +160,7 @@ static void read_labelled(struct baseline *b, const struct options *o, struct pr
 	for (size_t i = 0; i < b->n_in; i++) {
 		struct input in;
 		input_open(&in, b->in[i].path, o->idle);
+		in.ip_layer = o->ip_layer;
 		const struct flow_rec *f;
 		while ((f = input_next(&in))) {
 			const char *label = b->in[i].label;

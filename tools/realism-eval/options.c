@@ -24,6 +24,8 @@ const char usage[] =
 	"  -d, --depth N            tree depth (6)\n"
 	"  -j, --threads N          XGBoost threads (1; results depend on it)\n"
 	"  -t, --idle-timeout SECS  captures: pcap2flow's idle timeout (120)\n"
+	"      --ip-layer           packets from their IP header on (sides of different\n"
+	"                           link types); frames without one left out\n"
 	"      --json               one JSON document instead of the report\n"
 	"  -q, --quiet              no progress on the terminal\n"
 	"  -h, --help               this text\n"
@@ -48,6 +50,7 @@ int parse_options(int argc, char **argv, struct options *o)
 		{ "folds", required_argument, NULL, OPT_FOLDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "ip-layer", no_argument, NULL, OPT_IP_LAYER },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "labels", required_argument, NULL, 'L' },
 		{ "packets", required_argument, NULL, OPT_PACKETS },
@@ -67,7 +70,7 @@ int parse_options(int argc, char **argv, struct options *o)
 				.split = SPLIT_CAPTURE };
 	int ch, own_split = 0;
 
-	while ((ch = getopt_long(argc, argv, "d:hj:L:qr:t:V", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, "d:hj:L:qr:t:V", longopts, usage)) != -1) {
 		switch (ch) {
 		case OPT_BASELINE:
 			o->baseline = 1;
@@ -126,6 +129,9 @@ int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_SPLIT_FILE:
 			o->split_file = optarg;
+			break;
+		case OPT_IP_LAYER:
+			o->ip_layer = 1;
 			break;
 		default:
 			cli_usage_error(usage, "unknown option");

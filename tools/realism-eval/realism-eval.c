@@ -72,6 +72,7 @@ struct side {
 	uint64_t tcp_flows, tcp_coherent;
 	struct reasons bad_packets, bad_flows;
 	size_t first_row, rows;      /* its vectors in the flowset */
+	struct linktype_set linktypes;
 };
 
 struct evaluation {
@@ -120,6 +121,7 @@ static void read_side(struct evaluation *e, int k, const struct options *o, stru
 	struct flow_acc acc;
 	flow_acc_init(&acc);
 	input_open(&in, s->path, o->idle);
+	in.ip_layer = o->ip_layer;
 	s->format = in.format;
 	s->first_row = e->set.n;
 	const struct flow_rec *f;
@@ -131,6 +133,9 @@ static void read_side(struct evaluation *e, int k, const struct options *o, stru
 	input_close(&in);
 	flow_acc_free(&acc);
 	s->rows = e->set.n - s->first_row;
+	s->linktypes = in.linktypes;
+	e->fields.skipped[k] += in.not_ip;
+	field_set_warn_skipped(&e->fields, k, s->name);
 }
 
 /* Balanced classes, stratified folds, and the F1 of each fold. */
@@ -139,8 +144,9 @@ static void discriminate(struct evaluation *e, const struct options *o)
 	size_t n0 = e->side[0].rows, n1 = e->side[1].rows;
 	size_t n = n0 < n1 ? n0 : n1;
 	if (n < (size_t)o->folds)
-		errx(EX_DATAERR, "too few flows to cross-validate: %zu real, %zu generated; "
-		     "%d folds need %d a side (--folds)", n0, n1, o->folds, o->folds);
+		errx(EX_DATAERR, "too few flows to cross-validate: %zu in %s (real), %zu in %s "
+		     "(generated); %d folds need %d a side (--folds)", n0, e->side[0].name, n1,
+		     e->side[1].name, o->folds, o->folds);
 	e->per_class = n;
 
 	/* the larger side subsampled (seeded), then both sides' rows */
@@ -337,6 +343,8 @@ static int evaluate(char **argv, const struct options *o)
 		e.side[k].name = strcmp(argv[k], "-") == 0 ? "<stdin>" : argv[k];
 		read_side(&e, k, o, &pr);
 	}
+	linktypes_warn(&e.side[0].linktypes, e.side[0].name, &e.side[1].linktypes, e.side[1].name,
+		       o->ip_layer);
 	discriminate(&e, o);
 	progress_done(&pr);
 	field_set_compare(&e.fields, e.res);

@@ -16,11 +16,11 @@ extern const char usage[];
 
 /* Options without a letter (a short letter means one thing in every tool). */
 enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE, OPT_BASELINE, OPT_FOLDS, OPT_JSON,
-	OPT_PACKETS, OPT_PORTS, OPT_SEED };
+	OPT_PACKETS, OPT_PORTS, OPT_SEED, OPT_IP_LAYER };
 enum split_mode { SPLIT_CAPTURE, SPLIT_TIME, SPLIT_FILE };
 
 struct options {
-	int baseline, json, quiet, ports;
+	int baseline, json, quiet, ports, ip_layer;
 	int folds, rounds, depth, threads;
 	unsigned packets;
 	uint64_t seed;

@@ -523,10 +523,10 @@ static void parse_classify(int argc, char **argv, struct clf_opts *o)
 	o->threads = default_threads();
 	int ch;
 	optind = 2;	/* after the command; messages still name argv[0] */
-	while ((ch = getopt_long(argc, argv, "b:hj:o:qV", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, "b:hj:o:qV", longopts, classify_usage)) != -1) {
 		switch (ch) {
-		case 'b': o->batch = (int)opt_u64(usage, "--batch", optarg, 1, MAX_BATCH); break;
-		case 'j': o->threads = (int)opt_u64(usage, "--threads", optarg, 1, MAX_THREADS); break;
+		case 'b': o->batch = (int)opt_u64(classify_usage, "--batch", optarg, 1, MAX_BATCH); break;
+		case 'j': o->threads = (int)opt_u64(classify_usage, "--threads", optarg, 1, MAX_THREADS); break;
 		case 'o': o->output = optarg; break;
 		case 'q': o->quiet = 1; break;
 		case O_REPORT: o->report = optarg; break;
@@ -534,23 +534,23 @@ static void parse_classify(int argc, char **argv, struct clf_opts *o)
 		case O_FORCE: o->force = 1; break;
 		case 'h': cli_help(usage);
 		case 'V': version();
-		default: cli_usage_error(usage, "unknown option or missing argument");
+		default: cli_usage_error(classify_usage, "unknown option or missing argument");
 		}
 	}
 	if (optind >= argc)
-		cli_usage_error(usage, "classify: which checkpoint?");
+		cli_usage_error(classify_usage, "classify: which checkpoint?");
 	o->ckpt = argv[optind++];
 	static char *stdin_only[] = { "-", NULL };
 	o->inputs = optind < argc ? argv + optind : stdin_only;
 	o->n_inputs = optind < argc ? argc - optind : 1;
 	if (o->report && strcmp(o->report, "-") == 0 && strcmp(o->output, "-") == 0)
-		cli_usage_error(usage, "--report - and the predictions cannot share stdout: "
+		cli_usage_error(classify_usage, "--report - and the predictions cannot share stdout: "
 			"give -o FILE");
 	int stdin_uses = 0;
 	for (int i = 0; i < o->n_inputs; i++)
 		stdin_uses += strcmp(o->inputs[i], "-") == 0;
 	if (stdin_uses > 1)
-		cli_usage_error(usage, "stdin ('-') named twice");
+		cli_usage_error(classify_usage, "stdin ('-') named twice");
 }
 
 int cmd_classify(int argc, char **argv)
@@ -578,7 +578,7 @@ int cmd_classify(int argc, char **argv)
 	}
 	double seconds = now_seconds() - t0;
 	progress_done(&prog);
-	close_output(&out, &w, o.output);
+	close_output(&out, &w, o.output, status, c.flows_done, "predictions");
 	report(&c, &o, seconds);
 	classifier_close(&c);
 	return status;

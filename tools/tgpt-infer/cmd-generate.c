@@ -166,7 +166,7 @@ static long open_labels(struct ckpt *ck, const struct gen_cli *o, const struct m
 		errx(rc, "%s", err);
 	if (!map->conditional) {
 		if (o->label)
-			cli_usage_error(usage, "--label %s: %s is not class-conditional (%s); "
+			cli_usage_error(generate_usage, "--label %s: %s is not class-conditional (%s); "
 				"tgpt-train --conditional makes one", o->label, ck->path, map->n ?
 				"a classifier's labels name no flows to generate" : "it has no labels");
 		return -1;
@@ -178,7 +178,7 @@ static long open_labels(struct ckpt *ck, const struct gen_cli *o, const struct m
 	long e = cond_find(map, o->label);
 	if (e < 0) {
 		cond_known(map, known, sizeof known);
-		cli_usage_error(usage, "--label %s: not a label of %s (%s)", o->label, ck->path,
+		cli_usage_error(generate_usage, "--label %s: not a label of %s (%s)", o->label, ck->path,
 			known);
 	}
 	return e;
@@ -256,7 +256,21 @@ static void write_flow(msgpack_packer *pk, const struct gen_flow *f, uint64_t id
 	tok_write(pk, &t, *buf);
 }
 
-static void gen_summary(const struct gen *g, const long *stops, double seconds, int quiet)
+/* Whether a flow's record (past skip label tokens) holds a packet: a START
+ * and a link-type token after it (a flow whose packets all failed is START
+ * END). */
+static int flow_has_packet(const struct gen_flow *f, size_t skip)
+{
+	for (size_t i = skip; i + 1 < f->n; i++)
+		if (f->tok[i] == TOK_START && f->tok[i + 1] < TOK_START)
+			return 1;
+	return 0;
+}
+
+/* The summary on stderr, tokens/s last; flows without a packet (of n,
+ * with_packets holding one) are said even with -q. */
+static void gen_summary(const struct gen *g, const long *stops, double seconds, int quiet,
+	uint64_t n, uint64_t with_packets)
 {
 	const struct gen_stats *s = &g->stats;
 	double tps = seconds > 0 ? (double)s->sampled / seconds : 0.0;
@@ -271,6 +285,12 @@ static void gen_summary(const struct gen *g, const long *stops, double seconds, 
 		for (int i = 0; i < s->n_reasons; i++)
 			fprintf(stderr, "  failed: %s: %ld\n", s->reasons[i].why, s->reasons[i].count);
 	}
+	if (n > 0 && with_packets == 0)
+		warnx("none of the %" PRIu64 " %s holds a packet: every packet sampled failed its "
+		      "checks", n, plural(n, "flow generated", "flows generated"));
+	else if (with_packets < n)
+		warnx("%" PRIu64 " of %" PRIu64 " flows hold no packet (START END): every packet "
+		      "sampled for them failed its checks", n - with_packets, n);
 	fprintf(stderr, "tokens/s: %.1f\n", tps);
 }
 
@@ -314,55 +334,55 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 	o->threads = default_threads();
 	int ch;
 	optind = 2;	/* after the command; messages still name argv[0] */
-	while ((ch = getopt_long(argc, argv, "hj:k:l:n:o:p:qT:V", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, "hj:k:l:n:o:p:qT:V", longopts, generate_usage)) != -1) {
 		switch (ch) {
-		case 'n': o->n = opt_u64(usage, "--flows", optarg, 0, INT64_MAX), o->n_given = 1; break;
-		case O_SEED: o->seed = opt_u64(usage, "--seed", optarg, 0, UINT64_MAX); break;
-		case 'k': o->top_k = (int)opt_u64(usage, "--top-k", optarg, 0, 65536); break;
-		case 'T': o->temperature = opt_double(usage, "--temperature", optarg, 0, 1e6); break;
+		case 'n': o->n = opt_u64(generate_usage, "--flows", optarg, 0, INT64_MAX), o->n_given = 1; break;
+		case O_SEED: o->seed = opt_u64(generate_usage, "--seed", optarg, 0, UINT64_MAX); break;
+		case 'k': o->top_k = (int)opt_u64(generate_usage, "--top-k", optarg, 0, 65536); break;
+		case 'T': o->temperature = opt_double(generate_usage, "--temperature", optarg, 0, 1e6); break;
 		case 'l': o->label = optarg; break;
 		case 'p': o->prompt = optarg; break;
-		case 'j': o->threads = (int)opt_u64(usage, "--threads", optarg, 1, MAX_THREADS); break;
+		case 'j': o->threads = (int)opt_u64(generate_usage, "--threads", optarg, 1, MAX_THREADS); break;
 		case 'o': o->output = optarg; break;
 		case 'q': o->quiet = 1; break;
 		case O_PROMPT_PACKETS:
-			o->prompt_packets = (int)opt_u64(usage, "--prompt-packets", optarg, 1, 1 << 20);
+			o->prompt_packets = (int)opt_u64(generate_usage, "--prompt-packets", optarg, 1, 1 << 20);
 			break;
 		case O_MAX_TOKENS:
-			o->max_tokens = opt_u64(usage, "--max-tokens", optarg, MIN_MAX_TOKENS,
+			o->max_tokens = opt_u64(generate_usage, "--max-tokens", optarg, MIN_MAX_TOKENS,
 				(uint64_t)1 << 40);
 			break;
-		case O_RETRIES: o->retries = (int)opt_u64(usage, "--retries", optarg, 0, 1 << 20); break;
+		case O_RETRIES: o->retries = (int)opt_u64(generate_usage, "--retries", optarg, 0, 1 << 20); break;
 		case O_STREAMS:
-			o->streams = (int)opt_u64(usage, "--streams", optarg, 1, MAX_STREAMS);
+			o->streams = (int)opt_u64(generate_usage, "--streams", optarg, 1, MAX_STREAMS);
 			break;
 		case O_LINK_TOKEN:
-			o->link_token = (int)opt_u64(usage, "--link-token", optarg, 0, 255);
+			o->link_token = (int)opt_u64(generate_usage, "--link-token", optarg, 0, 255);
 			break;
 		case O_LINKTYPE:
-			o->linktype = (uint32_t)opt_u64(usage, "--linktype", optarg, 0, UINT32_MAX);
+			o->linktype = (uint32_t)opt_u64(generate_usage, "--linktype", optarg, 0, UINT32_MAX);
 			break;
 		case O_FORCE: o->force = 1; break;
 		case O_PRECISION: {
 			int p = rec_precision_parse(optarg);
 			if (p < 0)
-				cli_usage_error(usage, "--precision %s: f32, f16 or int8", optarg);
+				cli_usage_error(generate_usage, "--precision %s: f32, f16 or int8", optarg);
 			o->precision = (enum rec_precision)p;
 			break;
 		}
 		case 'h': cli_help(usage);
 		case 'V': version();
-		default: cli_usage_error(usage, "unknown option or missing argument");
+		default: cli_usage_error(generate_usage, "unknown option or missing argument");
 		}
 	}
 	if (optind >= argc)
-		cli_usage_error(usage, "generate: which checkpoint?");
+		cli_usage_error(generate_usage, "generate: which checkpoint?");
 	o->ckpt = argv[optind++];
 	if (optind < argc)
-		cli_usage_error(usage, "generate: one checkpoint, and no input (--prompt FILE)");
+		cli_usage_error(generate_usage, "generate: one checkpoint, and no input (--prompt FILE)");
 	if (o->prompt && strcmp(o->prompt, "-") == 0 && strcmp(o->output, "-") != 0 &&
 			strcmp(o->output, o->prompt) == 0)
-		cli_usage_error(usage, "--prompt and -o name the same file");
+		cli_usage_error(generate_usage, "--prompt and -o name the same file");
 }
 
 /* Loads the model and, for a conditional one, its labels into map; returns
@@ -447,6 +467,7 @@ int cmd_generate(int argc, char **argv)
 	uint16_t *buf = NULL;
 	size_t cap = 0;
 	long stops[4] = { 0 };
+	uint64_t with_packets = 0;
 	static const int start = TOK_START;
 	double t0 = now_seconds();
 	for (uint64_t at = 0; at < o.n && !w.failed; at += GEN_GROUP) {
@@ -473,6 +494,7 @@ int cmd_generate(int argc, char **argv)
 				NULL;
 			write_flow(&w.pk, &flows[j], at + (uint64_t)j, entry[j] >= 0 ? map.k : 0, label,
 				&buf, &cap);
+			with_packets += (uint64_t)flow_has_packet(&flows[j], entry[j] >= 0 ? map.k : 0);
 			stops[flows[j].stop]++;
 			if (entry[j] >= 0)
 				per_entry[entry[j]]++;
@@ -483,9 +505,12 @@ int cmd_generate(int argc, char **argv)
 	}
 	double seconds = now_seconds() - t0;
 	progress_done(&hook.p);
-	close_output(&out, &w, o.output);
+	/* flows without a single packet are no result: an error, not an
+	 * empty capture further down the pipe */
+	int status = o.n > 0 && with_packets == 0 ? EX_DATAERR : 0;
+	close_output(&out, &w, o.output, status, 0, NULL);
 	label_summary(&map, per_entry, o.quiet);
-	gen_summary(&g, stops, seconds, o.quiet);
+	gen_summary(&g, stops, seconds, o.quiet, o.n, with_packets);
 	free(buf);
 	free(flows);
 	free(pp);
@@ -497,5 +522,5 @@ int cmd_generate(int argc, char **argv)
 	ckpt_labels_free(&map);
 	gen_free(&g);
 	model_free(&m);
-	return 0;
+	return status;
 }

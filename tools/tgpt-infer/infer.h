@@ -9,7 +9,9 @@
 
 #define MAX_THREADS 1024
 
-extern const char usage[];
+/* The whole usage text (--help), and each command's own synopsis (its
+ * usage errors). */
+extern const char usage[], classify_usage[], generate_usage[];
 
 /* The number of CPUs (within 1 .. MAX_THREADS): the default of -j. */
 int default_threads(void);
@@ -17,8 +19,11 @@ _Noreturn void version(void);
 
 /* Output FILE ("-": stdout, refused on a terminal without --force). */
 void open_output(struct atomic_file *out, const char *path, int force);
-/* Flushes the msgpack output and commits it; exits EX_IOERR on failure. */
-void close_output(struct atomic_file *out, struct mp_writer *w, const char *path);
+/* Flushes the msgpack output and commits it, or after a failed run
+ * (status) keeps the n records written apart (atomic_fail: an old file
+ * stays, what names the records); exits EX_IOERR when writing failed. */
+void close_output(struct atomic_file *out, struct mp_writer *w, const char *path, int status,
+	uint64_t n, const char *what);
 
 /* The commands: argv[1] is the command's name; they return the exit status. */
 int cmd_classify(int argc, char **argv);

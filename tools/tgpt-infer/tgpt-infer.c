@@ -14,13 +14,20 @@
 
 #include "infer.h"
 
-const char usage[] =
-	"usage: tgpt-infer classify [-q] [-j N] [-b B] [-o FILE] [--report FILE] [--json]\n"
+/* Each command's synopsis: its usage errors show its own. */
+#define CLASSIFY_SYNOPSIS \
+	"tgpt-infer classify [-q] [-j N] [-b B] [-o FILE] [--report FILE] [--json]\n" \
 	"                           [--force] CKPT [FILE ...]\n"
-	"       tgpt-infer generate [-q] [-j N] [-n N] [--seed N] [-k K] [-T TEMP] [--label X]\n"
-	"                           [--prompt FILE] [--prompt-packets K] [--max-tokens N]\n"
-	"                           [--retries N] [--streams S] [--linktype N] [-o FILE]\n"
-	"                           [--force] CKPT\n"
+#define GENERATE_SYNOPSIS \
+	"tgpt-infer generate [-q] [-j N] [-n N] [--seed N] [-k K] [-T TEMP] [--label X]\n" \
+	"                           [--prompt FILE] [--prompt-packets K] [--max-tokens N]\n" \
+	"                           [--retries N] [--streams S] [--linktype N]\n" \
+	"                           [--link-token N] [--precision P] [-o FILE] [--force] CKPT\n"
+const char classify_usage[] = "usage: " CLASSIFY_SYNOPSIS;
+const char generate_usage[] = "usage: " GENERATE_SYNOPSIS;
+const char usage[] =
+	"usage: " CLASSIFY_SYNOPSIS
+	"       " GENERATE_SYNOPSIS
 	"classify: predicts the label of every flow of token records (flow2tok) or of a\n"
 	"shard (tokshard, e.g. DIR/test.shard) in FILEs or stdin ('-') with the\n"
 	"classifier CKPT (tgpt-train --labels), writes one prediction record per flow\n"
@@ -85,15 +92,21 @@ void open_output(struct atomic_file *out, const char *path, int force)
 	setvbuf(out->f, obuf, _IOFBF, sizeof obuf);
 }
 
-/* Flushes the msgpack output and commits it; exits EX_IOERR on failure. */
-void close_output(struct atomic_file *out, struct mp_writer *w, const char *path)
+/* Flushes the msgpack output and commits it, or after a failed run
+ * (status) keeps the n records written apart (atomic_fail: an old file
+ * stays); exits EX_IOERR when writing failed. */
+void close_output(struct atomic_file *out, struct mp_writer *w, const char *path, int status,
+	uint64_t n, const char *what)
 {
 	if (mp_writer_flush(w) < 0) {
 		warn("%s", strcmp(path, "-") ? path : "stdout");
 		atomic_abort(out);
 		exit(EX_IOERR);
 	}
-	atomic_commit(out);
+	if (status)
+		atomic_fail(out, n, what);
+	else
+		atomic_commit(out);
 }
 
 int main(int argc, char **argv)

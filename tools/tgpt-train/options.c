@@ -250,7 +250,7 @@ void parse_options(int argc, char **argv, struct options *o)
 {
 	int c;
 	memset(o, 0, sizeof *o);
-	while ((c = getopt_long(argc, argv, "hj:o:qV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "hj:o:qV", longopts, usage)) != -1) {
 		if (c >= O_NO && c < O_NO + MF_COUNT)
 			set_model_flag(o, c - O_NO, NULL, 0);
 		else if (c >= O_MODEL && c < O_MODEL + MF_COUNT)

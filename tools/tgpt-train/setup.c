@@ -269,9 +269,6 @@ static void check_fixed_classifier(const struct run *r, const struct model_confi
 	if (o->given[O_CONTEXT])
 		errx(EX_USAGE, "%s: a classifier's run: its inputs are --window-tokens long, not "
 			"--context", o->resume);
-	if (o->given[O_PRESET] && strcmp(o->t.preset, r->t.preset) != 0)
-		errx(EX_USAGE, "%s: a run of preset %s; --preset %s conflicts", o->resume,
-			r->t.preset, o->t.preset);
 	for (int i = 0; i < MF_COUNT; i++) {
 		int have = *(const int *)((const char *)saved + model_flags[i].off);
 		if (o->mf_given[i] && o->mf_value[i] != have)
@@ -303,6 +300,11 @@ static void check_fixed(const struct run *r, const struct model_config *saved)
 	if (o->given[O_BALANCE] && o->t.balance != t->balance)
 		errx(EX_USAGE, "%s: a run of --balance %s; --balance %s conflicts", o->resume,
 			balance_names[t->balance], balance_names[o->t.balance]);
+	/* before the sizes: another preset's would be judged against the
+	 * run's context, which the user did not give */
+	if (o->given[O_PRESET] && strcmp(o->t.preset, t->preset) != 0)
+		errx(EX_USAGE, "%s: a run of preset %s; --preset %s conflicts (a resumed run keeps "
+			"its model)", o->resume, t->preset, o->t.preset);
 	if (t->mode == MODE_CLASSIFIER)
 		check_fixed_classifier(r, saved);
 	else if (sizes) {
@@ -429,17 +431,6 @@ static void resume_train(struct run *r)
 	r->resumed = 1;
 }
 
-/* The output's directory must take new files before any step is spent. */
-static void check_output(const char *path)
-{
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	if (slash)
-		slash[slash == dir] = '\0';
-	if (access(slash ? dir : ".", W_OK | X_OK) < 0)
-		err(EX_CANTCREAT, "%s", path);
-	free(dir);
-}
-
 /* val.shard, when there is one with flows to validate on (labelled ones
  * for a classifier); else a warning and no validation. */
 static void open_val(struct run *r)
@@ -549,8 +540,9 @@ static void summary(const struct run *r)
 		fprintf(stderr, "%s: %" PRIu64 " labelled flows of %" PRIu64, r->train.path,
 			r->lab.n, t->data_flows);
 	else
-		fprintf(stderr, "%s: %" PRIu64 " flows, %" PRIu64 " tokens", r->train.path,
-			t->data_flows, t->data_tokens);
+		fprintf(stderr, "%s: %" PRIu64 " %s, %" PRIu64 " %s", r->train.path, t->data_flows,
+			plural(t->data_flows, "flow", "flows"), t->data_tokens,
+			plural(t->data_tokens, "token", "tokens"));
 	fprintf(stderr, "; %s step %" PRIu64 " of %" PRIu64 "\n", r->resumed ? "resuming at" :
 		"from", t->step, t->steps);
 }
@@ -568,8 +560,10 @@ void setup(struct run *r)
 	r->out = o->out ? o->out : o->resume;
 	if (r->out && strcmp(r->out, "-") == 0)
 		cli_usage_error(usage, "-o -: a checkpoint is a file, rewritten as the run goes");
+	/* the checkpoint must be writable before any step is spent: a file (not
+	 * a directory) whose directory takes new files */
 	if (r->out && dist_rank() == 0)
-		check_output(r->out);
+		atomic_check(r->out);
 	if (r->t.batch < (uint64_t)dist_size())
 		errx(EX_USAGE, "--batch %" PRIu64 ": fewer sequences than the %d ranks that share "
 			"every batch", r->t.batch, dist_size());

@@ -27,14 +27,23 @@
 
 static volatile sig_atomic_t stop_signal;
 
+/* The exit status of a run stopped by SIGINT or SIGTERM after writing its
+ * checkpoint: not finished, to be resumed (a signal that killed the process
+ * shows as 128 + the signal, as ever). */
+#define EX_STOPPED EX_TEMPFAIL
+
+/* SIGINT and SIGTERM ask the loop to stop after the current step and save;
+ * more of them change nothing (timeout(1) signals twice: the process and
+ * its group), and while the checkpoint is written they wait (save). Only a
+ * signal that cannot be caught, or SIGQUIT, ends the run at once. */
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	if (!stop_signal)
+		stop_signal = sig;
 }
 
-/* SIGINT and SIGTERM ask the loop to stop after the current step; a second
- * one kills at once (SA_RESETHAND). A signal the caller ignores (SIGINT in
- * a shell's background job) stays ignored. */
+/* A signal the caller ignores (SIGINT in a shell's background job) stays
+ * ignored. Both signals are blocked while the handler runs. */
 static void catch_signals(void)
 {
 	static const int sigs[] = { SIGINT, SIGTERM };
@@ -44,8 +53,9 @@ static void catch_signals(void)
 			continue;
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = on_signal;
-		sa.sa_flags = SA_RESETHAND;
 		sigemptyset(&sa.sa_mask);
+		sigaddset(&sa.sa_mask, SIGINT);
+		sigaddset(&sa.sa_mask, SIGTERM);
 		sigaction(sigs[i], &sa, NULL);
 	}
 }
@@ -114,8 +124,9 @@ void check_ranks_agree(const struct run *r)
 }
 
 /* Writes the checkpoint (training state, model, parameters, AdamW moments)
- * atomically; SIGINT and SIGTERM wait until it is in place. Rank 0 writes,
- * once the ranks agree on the parameters. */
+ * atomically; SIGINT and SIGTERM wait until it is in place, from its first
+ * byte gathered to its rename. Rank 0 writes, once the ranks agree on the
+ * parameters. */
 static void save(struct run *r)
 {
 	struct ckpt_out o = { 0 };
@@ -124,6 +135,10 @@ static void save(struct run *r)
 	check_ranks_agree(r);
 	if (dist_rank() != 0)
 		return;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	r->t.epoch = r->train.epoch;
 	r->t.cursor = r->train.cursor;
 	train_text(&r->t, &train_txt);
@@ -136,10 +151,6 @@ static void save(struct run *r)
 		ckpt_out_add_model_with(&o, &r->m, &model_txt, r->conditional ? &r->map : NULL,
 			NULL);
 	}
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, &old);
 	ckpt_write(&o, r->out);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	ckpt_text_free(&model_txt);
@@ -364,5 +375,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokens/s: %.1f\n", tokens_per_s(r));
 	teardown(r);
 	dist_finalize();
-	return stop_signal == SIGINT ? 128 + SIGINT : 0;
+	return stop_signal ? EX_STOPPED : 0;
 }

@@ -611,18 +611,24 @@ int ckpt_read_labels(struct ckpt *ck, struct ckpt_labels *l, char *err, size_t e
 	return 0;
 }
 
-static void write_bytes(FILE *f, const void *p, size_t n, const char *path)
+/* A write that fails removes the temporary file (the old checkpoint stays)
+ * and exits. */
+static void write_bytes(struct atomic_file *af, const void *p, size_t n)
 {
-	if (n && fwrite(p, 1, n, f) != n)
-		err(EX_IOERR, "%s", path);
+	if (n && fwrite(p, 1, n, af->f) != n) {
+		int e = errno;
+		atomic_abort(af);
+		errno = e;
+		err(EX_IOERR, "checkpoint not written");
+	}
 }
 
-static void write_zeros(FILE *f, uint64_t n, const char *path)
+static void write_zeros(struct atomic_file *af, uint64_t n)
 {
 	static const uint8_t zeros[CKPT_ALIGN];
 	while (n > 0) {
 		size_t k = n < sizeof zeros ? (size_t)n : sizeof zeros;
-		write_bytes(f, zeros, k, path);
+		write_bytes(af, zeros, k);
 		n -= k;
 	}
 }
@@ -670,15 +676,15 @@ void ckpt_write(const struct ckpt_out *o, const char *path)
 
 	struct atomic_file af;
 	atomic_open(&af, path);
-	write_bytes(af.f, head, sizeof head, af.tmp);
-	write_bytes(af.f, toc, toc_len, af.tmp);
+	write_bytes(&af, head, sizeof head);
+	write_bytes(&af, toc, toc_len);
 	at = CKPT_HEADER_SIZE + toc_len;
 	for (int i = 0; i < o->n; i++) {
-		write_zeros(af.f, sec[i].offset - at, af.tmp);
-		write_bytes(af.f, sec[i].data, sec[i].size, af.tmp);
+		write_zeros(&af, sec[i].offset - at);
+		write_bytes(&af, sec[i].data, sec[i].size);
 		at = sec[i].offset + sec[i].size;
 	}
-	write_zeros(af.f, file_size - at, af.tmp);
+	write_zeros(&af, file_size - at);
 	atomic_commit(&af);
 	sync_dir_of(path);
 }

@@ -13,12 +13,14 @@
 #include "stream.h"
 
 static const char usage[] =
-	"usage: tok2pcap [-qV] [-w FILE | --split PREFIX] [--start TIME] [--linktype N]\n"
-	"                [--strict] [--force] [FILE ...]\n"
+	"usage: tok2pcap [-qV] [-w FILE | --split PREFIX] [--pcapng] [--start TIME]\n"
+	"                [--linktype N] [--strict] [--force] [FILE ...]\n"
 	"Reads token records (flow2tok, or a generator) from FILEs or stdin ('-') and\n"
 	"writes their packets as a pcap capture to stdout or FILE.\n"
 	"  -w, --write FILE    write to FILE (replaced atomically); '-' is stdout\n"
 	"      --split PREFIX  one capture per link type: PREFIX-LINKTYPE.pcap\n"
+	"      --pcapng        a pcapng capture, of any number of link types (one\n"
+	"                      interface each), packets in the order of their files\n"
 	"      --start TIME    time of the first packet of records without side data,\n"
 	"                      seconds since the epoch (default 1700000000)\n"
 	"      --linktype N    link type of escape tokens (255) in records without side data\n"
@@ -39,7 +41,7 @@ struct options {
 	const char *output, *split;
 	int64_t start_ns;
 	uint32_t linktype;
-	int have_linktype, strict, force, quiet;
+	int have_linktype, strict, force, quiet, pcapng;
 };
 
 /* Why a token run is not written as a packet. */
@@ -59,7 +61,7 @@ static const char *const reason_text[N_REASONS] = {
 	[R_LT_ESCAPE] = "link-type escape 255 without side data or --linktype",
 	[R_LT_MISMATCH] = "link-type token differs from the record's linktype",
 	[R_SIDE_COUNT] = "side data for another number of packets than the tokens hold",
-	[R_TS_RANGE] = "time stamp outside what pcap can hold",
+	[R_TS_RANGE] = "time stamp outside what pcap can hold (before 1970, or from 2106 on without --pcapng)",
 	[R_WIRELEN] = "side data gives a wire length outside 0 to 2^32 - 1",
 	[R_NO_END] = "record without END (its last packet may be incomplete)",
 	[R_AFTER_END] = "tokens after END",
@@ -321,7 +323,9 @@ static enum reason decode_run(struct collector *c, const struct tok_rec *t, size
 		ts = advance(*clock, ns);
 	else
 		return R_BAD_INTERVAL;
-	if (ts < 0 || ts >= PCAP_TS_LIMIT_NS)
+	/* pcapng's 64-bit time stamps hold any time from 1970 to 2262 (past
+	 * which the records' nanoseconds saturate) */
+	if (ts < 0 || ts == INT64_MAX || (ts >= PCAP_TS_LIMIT_NS && !c->o->pcapng))
 		return R_TS_RANGE;
 	m->caplen = (uint32_t)(r->end - r->start - TOK_PACKET_OVERHEAD);
 	/* Side data may hold a wire length below caplen: damaged captures do. */
@@ -413,13 +417,11 @@ static void report_drops(const struct collector *c)
 
 /* ------------------------------------------------------------ output */
 
-/* Capture order: by link type (one capture each), then packets with side
- * data by source and index, then the others by time; ties by arrival. */
-static int by_capture_order(const void *a, const void *b)
+/* File order: packets with side data by source and index, then the others
+ * by time; ties by arrival. */
+static int by_file_order(const void *a, const void *b)
 {
 	const struct pkt_meta *x = a, *y = b;
-	if (x->linktype != y->linktype)
-		return x->linktype < y->linktype ? -1 : 1;
 	if (x->source != y->source)
 		return x->source < y->source ? -1 : 1;
 	if (x->source != NO_SOURCE && x->index != y->index)
@@ -427,6 +429,16 @@ static int by_capture_order(const void *a, const void *b)
 	if (x->source == NO_SOURCE && x->ts_ns != y->ts_ns)
 		return x->ts_ns < y->ts_ns ? -1 : 1;
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Capture order of pcap files: by link type (one capture each), then in
+ * file order. */
+static int by_capture_order(const void *a, const void *b)
+{
+	const struct pkt_meta *x = a, *y = b;
+	if (x->linktype != y->linktype)
+		return x->linktype < y->linktype ? -1 : 1;
+	return by_file_order(a, b);
 }
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -466,8 +478,72 @@ static const struct lt_info *lt_info_of(const struct collector *c, uint32_t link
 	return NULL;
 }
 
+/* pcapng (the IETF draft), in host byte order: a section header, an
+ * interface per link type (its snapshot length; if_tsresol 9 when the
+ * records say nanoseconds), then an enhanced packet block per packet. */
+static void put_block(FILE *f, uint32_t type, const void *body, size_t len,
+		      const void *data, uint32_t data_len)
+{
+	static const uint8_t pad[4];
+	size_t padded = ((size_t)data_len + 3) & ~(size_t)3;
+	uint32_t total = (uint32_t)(12 + len + padded);
+	fwrite(&type, 4, 1, f);
+	fwrite(&total, 4, 1, f);
+	fwrite(body, 1, len, f);
+	if (data_len)
+		fwrite(data, 1, data_len, f);
+	fwrite(pad, 1, padded - data_len, f);
+	fwrite(&total, 4, 1, f);
+}
+
+static void write_pcapng(FILE *f, const struct collector *c)
+{
+	uint8_t shb[16];
+	put32(shb, 0x1a2b3c4du);
+	uint16_t version[2] = { 1, 0 };
+	memcpy(shb + 4, version, 4);
+	memset(shb + 8, 0xff, 8); /* section length: not given */
+	put_block(f, 0x0a0d0d0au, shb, sizeof shb, NULL, 0);
+	for (size_t i = 0; i < c->n_lts; i++) {
+		const struct lt_info *lt = &c->lts[i];
+		uint8_t idb[20] = { 0 };
+		uint16_t type = (uint16_t)lt->linktype;
+		memcpy(idb, &type, 2);
+		put32(idb + 4, lt->snaplen);
+		uint16_t opt[2] = { 9, 1 }; /* if_tsresol, 1 byte: 10^-9 */
+		memcpy(idb + 8, opt, 4);
+		idb[12] = 9;
+		/* idb[16..19]: opt_endofopt */
+		put_block(f, 1, idb, lt->nano ? 20 : 8, NULL, 0);
+	}
+	for (size_t i = 0; i < c->n_pkts; i++) {
+		const struct pkt_meta *m = &c->pkts[i];
+		uint32_t iface = 0;
+		while (c->lts[iface].linktype != m->linktype)
+			iface++;
+		uint64_t ts = (uint64_t)m->ts_ns / (c->lts[iface].nano ? 1 : 1000);
+		uint8_t epb[20];
+		put32(epb, iface);
+		put32(epb + 4, (uint32_t)(ts >> 32));
+		put32(epb + 8, (uint32_t)ts);
+		put32(epb + 12, m->caplen);
+		put32(epb + 16, m->wirelen);
+		put_block(f, 6, epb, sizeof epb, c->arena + m->off, m->caplen);
+	}
+}
+
+/* Commits a capture written, or, after a failed run, keeps it apart
+ * (atomic_fail): an older capture at the path stays. */
+static void finish_capture(struct atomic_file *out, int status, size_t n_pkts)
+{
+	if (status)
+		atomic_fail(out, n_pkts, plural(n_pkts, "packet", "packets"));
+	else
+		atomic_commit(out);
+}
+
 /* One capture per link type, PREFIX-LINKTYPE.pcap. */
-static void write_split(const struct collector *c, const char *prefix)
+static void write_split(const struct collector *c, const char *prefix, int status)
 {
 	static char buf[1 << 20];
 	for (size_t i = 0; i < c->n_pkts;) {
@@ -482,24 +558,33 @@ static void write_split(const struct collector *c, const char *prefix)
 		atomic_open(&out, path);
 		setvbuf(out.f, buf, _IOFBF, sizeof buf);
 		write_pcap(out.f, lt, c->pkts + i, j - i, c->arena);
-		atomic_commit(&out);
+		finish_capture(&out, status, j - i);
 		free(path);
 		i = j;
 	}
 }
 
-/* Everything in one capture; returns 0, or EX_DATAERR for mixed link types. */
-static int write_single(const struct collector *c, struct atomic_file *out)
+/* Everything in one capture; returns 0, or EX_DATAERR for mixed link types
+ * (then nothing is written). */
+static int write_single(const struct collector *c, struct atomic_file *out, int status)
 {
+	if (c->o->pcapng) {
+		write_pcapng(out->f, c);
+		finish_capture(out, status, c->n_pkts);
+		return status;
+	}
 	if (c->n_lts > 1) {
 		warnx("records of link types %" PRIu32 " and %" PRIu32
-		      " cannot share one pcap; use --split PREFIX for one capture each",
+		      " cannot share one pcap; use --split PREFIX for one capture each, "
+		      "or --pcapng for one pcapng capture",
 		      c->lts[0].linktype, c->lts[1].linktype);
+		atomic_abort(out);
 		return EX_DATAERR;
 	}
 	struct lt_info empty = { c->o->have_linktype ? c->o->linktype : 1, DEFAULT_SNAPLEN, 0 };
 	write_pcap(out->f, c->n_lts ? &c->lts[0] : &empty, c->pkts, c->n_pkts, c->arena);
-	return 0;
+	finish_capture(out, status, c->n_pkts);
+	return status;
 }
 
 /* ------------------------------------------------------------ options */
@@ -536,10 +621,11 @@ bad:
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SPLIT = 256, OPT_START, OPT_LINKTYPE, OPT_STRICT, OPT_FORCE };
+	enum { OPT_SPLIT = 256, OPT_START, OPT_LINKTYPE, OPT_STRICT, OPT_FORCE, OPT_PCAPNG };
 	static const struct option longopts[] = {
 		{ "write", required_argument, NULL, 'w' },
 		{ "split", required_argument, NULL, OPT_SPLIT },
+		{ "pcapng", no_argument, NULL, OPT_PCAPNG },
 		{ "start", required_argument, NULL, OPT_START },
 		{ "linktype", required_argument, NULL, OPT_LINKTYPE },
 		{ "strict", no_argument, NULL, OPT_STRICT },
@@ -553,10 +639,11 @@ static void parse_options(int argc, char **argv, struct options *o)
 	int c;
 	memset(o, 0, sizeof *o);
 	o->start_ns = (int64_t)DEFAULT_START_NS;
-	while ((c = getopt_long(argc, argv, "w:qhV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "w:qhV", longopts, usage)) != -1) {
 		switch (c) {
 		case 'w': o->output = optarg; break;
 		case OPT_SPLIT: o->split = optarg; break;
+		case OPT_PCAPNG: o->pcapng = 1; break;
 		case OPT_START: o->start_ns = parse_start(optarg); break;
 		case OPT_LINKTYPE:
 			o->linktype = (uint32_t)opt_u64(usage, "--linktype", optarg, 0, UINT32_MAX);
@@ -572,6 +659,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->split && o->output)
 		cli_usage_error(usage, "-w and --split exclude each other");
+	if (o->split && o->pcapng)
+		cli_usage_error(usage, "--split and --pcapng exclude each other");
 	if (o->split && !*o->split)
 		cli_usage_error(usage, "--split: empty prefix");
 	if (!o->split && !o->output)
@@ -618,18 +707,18 @@ int main(int argc, char **argv)
 		report_drops(&c);
 
 	if (c.n_pkts)
-		qsort(c.pkts, c.n_pkts, sizeof *c.pkts, by_capture_order);
-	if (o.split) {
-		write_split(&c, o.split);
-	} else {
-		int s = write_single(&c, &out);
-		if (s) {
-			atomic_abort(&out);
-			status = s;
-		} else {
-			atomic_commit(&out);
-		}
+		qsort(c.pkts, c.n_pkts, sizeof *c.pkts, o.pcapng ? by_file_order : by_capture_order);
+	/* A capture of no packets is no result: the input held none (an
+	 * empty stream) or none that decodes (the drops above say why). */
+	if (c.n_pkts == 0 && !status) {
+		warnx("no packets to write: %" PRIu64 " token record%s, none with a packet",
+		      c.records, c.records == 1 ? "" : "s");
+		status = EX_DATAERR;
 	}
+	if (o.split)
+		write_split(&c, o.split, status);
+	else
+		status = write_single(&c, &out, status);
 	collector_free(&c);
 	return status;
 }

@@ -82,9 +82,9 @@ static void warn_rare_labels(const struct dataset *d, const struct options *o)
 		len += (size_t)snprintf(list + len, need - len, "%s%s %" PRIu64, len ? ", " : "",
 					l->s, d->label_flows[i]);
 	}
-	warnx("%" PRIu64 " labels with fewer than %" PRIu64 " flows left out with their %" PRIu64
-	      " flows (--min-label-flows): %s", d->rare_labels, o->min_label_flows, d->rare_flows,
-	      list);
+	warnx("%" PRIu64 " %s with fewer than %" PRIu64 " flows left out with their %" PRIu64
+	      " %s (--min-label-flows): %s", d->rare_labels, plural(d->rare_labels, "label", "labels"),
+	      o->min_label_flows, d->rare_flows, plural(d->rare_flows, "flow", "flows"), list);
 	free(list);
 }
 
@@ -96,26 +96,30 @@ void summary(const struct dataset *d, const struct options *o)
 	if (!d->read)
 		warnx("no flows read: the shards are empty");
 	if (d->empty)
-		warnx("%" PRIu64 " records without a packet (no START token) left out", d->empty);
+		warnx("%" PRIu64 " %s without a packet (no START token) left out", d->empty,
+		      plural(d->empty, "record", "records"));
 	if (d->cut)
-		warnx("%" PRIu64 " flows longer than the context of %u cut at a packet boundary",
-		      d->cut, o->context);
+		warnx("%" PRIu64 " %s longer than the context of %u cut at a packet boundary",
+		      d->cut, plural(d->cut, "flow", "flows"), o->context);
 	if (d->windowed)
-		warnx("%" PRIu64 " flows longer than the context of %u stored in windows",
-		      d->windowed, o->context);
+		warnx("%" PRIu64 " %s longer than the context of %u stored in windows",
+		      d->windowed, plural(d->windowed, "flow", "flows"), o->context);
 	if (d->dropped)
-		warnx("%" PRIu64 " flows longer than the context of %u dropped", d->dropped,
-		      o->context);
+		warnx("%" PRIu64 " %s longer than the context of %u dropped", d->dropped,
+		      plural(d->dropped, "flow", "flows"), o->context);
 	if (d->unlabelled_out)
-		warnx("%" PRIu64 " flows without a label left out (--labelled-only)", d->unlabelled_out);
+		warnx("%" PRIu64 " %s without a label left out (--labelled-only)", d->unlabelled_out,
+		      plural(d->unlabelled_out, "flow", "flows"));
 	if (d->over_cap)
-		warnx("%" PRIu64 " flows left out: over %" PRIu64 " of one label from one source "
-		      "(--max-flows-per-source-label)", d->over_cap, o->max_per_source_label);
+		warnx("%" PRIu64 " %s left out: over %" PRIu64 " of one label from one source "
+		      "(--max-flows-per-source-label)", d->over_cap, plural(d->over_cap, "flow", "flows"),
+		      o->max_per_source_label);
 	if (d->rare_labels)
 		warn_rare_labels(d, o);
 	if (d->unsourced && o->group == SHARD_GROUP_SOURCE)
-		warnx("%" PRIu64 " flows without a \"source\" (flow2tok --no-side?): each is a group "
-		      "of its own, so their captures may straddle splits", d->unsourced);
+		warnx("%" PRIu64 " %s without a \"source\" (flow2tok --no-side?): each is a group "
+		      "of its own, so their captures may straddle splits", d->unsourced,
+		      plural(d->unsourced, "flow", "flows"));
 	warnx("%" PRIu64 " of %" PRIu64 " tokens stored", d->tokens_kept, d->tokens_read);
 	warn_empty_splits(d, o);
 }

@@ -312,7 +312,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	o->share[SHARD_TRAIN] = 98, o->share[SHARD_VAL] = 1, o->share[SHARD_TEST] = 1;
 	o->context = 12032;
 	o->seed = 1;
-	while ((c = getopt_long(argc, argv, "o:qhV", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, "o:qhV", longopts, usage)) != -1) {
 		switch (c) {
 		case 'o': o->outdir = optarg; break;
 		case OPT_CONTEXT:
@@ -343,16 +343,18 @@ static void parse_options(int argc, char **argv, struct options *o)
 		cli_usage_error(usage, "no output directory (-o DIR)");
 }
 
-/* Makes DIR if missing, and the spill file for the tokens inside it (on the
- * same file system as the shards, which may be far larger than /tmp). */
-static FILE *open_spill(const char *dir)
+/* Makes DIR if missing (*made says so), and the spill file for the tokens
+ * inside it (on the same file system as the shards, which may be far larger
+ * than /tmp). */
+static FILE *open_spill(const char *dir, int *made)
 {
-	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+	*made = mkdir(dir, 0777) == 0;
+	if (!*made && errno != EEXIST)
 		err(EX_CANTCREAT, "%s", dir);
 	char *tmpl = join_path(dir, ".tokshard-spill.XXXXXX");
 	int fd = mkstemp(tmpl);
 	if (fd < 0)
-		err(EX_CANTCREAT, "%s", tmpl);
+		err(EX_CANTCREAT, "%s: cannot create a temporary file in it", dir);
 	unlink(tmpl);
 	free(tmpl);
 	FILE *f = fdopen(fd, "w+b");
@@ -387,7 +389,11 @@ int main(int argc, char **argv)
 		return dump(argc - optind, argv + optind);
 
 	struct dataset d = { 0 };
-	d.spill = open_spill(o.outdir);
+	int made_dir;
+	d.spill = open_spill(o.outdir, &made_dir);
+	char *old_shard = join_path(o.outdir, "train.shard");
+	int had_shards = access(old_shard, F_OK) == 0;
+	free(old_shard);
 	d.dir = o.outdir;
 	struct progress prog;
 	progress_init(&prog, o.quiet);
@@ -406,10 +412,19 @@ int main(int argc, char **argv)
 	number_labels(&d);
 	label_groups(&d);
 	uint32_t *order = assign_splits(&d, &o);
-	write_shards(&d, &o);
-	write_labels_tsv(&d, &o);
-	write_groups_tsv(&d, &o, order);
-	write_split_tsv(&d, &o);
+	/* a failed run replaces none of the old files, and says so once */
+	write_shards(&d, &o, status);
+	write_labels_tsv(&d, &o, status);
+	write_groups_tsv(&d, &o, order, status);
+	write_split_tsv(&d, &o, status);
+	if (status && d.n_flows)
+		warnx("%s: %s; what was read before the error (%zu %s) is in %s/*.partial", o.outdir,
+		      had_shards ? "the old shards are kept" : "no shards written", d.n_flows,
+		      plural(d.n_flows, "flow", "flows"), o.outdir);
+	else if (status)
+		warnx("%s: %s", o.outdir, had_shards ? "the old shards are kept" : "no shards written");
+	if (status && made_dir)
+		rmdir(o.outdir); /* made for this run: empty again unless partial shards are in it */
 	summary(&d, &o);
 	free(order);
 	dataset_free(&d);

@@ -94,11 +94,13 @@ uint32_t *assign_splits(struct dataset *d, const struct options *o);
 const struct interned *label_at(const struct dataset *d, uint32_t final);
 
 /* write.c: the three shards, labels.tsv, split.tsv and groups.tsv in the
- * output directory; DIR/NAME. */
-void write_shards(const struct dataset *d, const struct options *o);
-void write_labels_tsv(const struct dataset *d, const struct options *o);
-void write_split_tsv(const struct dataset *d, const struct options *o);
-void write_groups_tsv(const struct dataset *d, const struct options *o, const uint32_t *order);
+ * output directory, renamed into place; after a failed run (status not 0)
+ * kept apart as FILE.partial, the old files left as they were. DIR/NAME. */
+void write_shards(const struct dataset *d, const struct options *o, int status);
+void write_labels_tsv(const struct dataset *d, const struct options *o, int status);
+void write_split_tsv(const struct dataset *d, const struct options *o, int status);
+void write_groups_tsv(const struct dataset *d, const struct options *o, const uint32_t *order,
+		      int status);
 char *join_path(const char *dir, const char *name);
 
 /* summary.c: the table and warnings on stderr; --dump of shards to stdout

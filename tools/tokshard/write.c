@@ -147,7 +147,18 @@ static struct out_shard *pending;
 static void remove_pending(void)
 {
 	for (int s = 0; pending && s < SHARD_SPLITS; s++)
-		atomic_abort(&pending[s].a);
+		atomic_fail_quietly(&pending[s].a, 0);
+}
+
+/* An output written: renamed into place, or after a failed run (status)
+ * kept apart as FILE.partial (atomic_fail), the old one left as it was:
+ * main says so once for the directory. */
+static void finish_output(struct atomic_file *a, int status, uint64_t flows)
+{
+	if (status)
+		atomic_fail_quietly(a, flows);
+	else
+		atomic_commit(a);
 }
 
 /* Reads the written shard back with the trainer's reader before it replaces
@@ -163,7 +174,7 @@ static void check_written(struct out_shard *s)
 	shard_close(&back);
 }
 
-void write_shards(const struct dataset *d, const struct options *o)
+void write_shards(const struct dataset *d, const struct options *o, int status)
 {
 	uint64_t label_bytes = 4 * ((uint64_t)d->n_labels + 1);
 	for (uint32_t i = 0; i < d->n_labels; i++)
@@ -186,7 +197,7 @@ void write_shards(const struct dataset *d, const struct options *o)
 		check_written(&out[s]);
 	}
 	for (int s = 0; s < SHARD_SPLITS; s++) {
-		atomic_commit(&out[s].a);
+		finish_output(&out[s].a, status, d->n_flows);
 		free(out[s].path);
 	}
 	pending = NULL;
@@ -200,7 +211,7 @@ static void put_field(FILE *f, const char *s, size_t len)
 }
 
 /* labels.tsv: every label's id and flows per split, for humans. */
-void write_labels_tsv(const struct dataset *d, const struct options *o)
+void write_labels_tsv(const struct dataset *d, const struct options *o, int status)
 {
 	size_t n = d->n_labels;
 	uint64_t *flows = xcalloc(n * SHARD_SPLITS + 1, sizeof *flows);
@@ -225,7 +236,7 @@ void write_labels_tsv(const struct dataset *d, const struct options *o)
 			put_field(a.f, d->labels.e[i].s, d->labels.e[i].len);
 			fprintf(a.f, "\t%" PRIu64 "\n", d->label_flows[i]);
 		}
-	atomic_commit(&a);
+	finish_output(&a, status, d->n_flows);
 	free(path);
 	free(flows);
 }
@@ -233,7 +244,7 @@ void write_labels_tsv(const struct dataset *d, const struct options *o)
 /* split.tsv: each stored flow's split, source, id and label ('-' for none),
  * in input order: what realism-eval --split-file needs to classify the same
  * flows on the same sides. */
-void write_split_tsv(const struct dataset *d, const struct options *o)
+void write_split_tsv(const struct dataset *d, const struct options *o, int status)
 {
 	char *path = join_path(o->outdir, "split.tsv");
 	struct atomic_file a;
@@ -253,13 +264,13 @@ void write_split_tsv(const struct dataset *d, const struct options *o)
 		}
 		fputc('\n', a.f);
 	}
-	atomic_commit(&a);
+	finish_output(&a, status, d->n_flows);
 	free(path);
 }
 
 /* groups.tsv: where each source (or flow) went, to audit the split. */
-void write_groups_tsv(const struct dataset *d, const struct options *o,
-			     const uint32_t *order)
+void write_groups_tsv(const struct dataset *d, const struct options *o, const uint32_t *order,
+		      int status)
 {
 	char *path = join_path(o->outdir, "groups.tsv");
 	struct atomic_file a;
@@ -283,6 +294,6 @@ void write_groups_tsv(const struct dataset *d, const struct options *o,
 			put_field(a.f, d->keys.e[g->key].s, d->keys.e[g->key].len);
 		fputc('\n', a.f);
 	}
-	atomic_commit(&a);
+	finish_output(&a, status, d->n_flows);
 	free(path);
 }
