@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "packet.h"
 #include "record.h"
+#include "../eval/bytevec.h"
 #include "../eval/coherence.h"
 #include "../eval/features.h"
 #include "../eval/fields.h"
@@ -58,18 +59,25 @@ static const char usage[] =
 	"      --split-file FILE    the flows and split of tokshard's split.tsv instead:\n"
 	"                           only the flows it lists (by source and id), its\n"
 	"                           train and test sides; its val flows are left out\n"
+	"      --features SET       stats: the feature vector above (default); bytes:\n"
+	"                           nPrint-style, the first bytes of the first packets,\n"
+	"                           masked as tgpt's input, and their time intervals\n"
+	"      --first-packets K    bytes: packets per flow (8)\n"
+	"      --first-bytes N      bytes: bytes per packet (96)\n"
 	"Definitions: realism-eval(1).\n";
 
 #define PROGRESS_EVERY 4096
 #define MAX_REASONS 32
 
-enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE };
+enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE, OPT_FEATURES, OPT_FIRST_PACKETS, OPT_FIRST_BYTES };
 enum split_mode { SPLIT_CAPTURE, SPLIT_TIME, SPLIT_FILE };
 
 struct options {
 	int baseline, json, quiet, ports;
 	int folds, rounds, depth, threads;
 	unsigned packets;
+	int byte_features;             /* --features bytes */
+	unsigned first_packets, first_bytes;
 	uint64_t seed;
 	double idle, test_share, eta;
 	enum split_mode split;
@@ -652,7 +660,10 @@ static void read_labelled(struct baseline *b, const struct options *o, struct pr
 				continue;
 			}
 			float *row = flowset_row(&b->set);
-			flow_vector(f, o->packets, o->ports, &acc, row);
+			if (o->byte_features)
+				byte_vector(f, o->first_packets, o->first_bytes, row);
+			else
+				flow_vector(f, o->packets, o->ports, &acc, row);
 			size_t r = b->set.n - 1;
 			if (e) {
 				grow((void **)&b->listed_test, &b->listed_test_cap, r + 1,
@@ -824,8 +835,13 @@ static void print_baseline(const struct baseline *b, const struct options *o)
 		kept += !b->dropped[l];
 	}
 	printf("baseline: supervised flow classification\n");
-	printf("  XGBoost, %d rounds of depth %d on %zu features (first %u packets, %s), seed %" PRIu64 "\n",
-	       o->rounds, o->depth, b->set.ncol, o->packets, o->ports ? "with ports" : "no ports", o->seed);
+	if (o->byte_features)
+		printf("  XGBoost, %d rounds of depth %d on %zu features (bytes: first %u bytes of the first "
+		       "%u packets, masked, and their intervals), seed %" PRIu64 "\n", o->rounds, o->depth,
+		       b->set.ncol, o->first_bytes, o->first_packets, o->seed);
+	else
+		printf("  XGBoost, %d rounds of depth %d on %zu features (first %u packets, %s), seed %" PRIu64 "\n",
+		       o->rounds, o->depth, b->set.ncol, o->packets, o->ports ? "with ports" : "no ports", o->seed);
 	printf("  %zu labels, %zu flows from %zu capture%s; split by %s: %zu to train, %zu to test ",
 	       kept, b->n_train + b->n_test, b->sources.n, b->sources.n == 1 ? "" : "s",
 	       o->split == SPLIT_FILE ? o->split_file : split_name(o), b->n_train, b->n_test);
@@ -875,6 +891,9 @@ static void print_baseline_json(const struct baseline *b, const struct options *
 	       o->ports ? "true" : "false", o->rounds, o->depth, b->sources.n, b->n_train + b->n_test,
 	       b->n_train, b->n_test, b->unlabelled);
 	json_number(stdout, f1);
+	if (o->byte_features)
+		printf(",\"feature_set\":\"bytes\",\"first_packets\":%u,\"first_bytes\":%u", o->first_packets,
+		       o->first_bytes);
 	fputs(",\"f1\":", stdout);
 	json_number(stdout, f1);
 	fputs(",\"accuracy\":", stdout);
@@ -941,7 +960,8 @@ static int baseline(int argc, char **argv, const struct options *o)
 
 	if (o->split == SPLIT_FILE)
 		split_file_read(&b.split, o->split_file);
-	b.set.ncol = flow_vector_len(o->packets, o->ports);
+	b.set.ncol = o->byte_features ? byte_vector_len(o->first_packets, o->first_bytes)
+				      : flow_vector_len(o->packets, o->ports);
 	progress_init(&pr, o->quiet);
 	read_labelled(&b, o, &pr);
 	run_baseline(&b, o);
@@ -977,6 +997,9 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "baseline", no_argument, NULL, 'b' },
 		{ "depth", required_argument, NULL, 'd' },
+		{ "features", required_argument, NULL, OPT_FEATURES },
+		{ "first-bytes", required_argument, NULL, OPT_FIRST_BYTES },
+		{ "first-packets", required_argument, NULL, OPT_FIRST_PACKETS },
 		{ "folds", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "idle-timeout", required_argument, NULL, 't' },
@@ -996,6 +1019,7 @@ int main(int argc, char **argv)
 	};
 	struct options o = { .folds = 5, .rounds = 100, .depth = 6, .threads = 1, .packets = 20,
 			     .seed = 1, .idle = 120, .test_share = 0.3, .eta = 0.3,
+			     .first_packets = 8, .first_bytes = 96,
 			     .split = SPLIT_CAPTURE };
 	int ch, own_split = 0;
 
@@ -1060,6 +1084,18 @@ int main(int argc, char **argv)
 		case OPT_SPLIT_FILE:
 			o.split_file = optarg;
 			break;
+		case OPT_FEATURES:
+			if (strcmp(optarg, "stats") == 0 || strcmp(optarg, "bytes") == 0)
+				o.byte_features = strcmp(optarg, "bytes") == 0;
+			else
+				cli_usage_error(usage, "--features: stats or bytes, not '%s'", optarg);
+			break;
+		case OPT_FIRST_PACKETS:
+			o.first_packets = (unsigned)opt_u64(usage, "--first-packets", optarg, 1, 1000);
+			break;
+		case OPT_FIRST_BYTES:
+			o.first_bytes = (unsigned)opt_u64(usage, "--first-bytes", optarg, 1, 65535);
+			break;
 		default:
 			cli_usage_error(usage, "unknown option");
 		}
@@ -1072,6 +1108,8 @@ int main(int argc, char **argv)
 		cli_usage_error(usage, "--split-file goes with --baseline");
 	if (o.split_file)
 		o.split = SPLIT_FILE;
+	if (o.byte_features && !o.baseline)
+		cli_usage_error(usage, "--features bytes goes with --baseline");
 	if (o.baseline)
 		return baseline(argc, argv, &o);
 	if (o.labels)
