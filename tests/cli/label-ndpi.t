@@ -51,6 +51,14 @@ ok "... byte for byte" cmp examples.tsv same.tsv
 ok "... nothing on stdout" test ! -s out
 exits_with 0 "without -q a summary on stderr" "$label" -o /dev/null "$ex/data/dns.pcap"
 like err '^label-ndpi: 1 captures, [0-9]+ flows: [0-9]+ by DPI, .*nDPI [0-9]+\.[0-9]+' "... with the counts and nDPI's version"
+# --spell-as: names as another table spells them (case, renamings)
+printf '%s\n' "$header" "x.pcap|1|UDP|1.1.1.1:1|<->|2.2.2.2:53||dns|dns|dns|Network|DPI|1|1" \
+	"x.pcap|2|TCP|1.1.1.1:2|<->|2.2.2.2:80||Http|Http|Http|Web|DPI|1|1" | sed 's/|/\t/g' > spell.tsv
+exits_with 0 "--spell-as a table" "$label" -q --spell-as spell.tsv -o spelt.tsv "$ex/data/dns.pcap" "$ex/data/http.pcap"
+is "$(awk -F'\t' 'NR > 1 { print $8 "/" $9 "/" $10 }' spelt.tsv | sort -u | paste -sd' ' -)" "Http/Http/Http dns/dns/dns" \
+	"... takes its spelling of the names"
+is "$(cut -f1-7,11- spelt.tsv)" "$(awk -F'\t' '$1 == "pcap" || $1 ~ /(dns|http)\.pcap$/' examples.tsv | cut -f1-7,11- | sed 's|^data/|'"$ex"'/data/|')" \
+	"... and changes nothing else"
 # pcap2flow reads the table as it is: the http capture's flows are HTTP.
 exits_with 0 "pcap2flow --labels reads the table" \
 	pcap2flow --labels examples.tsv --label-column master --label-filter confidence=DPI -o http.flows "$ex/data/http.pcap"
