@@ -200,6 +200,7 @@ $(EXP)/test-flow-labels.tsv: $(EXP)/test-captures/.done $(FLOW_TABLE)
 	  -o $@ $(EXP)/test-captures $(call log_to,$(EXP)/test-label.log)
 
 $(EXP)/tokm-test/.done: $(EXP)/test-captures/.done $(TEST_TABLE) $(EXP)/cfg/data
+	rm -rf $(EXP)/tokm-test-run
 	$(call preprocess,,$(TEST_TABLE)) --mask mac,ip,port --keep-flows \
 	  $(EXP)/test-captures $(EXP)/tokm-test-run $(call log_to,$(EXP)/tokm-test.log)
 	rm -rf $(@D) $(EXP)/flows-test $(EXP)/test-damaged.txt
