@@ -49,7 +49,8 @@ cross_source() {
 	echo
 	echo "## Test corpus (cross-source)"
 	echo
-	echo "Test captures: \`$(grep '^TEST_CAPTURES' "$exp/config.mk" | sed 's/^TEST_CAPTURES *= *//')\`."
+	echo "Test captures (TEST_CAPTURES): $(ls "$exp/test-captures" | paste -sd' ' - | sed 's/ /, /g'):" \
+		"$(find -L "$exp/test-captures" -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) | wc -l) captures."
 	if [ -f "$exp/test-label.log" ]; then
 		echo "Labels: $(grep -E '^label-ndpi: [0-9]+ captures' "$exp/test-label.log" | sed 's/^label-ndpi: //')."
 	fi
