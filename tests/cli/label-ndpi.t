@@ -49,8 +49,18 @@ done < "$ex/labels.tsv"
 exits_with 0 "-o writes the same table (one job)" "$label" -q -j 1 -o same.tsv "$ex/data"
 ok "... byte for byte" cmp examples.tsv same.tsv
 ok "... nothing on stdout" test ! -s out
-exits_with 0 "without -q a summary on stderr" "$label" -o /dev/null "$ex/data/dns.pcap"
-like err '^label-ndpi: 1 captures, [0-9]+ flows: [0-9]+ by DPI, .*nDPI [0-9]+\.[0-9]+' "... with the counts and nDPI's version"
+# -o through a symbolic link writes the file it names and keeps the link (a
+# rename over it would replace the link; as root, over -o /dev/null, the device)
+: > target.tsv && ln -s target.tsv link.tsv
+exits_with 0 "without -q a summary on stderr" "$label" -o link.tsv "$ex/data/dns.pcap"
+like err '^label-ndpi: 1 capture, [0-9]+ flows: [0-9]+ by DPI, .*nDPI [0-9]+\.[0-9]+' "... with the counts and nDPI's version"
+ok "-o LINK keeps the link" test -L link.tsv
+ok "... and writes the table into the file it names" grep -q dns.pcap target.tsv
+mkfifo fifo.tsv && { cat fifo.tsv > from-fifo.tsv & }
+exits_with 0 "-o FIFO writes into the FIFO" "$label" -q -o fifo.tsv "$ex/data/dns.pcap"
+wait
+ok "... which stays a FIFO" test -p fifo.tsv
+ok "... and the table came through it" grep -q dns.pcap from-fifo.tsv
 # --spell-as: names as another table spells them (case, renamings)
 printf '%s\n' "$header" "x.pcap|1|UDP|1.1.1.1:1|<->|2.2.2.2:53||dns|dns|dns|Network|DPI|1|1" \
 	"x.pcap|2|TCP|1.1.1.1:2|<->|2.2.2.2:80||Http|Http|Http|Web|DPI|1|1" | sed 's/|/\t/g' > spell.tsv
