@@ -56,7 +56,7 @@ exits_with 0 "without -q a summary on stderr" "$label" -o link.tsv "$ex/data/dns
 like err '^label-ndpi: 1 capture, [0-9]+ flows: [0-9]+ by DPI, .*nDPI [0-9]+\.[0-9]+' "... with the counts and nDPI's version"
 ok "-o LINK keeps the link" test -L link.tsv
 ok "... and writes the table into the file it names" grep -q dns.pcap target.tsv
-mkfifo fifo.tsv && { cat fifo.tsv > from-fifo.tsv & }
+mkfifo fifo.tsv && { timeout 120 cat fifo.tsv > from-fifo.tsv & }
 exits_with 0 "-o FIFO writes into the FIFO" "$label" -q -o fifo.tsv "$ex/data/dns.pcap"
 wait
 ok "... which stays a FIFO" test -p fifo.tsv
