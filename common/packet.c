@@ -431,6 +431,22 @@ int pkt_decode(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_in
 	return ip && pi->ip_version != 0;
 }
 
+int pkt_mask_spans(const struct pkt_info *pi, unsigned mask, struct pkt_span *out)
+{
+	int n = 0;
+	if (mask & PKT_MASK_MAC)
+		for (int i = 0; i < 2; i++)
+			if (pi->l2_addr_off[i] >= 0)
+				out[n++] = (struct pkt_span){ pi->l2_addr_off[i], pi->l2_addr_len[i] };
+	if ((mask & PKT_MASK_IP) && pi->ip_version) {
+		out[n++] = (struct pkt_span){ pi->src_off, pi->addr_len };
+		out[n++] = (struct pkt_span){ pi->dst_off, pi->addr_len };
+	}
+	if ((mask & PKT_MASK_PORT) && pi->has_ports)
+		out[n++] = (struct pkt_span){ pi->port_off, 4 };
+	return n;
+}
+
 int pkt_linktype_known(uint32_t linktype)
 {
 	switch (linktype) {

@@ -66,6 +66,21 @@ struct pkt_info {
  * (offsets -1, versions 0). Returns 1 when the frame carries IP, 0 otherwise. */
 int pkt_decode(uint32_t linktype, const uint8_t *p, size_t caplen, struct pkt_info *pi);
 
+/* The fields masked in tgpt's classifier input (flow2tok --mask, realism-eval
+ * --features bytes): link-layer addresses, IP addresses, TCP/UDP ports. */
+#define PKT_MASK_MAC 1
+#define PKT_MASK_IP 2
+#define PKT_MASK_PORT 4
+#define PKT_MASK_SPANS 5 /* two link addresses, two IP addresses, the ports */
+struct pkt_span {
+	int off;       /* from the start of the frame */
+	unsigned len;
+};
+/* The spans of a decoded frame that the fields in mask occupy (those the
+ * decoder found), at most PKT_MASK_SPANS into out; returns how many. Spans
+ * may reach past the captured bytes: callers clip them. */
+int pkt_mask_spans(const struct pkt_info *pi, unsigned mask, struct pkt_span *out);
+
 /* Whether the decoder knows the link type at all. */
 int pkt_linktype_known(uint32_t linktype);
 /* The short name of a link type the decoder knows ("EN10MB", "RAW"), or

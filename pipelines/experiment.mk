@@ -8,6 +8,8 @@
 # classical baseline, on its own split or on the classifier's shards) ->
 # generated flows -> pcap -> jsdiv and realism-eval -> EXP/report.md
 # (target classification: EXP/classification.md, the classifiers alone).
+# With TEST_CAPTURES, the classifiers are tested on a corpus of their own
+# (the cross-source protocol task, pipelines/protocol.conf).
 # Hyperparameters live in EXP/config.mk (copied from CONFIG on the first
 # run); each step depends on the settings it uses, so editing one reruns
 # that step and those after it. Intermediates are kept; a failed step leaves
@@ -49,6 +51,20 @@ MIN_LABEL_FLOWS ?=
 # The baseline's split: own (realism-eval --split time on LABELS) or shards
 # (the flows and split of the classifier's shards, split.tsv).
 BASELINE_SPLIT ?= own
+# The byte baseline beside it (realism-eval --features bytes): the first
+# BYTES_PER_PACKET bytes of the first BYTES_PACKETS packets of each flow.
+BYTES_PACKETS ?= 8
+BYTES_PER_PACKET ?= 96
+# A test corpus of its own: TEST_CAPTURES names directories (or captures),
+# TEST_FLOW_TABLE a table of their flows for pcap2flow --labels, read with
+# LABEL_COLUMN and LABEL_FILTER as FLOW_TABLE is; empty: pipelines/label-ndpi
+# labels them, writing nDPI's names as FLOW_TABLE spells them. Then the split
+# is bypassed: CAPTURES give the classifier's training and validation flows
+# (SPLIT's first two shares), TEST_CAPTURES every test flow (the same
+# selection, but MIN_LABEL_FLOWS), and the flows of labels the classifier
+# does not know are left out of the scores and counted.
+TEST_CAPTURES ?=
+TEST_FLOW_TABLE ?=
 PRESET ?= tiny
 CONTEXT ?= 2048
 STEPS ?= 300
@@ -77,7 +93,8 @@ TRAIN := tgpt-train -q -j $(JOBS) --seed $(SEED)
 CFG_DATA := $(CAPTURES) $(LABELS) $(FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(CONTEXT) \
 	$(SPLIT) $(SPLIT_GROUP) $(SEED) $(JOBS)
 CFG_SELECT := $(LABELLED_ONLY) $(MAX_PER_SOURCE_LABEL) $(MIN_LABEL_FLOWS)
-CFG_BASELINE := $(BASELINE_SPLIT)
+CFG_BASELINE := $(BASELINE_SPLIT) $(BYTES_PACKETS) $(BYTES_PER_PACKET)
+CFG_TEST := $(TEST_CAPTURES) $(TEST_FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(SEED) $(JOBS)
 # (CONDITIONAL = 0 adds nothing, so experiments from before it keep their models)
 COND := $(filter 1,$(CONDITIONAL))
 CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(LR) $(STEPS) $(SEED) $(JOBS)$(if $(COND), conditional)
@@ -93,6 +110,7 @@ $(eval $(call cfg_rule,baseline,$(CFG_BASELINE)))
 $(eval $(call cfg_rule,train,$(CFG_TRAIN)))
 $(eval $(call cfg_rule,ft,$(CFG_FT)))
 $(eval $(call cfg_rule,gen,$(CFG_GEN)))
+$(eval $(call cfg_rule,test,$(CFG_TEST)))
 .PHONY: FORCE
 FORCE:
 
@@ -111,6 +129,10 @@ endif
 ifeq ($(BASELINE_SPLIT)$(LABELS),own)
 $(error BASELINE_SPLIT = own needs LABELS (capture<TAB>label lines); shards uses the classifier's flows)
 endif
+CROSS := $(if $(strip $(TEST_CAPTURES)),1)
+ifeq ($(CROSS)$(BASELINE_SPLIT),1own)
+$(error TEST_CAPTURES needs BASELINE_SPLIT = shards: the baselines classify the classifier's test flows)
+endif
 
 # ---------------------------------------------------------------- data
 # Unmasked tokens train the generator; masked ones (no MAC, IP or port to
@@ -118,10 +140,12 @@ endif
 # (per capture) and FLOW_TABLE (per flow; its flows override LABELS). A
 # damaged capture keeps its flows before the damage (EXP/damaged.txt); what
 # the tools say (pcap2flow's label summary) goes to EXP/tok.log, tokm.log.
-PREPROCESS := $(TOP)/pipelines/preprocess -q -j $(JOBS) --no-shards --allow-damaged \
-	$(if $(LABELS),--labels $(LABELS)) \
-	$(if $(FLOW_TABLE),--flow-labels $(FLOW_TABLE) --flow-args '$(if $(LABEL_COLUMN),--label-column $(LABEL_COLUMN)) \
+# preprocess LABELS,TABLE: the command for captures labelled so
+preprocess = $(TOP)/pipelines/preprocess -q -j $(JOBS) --no-shards --allow-damaged \
+	$(if $(1),--labels $(1)) \
+	$(if $(2),--flow-labels $(2) --flow-args '$(if $(LABEL_COLUMN),--label-column $(LABEL_COLUMN)) \
 	$(foreach f,$(LABEL_FILTER),--label-filter $(f))')
+PREPROCESS := $(call preprocess,$(LABELS),$(FLOW_TABLE))
 # log_to FILE: a command's stderr into FILE, its tail on the terminal if it fails
 log_to = 2> $(1) || { tail -20 $(1) >&2; exit 1; }
 $(EXP)/tok/.done: $(EXP)/cfg/data $(LABELS) $(FLOW_TABLE)
@@ -146,14 +170,59 @@ $(EXP)/shards/.done: $(EXP)/tok/.done
 
 # The classifier's shards also hold the selection; tokshard's summary (labels
 # and flows per split, what the selection left out) is kept in shards-clf.log.
-CLF_SELECT := $(if $(filter yes,$(LABELLED_ONLY)),--labelled-only) \
-	$(if $(MAX_PER_SOURCE_LABEL),--max-flows-per-source-label $(MAX_PER_SOURCE_LABEL)) \
-	$(if $(MIN_LABEL_FLOWS),--min-label-flows $(MIN_LABEL_FLOWS))
+# (the test corpus's shard: the same but MIN_LABEL_FLOWS)
+CLF_SELECT_TEST := $(if $(filter yes,$(LABELLED_ONLY)),--labelled-only) \
+	$(if $(MAX_PER_SOURCE_LABEL),--max-flows-per-source-label $(MAX_PER_SOURCE_LABEL))
+CLF_SELECT := $(CLF_SELECT_TEST) $(if $(MIN_LABEL_FLOWS),--min-label-flows $(MIN_LABEL_FLOWS))
+# With a test corpus, SPLIT's test share is not used (0).
+CLF_SPLIT := $(if $(CROSS),$(word 1,$(subst /, ,$(SPLIT)))/$(word 2,$(subst /, ,$(SPLIT)))/0,$(SPLIT))
 $(EXP)/shards-clf/.done: $(EXP)/tokm/.done $(EXP)/cfg/select
 	find $(EXP)/tokm -name '*.tok' | sort | xargs cat | \
-	  tokshard -o $(@D) --context $(CONTEXT) --split $(SPLIT) --group $(SPLIT_GROUP) --seed $(SEED) \
+	  tokshard -o $(@D) --context $(CONTEXT) --split $(CLF_SPLIT) --group $(SPLIT_GROUP) --seed $(SEED) \
 	    $(CLF_SELECT) - $(call log_to,$(EXP)/shards-clf.log)
 	touch $@
+
+# ---------------------------------------------------------------- test corpus
+# TEST_CAPTURES as one folder of links (their names must differ), labelled
+# and preprocessed as the training captures are (masked, flows kept); its
+# shard holds every selected flow as test. The damaged captures are listed in
+# EXP/test-damaged.txt, label-ndpi's summary is in EXP/test-label.log.
+ifneq ($(CROSS),)
+TEST_TABLE := $(or $(TEST_FLOW_TABLE),$(EXP)/test-flow-labels.tsv)
+$(EXP)/test-captures/.done: $(EXP)/cfg/test
+	rm -rf $(@D) && mkdir -p $(@D)
+	for c in $(abspath $(TEST_CAPTURES)); do \
+	  [ -e "$$c" ] || { echo "TEST_CAPTURES: $$c: no such file or directory" >&2; exit 1; }; \
+	  [ ! -e "$(@D)/$${c##*/}" ] || { echo "TEST_CAPTURES: two named $${c##*/}" >&2; exit 1; }; \
+	  ln -s "$$c" "$(@D)/$${c##*/}"; done
+	touch $@
+
+$(EXP)/test-flow-labels.tsv: $(EXP)/test-captures/.done $(FLOW_TABLE)
+	$(TOP)/pipelines/label-ndpi -j $(JOBS) --allow-damaged $(if $(FLOW_TABLE),--spell-as $(FLOW_TABLE)) \
+	  -o $@ $(EXP)/test-captures $(call log_to,$(EXP)/test-label.log)
+
+$(EXP)/tokm-test/.done: $(EXP)/test-captures/.done $(TEST_TABLE) $(EXP)/cfg/data
+	rm -rf $(EXP)/tokm-test-run
+	$(call preprocess,,$(TEST_TABLE)) --mask mac,ip,port --keep-flows \
+	  $(EXP)/test-captures $(EXP)/tokm-test-run $(call log_to,$(EXP)/tokm-test.log)
+	rm -rf $(@D) $(EXP)/flows-test $(EXP)/test-damaged.txt
+	mv $(EXP)/tokm-test-run/tok $(@D) && mv $(EXP)/tokm-test-run/flows $(EXP)/flows-test
+	if [ -f $(EXP)/tokm-test-run/damaged.txt ]; then mv $(EXP)/tokm-test-run/damaged.txt $(EXP)/test-damaged.txt; fi
+	rm -rf $(EXP)/tokm-test-run && touch $@
+
+$(EXP)/shards-test/.done: $(EXP)/tokm-test/.done $(EXP)/cfg/select
+	find $(EXP)/tokm-test -name '*.tok' | sort | xargs cat | \
+	  tokshard -o $(@D) --context $(CONTEXT) --split 0/0/1 --group source --seed $(SEED) \
+	    $(CLF_SELECT_TEST) - $(call log_to,$(EXP)/shards-test.log)
+	touch $@
+
+# The baselines' split: the classifier's train and val flows, and the test
+# corpus's flows of the labels it was trained on.
+$(EXP)/baseline-split.tsv: $(EXP)/shards-clf/.done $(EXP)/shards-test/.done
+	awk -F'\t' '/^#/ { if (FNR == NR) print; next } FNR == NR { if ($$1 == "train") known[$$4] = 1; print; next } \
+	  $$1 == "test" && ($$4 in known)' $(EXP)/shards-clf/split.tsv $(EXP)/shards-test/split.tsv > $@.tmp
+	mv $@.tmp $@
+endif
 
 # ---------------------------------------------------------------- models
 $(EXP)/model.ckpt: $(EXP)/shards/.done $(EXP)/cfg/train
@@ -165,18 +234,35 @@ $(EXP)/clf.ckpt: $(EXP)/model.ckpt $(EXP)/shards-clf/.done $(EXP)/cfg/ft
 	  --steps $(FT_STEPS) --metrics $(EXP)/finetune.tsv -o $@ $(EXP)/shards-clf
 
 # ---------------------------------------------------------------- classification
-$(EXP)/classify.json: $(EXP)/clf.ckpt
-	tgpt-infer classify -q -j $(JOBS) --json --report $@ $(EXP)/clf.ckpt $(EXP)/shards-clf/test.shard > $(EXP)/pred.mp
+CLF_TEST := $(EXP)/$(if $(CROSS),shards-test,shards-clf)
+$(EXP)/classify.json: $(EXP)/clf.ckpt $(CLF_TEST)/.done
+	tgpt-infer classify -q -j $(JOBS) --json --report $@ $(EXP)/clf.ckpt $(CLF_TEST)/test.shard > $(EXP)/pred.mp
 
+# Two baselines: the flow statistics (baseline.json) and the first bytes
+# (baseline-bytes.json, nPrint-style), on the same flows and split.
+BYTES_ARGS := --features bytes --first-packets $(BYTES_PACKETS) --first-bytes $(BYTES_PER_PACKET)
 ifeq ($(BASELINE_SPLIT),shards)
-$(EXP)/baseline.json: $(EXP)/shards-clf/.done $(EXP)/cfg/baseline
-	find $(EXP)/flows -name '*.flows' | sort | xargs cat | \
-	  realism-eval --baseline -q --json --seed $(SEED) --split-file $(EXP)/shards-clf/split.tsv - \
-	  > $@ $(call log_to,$(EXP)/baseline.log)
+BASELINE_SPLIT_FILE := $(if $(CROSS),$(EXP)/baseline-split.tsv,$(EXP)/shards-clf/split.tsv)
+BASELINE_FLOWS := $(EXP)/flows $(if $(CROSS),$(EXP)/flows-test)
+$(EXP)/baseline.json $(EXP)/baseline-bytes.json: $(EXP)/shards-clf/.done $(if $(CROSS),$(BASELINE_SPLIT_FILE)) \
+		$(EXP)/cfg/baseline
+	find $(BASELINE_FLOWS) -name '*.flows' | sort | xargs cat | \
+	  realism-eval --baseline -q --json --seed $(SEED) $(if $(filter %-bytes.json,$@),$(BYTES_ARGS)) \
+	  --split-file $(BASELINE_SPLIT_FILE) - > $@ $(call log_to,$(basename $@).log)
 else
-$(EXP)/baseline.json: $(EXP)/cfg/data $(EXP)/cfg/baseline $(LABELS)
-	realism-eval --baseline -q --json --split time --seed $(SEED) -L $(LABELS) > $@
+$(EXP)/baseline.json $(EXP)/baseline-bytes.json: $(EXP)/cfg/data $(EXP)/cfg/baseline $(LABELS)
+	realism-eval --baseline -q --json --split time --seed $(SEED) $(if $(filter %-bytes.json,$@),$(BYTES_ARGS)) \
+	  -L $(LABELS) > $@
 endif
+
+# nDPI's agreement with itself across versions, when both sides' labels are
+# nDPI's: the training captures labelled by this machine's nDPI (label-ndpi)
+# against FLOW_TABLE.
+NDPI_AGREEMENT := $(if $(and $(CROSS),$(FLOW_TABLE),$(if $(TEST_FLOW_TABLE),,1)),$(EXP)/ndpi-agreement.txt)
+$(EXP)/ndpi-agreement.txt: $(FLOW_TABLE) | $(EXP)/.dir
+	$(TOP)/pipelines/label-ndpi -q -j $(JOBS) --allow-damaged -o $(EXP)/train-ndpi-here.tsv $(CAPTURES)
+	$(TOP)/pipelines/ndpi-agreement $(FLOW_TABLE) $(EXP)/train-ndpi-here.tsv > $@.tmp
+	( $(TOP)/pipelines/label-ndpi --version | tail -1; cat $@.tmp ) > $@ && rm -f $@.tmp
 
 # ---------------------------------------------------------------- generation
 # Flows are primed with the first PROMPT_PACKETS packets of real flows (the
@@ -226,11 +312,12 @@ $(EXP)/realism.json: $(EXP)/real.pcap $(EXP)/gen.pcap
 	realism-eval -q --json --seed $(SEED) $^ > $@
 
 # ---------------------------------------------------------------- report
-$(EXP)/report.md: $(EXP)/classify.json $(EXP)/baseline.json $(EXP)/jsdiv.json $(EXP)/realism.json \
+CLF_REPORTS := $(EXP)/classify.json $(EXP)/baseline.json $(EXP)/baseline-bytes.json $(NDPI_AGREEMENT)
+$(EXP)/report.md: $(CLF_REPORTS) $(EXP)/jsdiv.json $(EXP)/realism.json \
 		$(TOP)/pipelines/report.sh
 	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh $(EXP) > $@
 
-$(EXP)/classification.md: $(EXP)/classify.json $(EXP)/baseline.json $(TOP)/pipelines/report.sh
+$(EXP)/classification.md: $(CLF_REPORTS) $(TOP)/pipelines/report.sh
 	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh --classification $(EXP) > $@
 
 clean-model:

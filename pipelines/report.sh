@@ -29,23 +29,105 @@ selection() {
 	fi
 }
 
+# The byte baseline's row, when it ran (experiments from before it have none).
+bytes_row() {
+	[ -f "$exp/baseline-bytes.json" ] || return 0
+	echo "| realism-eval --baseline --features bytes (XGBoost, first $(j .first_bytes baseline-bytes.json) bytes of $(j .first_packets baseline-bytes.json) packets) | $(num .macro_f1 baseline-bytes.json) | $(num .accuracy baseline-bytes.json) | $(j .test baseline-bytes.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline-bytes.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline-bytes.json) |"
+}
+
+# A confusion matrix as a table: labels (JSON array) and rows (array of
+# arrays), only the labels that occur as truth or prediction.
+confusion_table() { # JSON-FILE LABELS-EXPR ROWS-EXPR
+	jq -c "{l: ($2), m: ($3)}" "$exp/$1" | jq -r '.l as $l | .m as $m |
+		[range(0; $l | length) | select(. as $i | ($m[$i] | add) > 0 or ([$m[][$i]] | add) > 0)] as $k |
+		"| true \\ predicted | " + ([$k[] | $l[.]] | join(" | ")) + " |",
+		"|---|" + ([$k[] | "---|"] | join("")),
+		($k[] as $t | "| " + $l[$t] + " | " + ([$k[] as $p | $m[$t][$p] | tostring] | join(" | ")) + " |")'
+}
+
+# The test corpus of the cross-source task (TEST_CAPTURES): where its labels
+# came from, what was left out, the scores per label and the confusions.
+cross_source() {
+	[ -f "$exp/shards-test/labels.tsv" ] || return 0
+	local known="$exp/known-labels.txt"
+	awk -F'\t' '!/^#/ { print $2 }' "$exp/shards-clf/labels.tsv" | sort > "$known"
+	echo
+	echo "## Test corpus (cross-source)"
+	echo
+	echo "Test captures (TEST_CAPTURES): $(ls "$exp/test-captures" | paste -sd' ' - | sed 's/ /, /g'):" \
+		"$(find -L "$exp/test-captures" -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) | wc -l) captures."
+	if [ -f "$exp/test-label.log" ]; then
+		echo "Labels: $(grep -E '^label-ndpi: [0-9]+ captures' "$exp/test-label.log" | sed 's/^label-ndpi: //')."
+	fi
+	[ -f "$exp/test-damaged.txt" ] && echo "Damaged captures (flows before the damage kept): $(wc -l < "$exp/test-damaged.txt")."
+	if grep -q 'left out' "$exp/shards-test.log" 2>/dev/null; then
+		echo
+		grep 'left out' "$exp/shards-test.log" | sed 's/^tokshard: /- /'
+	fi
+	echo
+	echo "Test flows per label after that selection, and those left out of the scores"
+	echo "because the classifier was not trained on their label:"
+	echo
+	echo "| label | test flows | scored | left out |"
+	echo "|---|---|---|---|"
+	awk -F'\t' -v known="$known" 'BEGIN { while ((getline l < known) > 0) k[l] = 1 }
+		!/^#/ && $5 > 0 { s = ($2 in k); printf "| %s | %d | %d | %d |\n", $2, $5, s ? $5 : 0, s ? 0 : $5;
+			n += $5; if (s) sc += $5; else lo += $5 }
+		END { printf "| **all** | %d | %d | %d |\n", n, sc, lo }' "$exp/shards-test/labels.tsv"
+	echo
+	echo "F1 per label on the scored test flows (train: the classifier's training flows):"
+	echo
+	echo "| label | train | test | tgpt | flow statistics | first bytes |"
+	echo "|---|---|---|---|---|---|"
+	jq -r --slurpfile s "$exp/baseline.json" --slurpfile b "$exp/baseline-bytes.json" '
+		def f(x): if x == null then "-" else (x * 1000 | round / 1000 | tostring) end;
+		. as $t | [range(0; $t.labels | length) | select($t.per_class[.].support > 0)] as $k |
+		$k[] as $i | $t.labels[$i] as $name |
+		($s[0].classes[] | select(.label == $name)) as $sc |
+		($b[0].classes[] | select(.label == $name)) as $bc |
+		"| \($name) | \($sc.train) | \($t.per_class[$i].support) | \(f($t.per_class[$i].f1)) | \(f($sc.f1)) | \(f($bc.f1)) |"' \
+		"$exp/classify.json"
+	echo
+	echo "Confusion of tgpt (rows: true label, columns: predicted):"
+	echo
+	confusion_table classify.json .labels .confusion
+	echo
+	echo "Confusion of the flow-statistics baseline:"
+	echo
+	confusion_table baseline.json '[.classes[].label]' .confusion
+	echo
+	echo "Confusion of the first-bytes baseline:"
+	echo
+	confusion_table baseline-bytes.json '[.classes[].label]' .confusion
+	if [ -f "$exp/ndpi-agreement.txt" ]; then
+		echo
+		echo "nDPI's agreement with itself across versions: the training captures labelled"
+		echo "by $(head -1 "$exp/ndpi-agreement.txt") against the training table's labels (master"
+		echo "protocol, flows both call DPI; \`pipelines/ndpi-agreement\`):"
+		echo
+		tail -n +2 "$exp/ndpi-agreement.txt" | sed 's/^/    /'
+	fi
+}
+
 cat <<MD
 # Experiment: $title
 
 Configuration: \`$exp/config.mk\`
-($(grep -E '^(PRESET|CONTEXT|STEPS|FT_STEPS|FT_WINDOW|GEN_N|SEED|SPLIT|SPLIT_GROUP|LABEL_COLUMN|LABEL_FILTER|LABELLED_ONLY|MAX_PER_SOURCE_LABEL|MIN_LABEL_FLOWS|BASELINE_SPLIT) ' "$exp/config.mk" | tr -s ' ' | paste -sd, - | sed 's/,/, /g')).
+($(grep -E '^(PRESET|CONTEXT|STEPS|FT_STEPS|FT_WINDOW|GEN_N|SEED|SPLIT|SPLIT_GROUP|LABEL_COLUMN|LABEL_FILTER|LABELLED_ONLY|MAX_PER_SOURCE_LABEL|MIN_LABEL_FLOWS|BASELINE_SPLIT|BYTES_PACKETS|BYTES_PER_PACKET) ' "$exp/config.mk" | tr -s ' ' | paste -sd, - | sed 's/,/, /g')).
 
 ## Classification (test split)
 
 | classifier | macro-F1 | accuracy | test flows | labels | split |
 |---|---|---|---|---|---|
 | tgpt fine-tuned | $(num .macro_f1 classify.json) | $(num .accuracy classify.json) | $(j .labelled classify.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify.json) | shards |
-| realism-eval --baseline (XGBoost) | $(num .macro_f1 baseline.json) | $(num .accuracy baseline.json) | $(j .test baseline.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline.json) |
+| realism-eval --baseline (XGBoost, flow statistics) | $(num .macro_f1 baseline.json) | $(num .accuracy baseline.json) | $(j .test baseline.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline.json) |
+$(bytes_row)
 
 Test flows: the flows scored (tgpt: those whose label the classifier knows).
 Labels: those with test flows. Macro-F1 is the mean F1 over the labels that
 occur in the test split as truth or as prediction.
 $(selection)
+$(cross_source)
 MD
 [ "$only_clf" = 1 ] && exit 0
 

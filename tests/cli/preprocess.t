@@ -37,6 +37,15 @@ cp "$ex/data/ntp.pcap" byfolder/ntp/b.pcap
 exits_with 0 "folder names as labels" "$pp" -q --no-shards byfolder fl
 ok "... the dns folder's flows carry dns" sh -c "mpdump -k label fl/tok/dns/a.tok | grep -q dns"
 
+# Two captures whose names differ only in the extension: each its own
+# token and flow files, named with it.
+mkdir -p twins
+cp "$ex/data/dns.pcap" twins/x.pcap && cp "$ex/data/ntp.pcap" twins/x.cap
+exits_with 0 "x.pcap and x.cap in one folder" "$pp" -q -j 2 --no-shards --keep-flows twins tw
+is "$(cd tw && find tok flows -type f | sort | paste -sd' ' -)" \
+	"flows/x.cap.flows flows/x.pcap.flows tok/x.cap.tok tok/x.pcap.tok" "... get files of their own"
+ok "... each of its own capture" sh -c "mpdump tw/tok/x.cap.tok | grep -q 'x.cap\"' && mpdump tw/tok/x.pcap.tok | grep -q 'x.pcap\"'"
+
 # A damaged capture: its job fails with 65 and halts the run; what ran
 # before it is done.
 mkdir -p dmg/good dmg/zbad

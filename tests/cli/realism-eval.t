@@ -220,6 +220,24 @@ like out '^  macro-F1 +0\.[0-9]{4}$' "its macro-F1"
 like out '^  label +train +test +precision +recall +f1$' "the per-class table"
 like out '^  confusion \(rows: true label' "the confusion matrix"
 
+# --features bytes: the nPrint-style vectors, K packets of N bytes and an
+# interval each (the vectors themselves: tests/unit/t-bytevec.c)
+exits_with 0 "--features bytes on the labelled examples" \
+	realism-eval --baseline --features bytes --split time --json --labels "$LABELS"
+like out '"feature_set":"bytes"' "the JSON names the feature set"
+is "$(val first_packets) $(val first_bytes) $(val features)" "8 96 776" \
+	"8 packets of 96 bytes by default: 776 features"
+ok "bytes: macro-F1 $(val macro_f1) far above chance (1/$n)" holds "$(val macro_f1)" 'x > 0.6'
+exits_with 0 "--first-packets 2 --first-bytes 10" \
+	realism-eval --baseline --features bytes --first-packets 2 --first-bytes 10 --split time --json --labels "$LABELS"
+is "$(val features)" 22 "2 x (10 + 1) features"
+exits_with 0 "the table names the byte features" \
+	realism-eval --baseline --features bytes --split time --labels "$LABELS"
+like out 'first 96 bytes of the first 8 packets, masked' "... K, N and the mask"
+exits_with 64 "--features bytes needs --baseline" realism-eval --features bytes tcp.pcap tcp.pcap
+exits_with 64 "--features other" realism-eval --baseline --features other --labels "$LABELS"
+exits_with 64 "--first-bytes 0" realism-eval --baseline --features bytes --first-bytes 0 --labels "$LABELS"
+
 # by capture: each label in one capture cannot be split so
 exits_with 65 "--split capture with one capture per label exits 65" \
 	realism-eval --baseline --labels "$LABELS"

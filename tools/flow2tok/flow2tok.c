@@ -27,7 +27,6 @@ static const char usage[] =
 	"  -h, --help          this help\n"
 	"  -V, --version       version and libraries\n";
 
-enum { MASK_MAC = 1, MASK_IP = 2, MASK_PORT = 4 };
 /* The smallest budget that still holds one byte of one packet and END. */
 #define MIN_MAX_TOKENS (TOK_PACKET_OVERHEAD + 2)
 
@@ -55,11 +54,11 @@ static unsigned parse_mask(const char *list)
 	char *copy = xstrdup(list), *save = NULL;
 	for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
 		if (strcmp(w, "mac") == 0)
-			mask |= MASK_MAC;
+			mask |= PKT_MASK_MAC;
 		else if (strcmp(w, "ip") == 0)
-			mask |= MASK_IP;
+			mask |= PKT_MASK_IP;
 		else if (strcmp(w, "port") == 0)
-			mask |= MASK_PORT;
+			mask |= PKT_MASK_PORT;
 		else
 			cli_usage_error(usage, "--mask: unknown field '%s' (mac, ip, port)", w);
 	}
@@ -117,16 +116,11 @@ static void mask_packet(uint16_t *w, size_t len, uint32_t linktype, const struct
 			unsigned mask)
 {
 	struct pkt_info pi;
+	struct pkt_span span[PKT_MASK_SPANS];
 	pkt_decode(linktype, p->data, p->caplen, &pi);
-	if (mask & MASK_MAC)
-		for (int i = 0; i < 2; i++)
-			zero_field(w, len, pi.l2_addr_off[i], pi.l2_addr_len[i]);
-	if ((mask & MASK_IP) && pi.ip_version) {
-		zero_field(w, len, pi.src_off, pi.addr_len);
-		zero_field(w, len, pi.dst_off, pi.addr_len);
-	}
-	if ((mask & MASK_PORT) && pi.has_ports)
-		zero_field(w, len, pi.port_off, 4);
+	int n = pkt_mask_spans(&pi, mask, span);
+	for (int i = 0; i < n; i++)
+		zero_field(w, len, span[i].off, span[i].len);
 }
 
 /* How many packets fit the budget, and the captured bytes kept of the first

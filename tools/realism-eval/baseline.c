@@ -14,6 +14,7 @@
 #include "intern.h"
 #include "realism.h"
 #include "splitfile.h"
+#include "../eval/bytevec.h"
 #include "../eval/features.h"
 #include "../eval/input.h"
 #include "json.h"
@@ -175,7 +176,10 @@ static void read_labelled(struct baseline *b, const struct options *o, struct pr
 				continue;
 			}
 			float *row = flowset_row(&b->set);
-			flow_vector(f, o->packets, o->ports, &acc, row);
+			if (o->byte_features)
+				byte_vector(f, o->first_packets, o->first_bytes, row);
+			else
+				flow_vector(f, o->packets, o->ports, &acc, row);
 			size_t r = b->set.n - 1;
 			if (e) {
 				grow((void **)&b->listed_test, &b->listed_test_cap, r + 1,
@@ -348,8 +352,13 @@ static void print_baseline(const struct baseline *b, const struct options *o)
 		kept += !b->dropped[l];
 	}
 	printf("baseline: supervised flow classification\n");
-	printf("  XGBoost, %d rounds of depth %d on %zu features (first %u packets, %s), seed %" PRIu64 "\n",
-	       o->rounds, o->depth, b->set.ncol, o->packets, o->ports ? "with ports" : "no ports", o->seed);
+	if (o->byte_features)
+		printf("  XGBoost, %d rounds of depth %d on %zu features (bytes: first %u bytes of the first "
+		       "%u packets, masked, and their intervals), seed %" PRIu64 "\n", o->rounds, o->depth,
+		       b->set.ncol, o->first_bytes, o->first_packets, o->seed);
+	else
+		printf("  XGBoost, %d rounds of depth %d on %zu features (first %u packets, %s), seed %" PRIu64 "\n",
+		       o->rounds, o->depth, b->set.ncol, o->packets, o->ports ? "with ports" : "no ports", o->seed);
 	printf("  %zu labels, %zu flows from %zu capture%s; split by %s: %zu to train, %zu to test ",
 	       kept, b->n_train + b->n_test, b->sources.n, b->sources.n == 1 ? "" : "s",
 	       o->split == SPLIT_FILE ? o->split_file : split_name(o), b->n_train, b->n_test);
@@ -400,6 +409,9 @@ static void print_baseline_json(const struct baseline *b, const struct options *
 	       o->ports ? "true" : "false", o->rounds, o->depth, b->sources.n, b->n_train + b->n_test,
 	       b->n_train, b->n_test, b->unlabelled);
 	json_number(stdout, f1, JSON_DIGITS);
+	if (o->byte_features)
+		printf(",\"feature_set\":\"bytes\",\"first_packets\":%u,\"first_bytes\":%u", o->first_packets,
+		       o->first_bytes);
 	fputs(",\"f1\":", stdout);
 	json_number(stdout, f1, JSON_DIGITS);
 	fputs(",\"accuracy\":", stdout);
@@ -466,7 +478,8 @@ int baseline(int argc, char **argv, const struct options *o)
 
 	if (o->split == SPLIT_FILE)
 		split_file_read(&b.split, o->split_file);
-	b.set.ncol = flow_vector_len(o->packets, o->ports);
+	b.set.ncol = o->byte_features ? byte_vector_len(o->first_packets, o->first_bytes)
+				      : flow_vector_len(o->packets, o->ports);
 	progress_init(&pr, o->quiet);
 	read_labelled(&b, o, &pr);
 	run_baseline(&b, o);

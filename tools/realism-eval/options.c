@@ -40,6 +40,11 @@ const char usage[] =
 	"      --split-file FILE    the flows and split of tokshard's split.tsv instead:\n"
 	"                           only the flows it lists (by source and id), its\n"
 	"                           train and test sides; its val flows are left out\n"
+	"      --features SET       stats: the feature vector above (default); bytes:\n"
+	"                           nPrint-style, the first bytes of the first packets,\n"
+	"                           masked as tgpt's input, and their time intervals\n"
+	"      --first-packets K    bytes: packets per flow (8)\n"
+	"      --first-bytes N      bytes: bytes per packet (96)\n"
 	"Definitions: realism-eval(1).\n";
 
 int parse_options(int argc, char **argv, struct options *o)
@@ -47,6 +52,9 @@ int parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "baseline", no_argument, NULL, OPT_BASELINE },
 		{ "depth", required_argument, NULL, 'd' },
+		{ "features", required_argument, NULL, OPT_FEATURES },
+		{ "first-bytes", required_argument, NULL, OPT_FIRST_BYTES },
+		{ "first-packets", required_argument, NULL, OPT_FIRST_PACKETS },
 		{ "folds", required_argument, NULL, OPT_FOLDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "idle-timeout", required_argument, NULL, 't' },
@@ -67,7 +75,7 @@ int parse_options(int argc, char **argv, struct options *o)
 	};
 	*o = (struct options){ .folds = 5, .rounds = 100, .depth = 6, .threads = 1, .packets = 20,
 				.seed = 1, .idle = 120, .test_share = 0.3, .eta = 0.3,
-				.split = SPLIT_CAPTURE };
+				.first_packets = 8, .first_bytes = 96, .split = SPLIT_CAPTURE };
 	int ch, own_split = 0;
 
 	while ((ch = cli_getopt(argc, argv, "d:hj:L:qr:t:V", longopts, usage)) != -1) {
@@ -133,6 +141,18 @@ int parse_options(int argc, char **argv, struct options *o)
 		case OPT_IP_LAYER:
 			o->ip_layer = 1;
 			break;
+		case OPT_FEATURES:
+			if (strcmp(optarg, "stats") == 0 || strcmp(optarg, "bytes") == 0)
+				o->byte_features = strcmp(optarg, "bytes") == 0;
+			else
+				cli_usage_error(usage, "--features: stats or bytes, not '%s'", optarg);
+			break;
+		case OPT_FIRST_PACKETS:
+			o->first_packets = (unsigned)opt_u64(usage, "--first-packets", optarg, 1, 1000);
+			break;
+		case OPT_FIRST_BYTES:
+			o->first_bytes = (unsigned)opt_u64(usage, "--first-bytes", optarg, 1, 65535);
+			break;
 		default:
 			cli_usage_error(usage, "unknown option");
 		}
@@ -145,5 +165,7 @@ int parse_options(int argc, char **argv, struct options *o)
 		o->split = SPLIT_FILE;
 	if (o->labels && !o->baseline)
 		cli_usage_error(usage, "--labels goes with --baseline");
+	if (o->byte_features && !o->baseline)
+		cli_usage_error(usage, "--features bytes goes with --baseline");
 	return optind;
 }

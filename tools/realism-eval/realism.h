@@ -16,13 +16,16 @@ extern const char usage[];
 
 /* Options without a letter (a short letter means one thing in every tool). */
 enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE, OPT_BASELINE, OPT_FOLDS, OPT_JSON,
-	OPT_PACKETS, OPT_PORTS, OPT_SEED, OPT_IP_LAYER };
+	OPT_PACKETS, OPT_PORTS, OPT_SEED, OPT_IP_LAYER, OPT_FEATURES, OPT_FIRST_PACKETS,
+	OPT_FIRST_BYTES };
 enum split_mode { SPLIT_CAPTURE, SPLIT_TIME, SPLIT_FILE };
 
 struct options {
 	int baseline, json, quiet, ports, ip_layer;
 	int folds, rounds, depth, threads;
 	unsigned packets;
+	int byte_features;             /* --features bytes */
+	unsigned first_packets, first_bytes;
 	uint64_t seed;
 	double idle, test_share, eta;
 	enum split_mode split;
