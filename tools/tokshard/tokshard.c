@@ -2,8 +2,8 @@
  * files that tgpt-train maps (tgpt-shard(5)). Flows are split by capture (or
  * flow by flow), stratified by label with a seeded shuffle, and cut or
  * windowed at packet boundaries to fit the model's context. Flows can be
- * selected first: labelled ones only, a few per capture and label, labels
- * with enough flows. */
+ * selected first: no duplicates, labelled ones only, a few per capture and
+ * label, labels with enough flows. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -20,7 +20,7 @@
 
 static const char usage[] =
 	"usage: tokshard -o DIR [-q] [--context N] [--group source|flow] [--long cut|window|drop]\n"
-	"                [--seed N] [--split TRAIN/VAL/TEST] [--labelled-only]\n"
+	"                [--seed N] [--split TRAIN/VAL/TEST] [--dedup] [--labelled-only]\n"
 	"                [--max-flows-per-source-label N] [--min-label-flows N] [FILE ...]\n"
 	"       tokshard --dump SHARD ...\n"
 	"Reads token records (flow2tok) from FILEs or stdin ('-'), splits the flows\n"
@@ -38,6 +38,8 @@ static const char usage[] =
 	"      --seed N          seed of the shuffle that assigns groups (default 1)\n"
 	"      --split A/B/C     whole-number shares of train/val/test (default 98/1/1)\n"
 	"Selection, in this order, before the split:\n"
+	"      --dedup           leave out a flow whose tokens are those of a flow read\n"
+	"                        before (the same traffic in two captures)\n"
 	"      --labelled-only   leave out the flows without a label\n"
 	"      --max-flows-per-source-label N\n"
 	"                        keep at most N flows of one label from one source\n"
@@ -62,6 +64,7 @@ struct options {
 	uint64_t seed;
 	uint64_t max_per_source_label; /* 0: no cap */
 	uint64_t min_label_flows;      /* 0: every label */
+	int dedup;
 	int labelled_only;
 	int quiet, dump;
 };
@@ -183,6 +186,7 @@ struct dataset {
 	FILE *spill;      /* tokens of every item, in input order, little-endian */
 	const char *dir;  /* where the spill file is, for messages */
 	struct strtab labels, keys, sources;
+	struct strtab seen;     /* --dedup: a 128-bit digest of every flow kept */
 	uint32_t *group_of_key; /* key id -> group; every key has one */
 	size_t group_of_key_cap, n_keyed;
 	struct group *groups;
@@ -201,7 +205,7 @@ struct dataset {
 	size_t keybuf_cap;
 	uint64_t read, tokens_read, tokens_kept;
 	uint64_t empty, cut, windowed, dropped, unsourced;
-	uint64_t unlabelled_out, over_cap, rare_flows, rare_labels; /* the selection */
+	uint64_t duplicates, unlabelled_out, over_cap, rare_flows, rare_labels; /* the selection */
 };
 
 /* The group of a record under --group; made on first sight. */
@@ -353,11 +357,33 @@ static const char *record_problem(const struct tok_rec *t, const struct dataset 
 	return NULL;
 }
 
+/* --dedup: 1 when a flow of the same tokens was read before (two
+ * independent 64-bit hashes of them stand for the tokens: a false match
+ * wants a collision of both). */
+static int seen_before(struct dataset *d, const struct tok_rec *t)
+{
+	size_t n = 2 * t->n_tokens;
+	uint64_t digest[2] = { fnv1a(t->tokens_le, n), n };
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t w = 0;
+		memcpy(&w, t->tokens_le + i, n - i < 8 ? n - i : 8);
+		digest[1] = mix64(digest[1] ^ w) + i;
+	}
+	size_t before = d->seen.n;
+	strtab_intern(&d->seen, (const char *)digest, sizeof digest);
+	return d->seen.n == before;
+}
+
 static void add_record(struct dataset *d, const struct tok_rec *t, const struct options *o)
 {
 	d->tokens_read += t->n_tokens;
 	if (!has_packet(t)) {
 		d->empty++;
+		d->read++;
+		return;
+	}
+	if (o->dedup && seen_before(d, t)) {
+		d->duplicates++;
 		d->read++;
 		return;
 	}
@@ -1074,6 +1100,9 @@ static void summary(const struct dataset *d, const struct options *o)
 	if (d->dropped)
 		warnx("%" PRIu64 " flows longer than the context of %u dropped", d->dropped,
 		      o->context);
+	if (d->duplicates)
+		warnx("%" PRIu64 " flows left out: the same tokens as a flow before (--dedup)",
+		      d->duplicates);
 	if (d->unlabelled_out)
 		warnx("%" PRIu64 " flows without a label left out (--labelled-only)", d->unlabelled_out);
 	if (d->over_cap)
@@ -1169,7 +1198,7 @@ static int pick(const char *opt, const char *arg, const char *const names[], int
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CONTEXT = 256, OPT_DUMP, OPT_GROUP, OPT_LONG, OPT_SEED, OPT_SPLIT,
-	       OPT_LABELLED_ONLY, OPT_MAX_PER_SOURCE_LABEL, OPT_MIN_LABEL_FLOWS };
+	       OPT_DEDUP, OPT_LABELLED_ONLY, OPT_MAX_PER_SOURCE_LABEL, OPT_MIN_LABEL_FLOWS };
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "context", required_argument, NULL, OPT_CONTEXT },
@@ -1178,6 +1207,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "long", required_argument, NULL, OPT_LONG },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "split", required_argument, NULL, OPT_SPLIT },
+		{ "dedup", no_argument, NULL, OPT_DEDUP },
 		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
 		{ "max-flows-per-source-label", required_argument, NULL, OPT_MAX_PER_SOURCE_LABEL },
 		{ "min-label-flows", required_argument, NULL, OPT_MIN_LABEL_FLOWS },
@@ -1203,6 +1233,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_LONG: o->long_mode = (enum shard_long)pick("--long", optarg, shard_long_names, 3); break;
 		case OPT_SEED: o->seed = opt_u64(usage, "--seed", optarg, 0, UINT64_MAX); break;
 		case OPT_SPLIT: parse_split(optarg, o->share); break;
+		case OPT_DEDUP: o->dedup = 1; break;
 		case OPT_LABELLED_ONLY: o->labelled_only = 1; break;
 		case OPT_MAX_PER_SOURCE_LABEL:
 			o->max_per_source_label = opt_u64(usage, "--max-flows-per-source-label", optarg, 1,
@@ -1247,6 +1278,7 @@ static void dataset_free(struct dataset *d)
 	strtab_free(&d->labels);
 	strtab_free(&d->keys);
 	strtab_free(&d->sources);
+	strtab_free(&d->seen);
 	free(d->label_dropped);
 	free(d->label_flows);
 	free(d->group_of_key);
