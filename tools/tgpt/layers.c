@@ -1,5 +1,5 @@
 /* layers.c: the pointwise and dense layers of the tgpt model (sgemm wrapper,
- * linear, LayerNorm, GELU/GLU, token shift, embeddings, cross-entropy), each
+ * linear, LayerNorm, GELU/GLU, dropout, token shift, embeddings, cross-entropy), each
  * a forward/backward pair; the attention layers are in attention.c. */
 #include <blis.h>
 #include <math.h>
@@ -234,6 +234,51 @@ void glu_backward(float *dinp, const float *inp, const float *dout, int N, int F
 			da[i] = d[i] * b[i] * dga;
 		}
 	}
+}
+
+/* ------------------------------------------------------------------ dropout */
+
+/* splitmix64's finaliser: every input bit reaches every output bit */
+static inline uint64_t drop_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+uint64_t dropout_key(uint64_t seed, uint64_t pass, int layer, int site)
+{
+	uint64_t where = ((uint64_t)(uint32_t)layer << 8 | ((uint32_t)site & 0xff)) + 1;
+	return drop_mix(seed ^ drop_mix(pass + 0x9e3779b97f4a7c15ull * drop_mix(where)));
+}
+
+/* An element is dropped when the top 24 bits of its hash fall below this. */
+static uint32_t drop_threshold(float p)
+{
+	double t = (double)p * 16777216.0;
+	return t <= 0 ? 0 : t >= 16777216.0 ? 16777216u : (uint32_t)t;
+}
+
+double dropout_rate(float p)
+{
+	return drop_threshold(p) / 16777216.0;
+}
+
+void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t key, uint64_t idx0)
+{
+	uint32_t t = drop_threshold(p);
+	float keep = 1.0f / (1.0f - (float)dropout_rate(p));
+	PAR_FOR(n)
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = drop_mix(key + 0x9e3779b97f4a7c15ull * (idx0 + i));
+		out[i] = (uint32_t)(h >> 40) < t ? 0.0f : inp[i] * keep;
+	}
+}
+
+void dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t key,
+	uint64_t idx0)
+{
+	dropout_forward(dinp, dout, n, p, key, idx0);	/* d(m x / (1-p)) = m / (1-p) */
 }
 
 /* ------------------------------------------------------------------ token shift */

@@ -61,6 +61,10 @@ static const char usage[] =
 	"      --beta1 X  --beta2 X  --eps X  --weight-decay X\n"
 	"                        AdamW (default 0.9, 0.95, 1e-8, 0.1)\n"
 	"      --clip X          clip the gradient norm to X, 0 = never (default 1)\n"
+	"      --attn-dropout P  dropout on the attention output (default 0)\n"
+	"      --resid-dropout P dropout on each block's output before the residual\n"
+	"                        stream (default 0)\n"
+	"      --dropout P       both (the paper: 0.1); never in validation\n"
 	"      --seed N          seed of the initialisation and data order (default 1)\n"
 	"      --random-data     random tokens, no shards (for benchmarks)\n"
 	"      --finetune FILE   start from the model and parameters in FILE (fresh\n"
@@ -164,6 +168,7 @@ struct train {
 	uint64_t mode, window_tokens, label_tokens, balance;
 	uint64_t best_step;    /* the step of the best validation macro-F1, 0: none */
 	double best_val_f1, best_val_acc;
+	double attn_dropout, resid_dropout;
 };
 
 enum field_kind { TF_U64, TF_DBL, TF_ENUM };
@@ -172,24 +177,27 @@ static const struct train_field {
 	size_t off;
 	enum field_kind kind;
 	const char *const *names;  /* TF_ENUM: the values' names */
-	int optional;              /* absent from older checkpoints: 0; 2: a classifier's only */
+	int optional;              /* absent from older checkpoints: 0; 2: a classifier's only;
+	                              3: written only when not 0 */
 } train_fields[] = {
 #define U(f) { #f, offsetof(struct train, f), TF_U64, NULL, 0 }
 #define D(f) { #f, offsetof(struct train, f), TF_DBL, NULL, 0 }
 #define OU(f) { #f, offsetof(struct train, f), TF_U64, NULL, 2 }
 #define OD(f) { #f, offsetof(struct train, f), TF_DBL, NULL, 2 }
 #define OE(f, names, opt) { #f, offsetof(struct train, f), TF_ENUM, names, opt }
+#define ND(f) { #f, offsetof(struct train, f), TF_DBL, NULL, 3 }
 	U(step), U(steps), U(batch), U(context), U(accum), U(seed), U(threads),
 	D(lr), D(min_lr), U(warmup), D(beta1), D(beta2), D(eps), D(weight_decay), D(clip),
 	U(ckpt_every), U(eval_every), U(eval_batches), U(random_data),
 	U(epoch), U(cursor), U(data_seed), U(data_flows), U(data_tokens), U(rng), U(tokens),
 	OE(mode, mode_names, 1), OU(window_tokens), OU(label_tokens), OE(balance, balance_names, 2),
-	OU(best_step), OD(best_val_f1), OD(best_val_acc),
+	OU(best_step), OD(best_val_f1), OD(best_val_acc), ND(attn_dropout), ND(resid_dropout),
 #undef U
 #undef D
 #undef OU
 #undef OD
 #undef OE
+#undef ND
 };
 #define N_TRAIN_FIELDS (sizeof train_fields / sizeof train_fields[0])
 
@@ -197,7 +205,8 @@ static const struct train_field {
 enum { O_PRESET = 256, O_CONTEXT, O_STEPS, O_BATCH, O_ACCUM, O_LR, O_MIN_LR, O_WARMUP,
 	O_BETA1, O_BETA2, O_EPS, O_WD, O_CLIP, O_SEED, O_RANDOM, O_CKPT_EVERY, O_RESUME,
 	O_STOP_AFTER, O_METRICS, O_EVAL_EVERY, O_EVAL_BATCHES, O_INFO, O_THREADS,
-	O_LABELS, O_FINETUNE, O_WINDOW_TOKENS, O_LABEL_TOKENS, O_BALANCE, O_CONDITIONAL, O_END,
+	O_LABELS, O_FINETUNE, O_WINDOW_TOKENS, O_LABEL_TOKENS, O_BALANCE, O_CONDITIONAL,
+	O_ATTN_DROPOUT, O_RESID_DROPOUT, O_DROPOUT, O_END,
 	O_MODEL = 400, O_NO = 500 };
 
 struct options {
@@ -239,6 +248,9 @@ static const struct option longopts[] = {
 	{ "eps", required_argument, NULL, O_EPS },
 	{ "weight-decay", required_argument, NULL, O_WD },
 	{ "clip", required_argument, NULL, O_CLIP },
+	{ "attn-dropout", required_argument, NULL, O_ATTN_DROPOUT },
+	{ "resid-dropout", required_argument, NULL, O_RESID_DROPOUT },
+	{ "dropout", required_argument, NULL, O_DROPOUT },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "random-data", no_argument, NULL, O_RANDOM },
 	{ "output", required_argument, NULL, 'o' },
@@ -327,6 +339,12 @@ static void set_train_opt(struct options *o, int id, const char *arg)
 	case O_EPS: t->eps = opt_real(id, arg, 0, 1); break;
 	case O_WD: t->weight_decay = opt_real(id, arg, 0, 10); break;
 	case O_CLIP: t->clip = opt_real(id, arg, 0, 1e9); break;
+	case O_ATTN_DROPOUT: t->attn_dropout = opt_real(id, arg, 0, 0.9); break;
+	case O_RESID_DROPOUT: t->resid_dropout = opt_real(id, arg, 0, 0.9); break;
+	case O_DROPOUT:	/* both, as if each were given */
+		t->attn_dropout = t->resid_dropout = opt_real(id, arg, 0, 0.9);
+		o->given[O_ATTN_DROPOUT] = o->given[O_RESID_DROPOUT] = 1;
+		break;
 	case O_SEED: t->seed = opt_num(id, arg, 0, UINT64_MAX); break;
 	case O_RANDOM: t->random_data = 1; break;
 	case O_CKPT_EVERY: t->ckpt_every = opt_num(id, arg, 0, MAX_STEPS); break;
@@ -719,6 +737,7 @@ struct run {
 	double timed_s;           /* steps timed for tokens/s ... */
 	uint64_t timed_tokens;    /* ... and their tokens */
 	uint64_t run_steps;       /* steps of this invocation */
+	uint64_t step_passes;     /* training passes so far in this step (dropout) */
 	/* a classifier (t.mode MODE_FINETUNE) */
 	int classify;
 	struct ckpt_labels map;   /* its labels and their tokens (also a conditional model's) */
@@ -781,6 +800,8 @@ static void train_text(const struct train *t, struct ckpt_text *txt)
 		char v[32];
 		if (train_fields[i].optional == 2 && t->mode != MODE_FINETUNE)
 			continue;
+		if (train_fields[i].optional == 3 && *(const double *)p == 0)
+			continue;	/* so runs without it write what they did before */
 		if (train_fields[i].kind == TF_DBL)
 			ckpt_text_add(txt, train_fields[i].key, "%s",
 				ckpt_real(v, sizeof v, *(const double *)p, 0));
@@ -829,7 +850,9 @@ static int read_train(struct ckpt *ck, struct train *t, char *err, size_t errlen
 		(t->cursor > t->data_flows) || t->best_step > t->step ||
 		(t->mode == MODE_FINETUNE && (t->window_tokens < 1 || t->window_tokens > MAX_WINDOW ||
 		t->label_tokens < 1 || t->label_tokens > 2 ||
-		t->context != t->window_tokens + t->label_tokens))) {
+		t->context != t->window_tokens + t->label_tokens)) ||
+		!(t->attn_dropout >= 0 && t->attn_dropout <= 0.9) ||
+		!(t->resid_dropout >= 0 && t->resid_dropout <= 0.9)) {
 		snprintf(msg, sizeof msg, "section train: values out of range");
 		goto bad;
 	}
@@ -868,6 +891,7 @@ static double batch_pass(struct model *m, const int *tok, const int *tgt, int B,
 		total += tgt[i] != m->c.pad_id;
 	if (n == 0 || total == 0)
 		return 0;
+	m->drop.row0 = (uint64_t)lo;	/* the masks of these rows in the whole batch */
 	float loss = model_forward(m, tok + (size_t)lo * T, tgt + (size_t)lo * T, n, T);
 	double share = (double)loss * m->n_valid / (double)total;
 	m->n_valid = (int)total;	/* model_backward scales by 1 / n_valid */
@@ -1015,6 +1039,18 @@ static int by_label(const void *a, const void *b)
 	return (x->row > y->row) - (x->row < y->row);
 }
 
+/* Dropout for the next training pass (one per micro-batch, or per label
+ * group of --balance weight): the run's rates, a mask seed of its own, and
+ * the pass's place in the run, so a resumed run draws the same masks.
+ * train_step turns it off after its passes: validation runs without. */
+static void dropout_on(struct run *r)
+{
+	r->m.drop = (struct model_dropout){
+		.attn = (float)r->t.attn_dropout, .resid = (float)r->t.resid_dropout,
+		.seed = derive_seed(r->t.seed, 3), .pass = r->t.step << 32 | r->step_passes++,
+	};
+}
+
 /* Forward and backward of B classifier rows (r->bflow ...); returns the
  * loss and adds the tokens the pass took to *tokens. */
 static float classifier_pass(struct run *r, const uint16_t *const *flow, const size_t *len,
@@ -1022,6 +1058,7 @@ static float classifier_pass(struct run *r, const uint16_t *const *flow, const s
 {
 	struct model *m = &r->m;
 	int T = clf_batch(&r->map, m->c.pad_id, flow, len, label, B, r->tok, r->tgt);
+	dropout_on(r);
 	double loss = batch_pass(m, r->tok, r->tgt, B, T);
 	*tokens += (uint64_t)B * (uint64_t)T;
 	return (float)loss;
@@ -1147,6 +1184,7 @@ static float train_step(struct run *r, float *grad_norm, double *lr, uint64_t *t
 	int B = (int)r->t.batch, T = (int)r->t.context;
 	double loss = 0;
 	*tokens = 0;
+	r->step_passes = 0;
 	model_zero_grad(m);
 	for (uint64_t a = 0; a < r->t.accum; a++) {
 		if (r->classify) {
@@ -1157,9 +1195,11 @@ static float train_step(struct run *r, float *grad_norm, double *lr, uint64_t *t
 			random_batch(&r->t.rng, r->tok, r->tgt, B, T, m->c.vocab);
 		else
 			shard_batch(&r->train, r->tok, r->tgt, B, T, m->c.pad_id);
+		dropout_on(r);
 		loss += batch_pass(m, r->tok, r->tgt, B, T);
 		*tokens += (uint64_t)B * (uint64_t)T;
 	}
+	m->drop = (struct model_dropout){ 0 };
 	if (dist_size() > 1) {	/* the ranks' shares: the same sums everywhere */
 		dist_sum_floats(m->grads_mem, m->n_params);
 		dist_sum_doubles(&loss, 1);
@@ -1501,6 +1541,8 @@ static void fresh_train(struct run *r)
 	t->eps = o->given[O_EPS] ? g->eps : 1e-8;
 	t->weight_decay = o->given[O_WD] ? g->weight_decay : 0.1;
 	t->clip = o->given[O_CLIP] ? g->clip : 1.0;
+	t->attn_dropout = o->given[O_ATTN_DROPOUT] ? g->attn_dropout : 0.0;
+	t->resid_dropout = o->given[O_RESID_DROPOUT] ? g->resid_dropout : 0.0;
 	t->seed = o->given[O_SEED] ? g->seed : 1;
 	t->ckpt_every = o->given[O_CKPT_EVERY] ? g->ckpt_every : 1000;
 	t->eval_every = o->given[O_EVAL_EVERY] ? g->eval_every : r->classify ? 100 : 1000;
@@ -1603,6 +1645,8 @@ static void apply_overrides(struct run *r)
 		{ O_BETA1, offsetof(struct train, beta1) }, { O_BETA2, offsetof(struct train, beta2) },
 		{ O_EPS, offsetof(struct train, eps) }, { O_WD, offsetof(struct train, weight_decay) },
 		{ O_CLIP, offsetof(struct train, clip) },
+		{ O_ATTN_DROPOUT, offsetof(struct train, attn_dropout) },
+		{ O_RESID_DROPOUT, offsetof(struct train, resid_dropout) },
 		{ O_CKPT_EVERY, offsetof(struct train, ckpt_every) },
 		{ O_EVAL_EVERY, offsetof(struct train, eval_every) },
 		{ O_EVAL_BATCHES, offsetof(struct train, eval_batches) },
@@ -1808,8 +1852,11 @@ static void summary(const struct run *r)
 	if (r->conditional)
 		fprintf(stderr, ", class-conditional on %u labels (%u token%s each)", r->map.n - 1,
 			r->map.k, r->map.k == 1 ? "" : "s");
-	fprintf(stderr, ", batch %" PRIu64 " x %" PRIu64 ", %" PRIu64 " thread%s", t->batch,
-		t->accum, t->threads, t->threads == 1 ? "" : "s");
+	fprintf(stderr, ", batch %" PRIu64 " x %" PRIu64, t->batch, t->accum);
+	if (t->attn_dropout > 0 || t->resid_dropout > 0)
+		fprintf(stderr, ", dropout %g (attention) %g (residual)", t->attn_dropout,
+			t->resid_dropout);
+	fprintf(stderr, ", %" PRIu64 " thread%s", t->threads, t->threads == 1 ? "" : "s");
 	if (dist_size() > 1)
 		fprintf(stderr, " on each of %d ranks", dist_size());
 	fprintf(stderr, "; ");
