@@ -643,7 +643,7 @@ static void test_dropout(void)
 	snprintf(what, sizeof what, "dropout 0.1 zeroes %.4f of 200,000 (within 5 sigma of %.4f)",
 		rate, dropout_rate(p));
 	ok(fabs(rate - dropout_rate(p)) < 5 * sigma, what);
-	ok(fabs(dropout_rate(p) - p) < 1e-7, "dropout_rate is p to 2^-24");
+	ok(fabs(dropout_rate(p) - p) <= 0x1p-16, "dropout_rate is p to 2^-16");
 	ok(scaled, "dropout keeps the other elements scaled by 1/(1-p)");
 
 	size_t runs = 0, longest = 0;	/* the mask is no pattern: runs of drops as a coin's */

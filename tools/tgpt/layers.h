@@ -66,7 +66,7 @@ uint64_t dropout_key(uint64_t seed, uint64_t pass, int layer, int site);
 void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t key, uint64_t idx0);
 void dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t key,
 	uint64_t idx0);
-/* The share of elements dropout_forward zeroes for p (p to 2^-24). */
+/* The share of elements dropout_forward zeroes for p (p to 2^-16). */
 double dropout_rate(float p);
 
 /* Token shift: out (B,T,C) = inp with the first C/2 channels of each position
