@@ -16,18 +16,10 @@
 #      boundary, at most PER_CAPTURE flows of one capture, validation split
 #      by capture -> tgpt-train
 
-SHELL := bash
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 .DEFAULT_GOAL := model
-.SHELLFLAGS := -eu -o pipefail -c
-.DELETE_ON_ERROR:
-.SECONDARY:
-.SUFFIXES:
-MAKEFLAGS += --no-builtin-rules
-
-TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
 OUT ?= exp/pretrained
 CORPUS ?= $(abspath $(TOP)/../shared/data)
-export PATH := $(TOP)/bin:$(PATH)
 
 # ---------------------------------------------------------------- the recipe
 # The data. Sources: nDPI's test captures, every folder of the unlabelled
@@ -59,19 +51,13 @@ DROPOUT ?= 0.1
 CKPT_EVERY ?= 250
 EVAL_EVERY ?= 500
 
-# Each step depends only on the settings it uses: a file per group holds
-# their values, rewritten only when they change (as in experiment.mk).
+# Each step depends only on the settings it uses (common.mk's cfg_rule).
 CFG_DATA := $(SOURCES) $(FLOW_CAP) $(PER_CAPTURE) $(SPLIT) $(SEED)
 CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(ACCUM) $(STEPS) $(LR) $(MIN_LR) $(WARMUP) \
 	$(DROPOUT) $(SEED)
-define cfg_rule
-$(OUT)/cfg/$(1): FORCE
-	@mkdir -p $$(@D); v='$(2)'; [ "$$$$(cat $$@ 2>/dev/null)" = "$$$$v" ] || echo "$$$$v" > $$@
-endef
-$(eval $(call cfg_rule,data,$(CFG_DATA)))
-$(eval $(call cfg_rule,train,$(CFG_TRAIN)))
-.PHONY: FORCE model shards info
-FORCE:
+$(eval $(call cfg_rule,$(OUT)/cfg/data,$(CFG_DATA)))
+$(eval $(call cfg_rule,$(OUT)/cfg/train,$(CFG_TRAIN)))
+.PHONY: model shards info
 model: $(OUT)/model.ckpt
 shards: $(OUT)/shards/.done
 
