@@ -1,7 +1,7 @@
 /* hash.h: the two small hashes every part of tgpt writes the same way:
  * splitmix64, a seeded generator that gives the same numbers on every
- * machine (model initialisation, data order, sampling, shuffles), and
- * FNV-1a over bytes (string tables, seeds from names). Header-only, so the
+ * machine (model initialisation, data order, sampling, shuffles), its
+ * finaliser as a counter-based hash (dropout's masks), and FNV-1a over bytes (string tables, seeds from names). Header-only, so the
  * model core needs no library for them. (The mix of hash_words, for keys of
  * whole words, is bytes.h's.) */
 #ifndef TGPT_HASH_H
@@ -10,13 +10,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The next number of the sequence seeded by *state. */
-static inline uint64_t splitmix64(uint64_t *state)
+#define SPLITMIX64_GAMMA 0x9e3779b97f4a7c15ull
+
+/* splitmix64's finaliser: every input bit reaches every output bit, so
+ * z = key + SPLITMIX64_GAMMA * i hashes counter i of a key. */
+static inline uint64_t splitmix64_mix(uint64_t z)
 {
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
+}
+
+/* The next number of the sequence seeded by *state. */
+static inline uint64_t splitmix64(uint64_t *state)
+{
+	return splitmix64_mix(*state += SPLITMIX64_GAMMA);
 }
 
 /* Uniform in [0, n), n > 0: rejection keeps it free of modulo bias. */

@@ -15,18 +15,10 @@
 # that step and those after it. Intermediates are kept; a failed step leaves
 # no half-written file.
 
-SHELL := bash
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 .DEFAULT_GOAL := all
-.SHELLFLAGS := -eu -o pipefail -c
-.DELETE_ON_ERROR:
-.SECONDARY:
-.SUFFIXES:
-MAKEFLAGS += --no-builtin-rules
-
-TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
 EXP ?= exp/default
 CONFIG ?= $(TOP)/pipelines/experiment.conf
-export PATH := $(TOP)/bin:$(PATH)
 
 # The experiment's own copy of its configuration: what the outputs depend on.
 $(EXP)/config.mk: | $(EXP)/.dir
@@ -100,19 +92,13 @@ COND := $(filter 1,$(CONDITIONAL))
 CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(LR) $(STEPS) $(SEED) $(JOBS)$(if $(COND), conditional)
 CFG_FT := $(FT_STEPS) $(FT_WINDOW) $(FT_LR) $(SEED) $(JOBS)
 CFG_GEN := $(GEN_N) $(GEN_MAX_TOKENS) $(TOP_K) $(PROMPT_PACKETS) $(SEED)$(if $(COND), conditional)
-define cfg_rule
-$(EXP)/cfg/$(1): FORCE | $(EXP)/.dir
-	@mkdir -p $$(@D); v='$(2)'; [ "$$$$(cat $$@ 2>/dev/null)" = "$$$$v" ] || echo "$$$$v" > $$@
-endef
-$(eval $(call cfg_rule,data,$(CFG_DATA)))
-$(eval $(call cfg_rule,select,$(CFG_SELECT)))
-$(eval $(call cfg_rule,baseline,$(CFG_BASELINE)))
-$(eval $(call cfg_rule,train,$(CFG_TRAIN)))
-$(eval $(call cfg_rule,ft,$(CFG_FT)))
-$(eval $(call cfg_rule,gen,$(CFG_GEN)))
-$(eval $(call cfg_rule,test,$(CFG_TEST)))
-.PHONY: FORCE
-FORCE:
+$(eval $(call cfg_rule,$(EXP)/cfg/data,$(CFG_DATA)))
+$(eval $(call cfg_rule,$(EXP)/cfg/select,$(CFG_SELECT)))
+$(eval $(call cfg_rule,$(EXP)/cfg/baseline,$(CFG_BASELINE)))
+$(eval $(call cfg_rule,$(EXP)/cfg/train,$(CFG_TRAIN)))
+$(eval $(call cfg_rule,$(EXP)/cfg/ft,$(CFG_FT)))
+$(eval $(call cfg_rule,$(EXP)/cfg/gen,$(CFG_GEN)))
+$(eval $(call cfg_rule,$(EXP)/cfg/test,$(CFG_TEST)))
 
 .PHONY: all report classification clean-model
 all: report

@@ -4,7 +4,8 @@
 # flows (mkpcap | pcap2flow | flow2tok | tokshard); a resumed run giving the
 # same losses and checkpoint as an uninterrupted one; damaged and conflicting
 # checkpoints refused; SIGTERM and SIGINT saving a checkpoint; validation;
-# --random-data and its tokens/s line.
+# dropout (off by default, resumed, never in validation); --random-data and
+# its tokens/s line.
 . "$TGPT_TOP/tests/lib.sh"
 
 need_tools tgpt-train tokshard pcap2flow flow2tok mkpcap
@@ -226,6 +227,36 @@ like err 'step 3: val_loss' "and reported on stderr"
 exits_with 0 "without val.shard there is no validation" tgpt-train "${TINY[@]}" --steps 2 \
 	--eval-every 1 -o n.ckpt all
 like err 'no validation' "which it says"
+
+# ------------------------------------------------------------ dropout
+exits_with 0 "--dropout 0 runs" tgpt-train "${TINY[@]}" --steps 20 --dropout 0 -o d0.ckpt all
+ok "and writes the very checkpoint of a run without the option" cmp a.ckpt d0.ckpt
+exits_with 0 "20 steps with dropout 0.1" tgpt-train "${TINY[@]}" --steps 20 --dropout 0.1 \
+	-o da.ckpt --metrics da.tsv all
+losses da.tsv | cut -d' ' -f2 > da.loss
+losses a.tsv | cut -d' ' -f2 > a.loss
+ok "train on other losses than without dropout" test "$(cat da.loss)" != "$(cat a.loss)"
+is "$(ckpt_key da.ckpt attn_dropout) $(ckpt_key da.ckpt resid_dropout)" "0.1 0.1" \
+	"the checkpoint's train section records both rates"
+is "$(ckpt_key a.ckpt attn_dropout)" "" "a run without dropout records none (as before)"
+exits_with 0 "the same run stopped after 7 steps, with -j 2" tgpt-train "${TINY1[@]}" -j 2 \
+	--steps 20 --dropout 0.1 --stop-after 7 -o db.ckpt --metrics db.tsv all
+exits_with 0 "--resume continues it with its dropout" tgpt-train --resume db.ckpt -j 1 \
+	--metrics db.tsv all
+is "$(losses db.tsv)" "$(losses da.tsv)" "the same losses as straight (masks of no stored state)"
+ok "and the same parameters and moments" \
+	bash -c "diff <(tgpt-train --info da.ckpt | grep -v '^file\|^threads\|section train') \
+	<(tgpt-train --info db.ckpt | grep -v '^file\|^threads\|section train')"
+# At learning rate 0 the parameters stay put: validation without dropout
+# then gives the same loss whatever the rate, training does not.
+for p in 0 0.5; do
+	tgpt-train "${TINY[@]}" --steps 3 --lr 0 --eval-every 3 --eval-batches 2 --dropout $p \
+		-o dv.ckpt --metrics dv$p.tsv sv 2>/dev/null
+done
+is "$(awk -F'\t' 'NR == 4 { print $6 }' dv0.5.tsv)" "$(awk -F'\t' 'NR == 4 { print $6 }' dv0.tsv)" \
+	"validation runs without dropout"
+ok "while training does" test "$(cut -f2 dv0.tsv)" != "$(cut -f2 dv0.5.tsv)"
+exits_with 64 "a rate above 0.9 exits 64" tgpt-train "${TINY[@]}" --dropout 1 -o x.ckpt all
 
 # ------------------------------------------------------------ random data
 exits_with 0 "--random-data needs no shards" tgpt-train --preset tiny --random-data --steps 3 -j 1 -q

@@ -278,6 +278,26 @@ is "$(field sw/train.shard flows)" 6 "two flows kept, three windows each"
 is "$(stored sw/train.shard | awk '{ print $2 }' | uniq | tr '\n' ' ')" \
    "$(listed sw train | awk '{ print $2 }' | tr '\n' ' ')" "the windows are those of the flows listed, in order"
 
+# --dedup: a flow whose tokens came before is left out (the first stays),
+# before the cap per source, which then draws among the others. dup.tok:
+# d1.pcap has flows of payload 0..9; d2.pcap repeats 5..9 and adds 10..14;
+# flow 20 of d1 repeats 0 with another time token, so it is not the same.
+awk 'BEGIN { print "hdr tgpt.tok"
+	for (i = 0; i < 10; i++) printf "tok id=%d source=d1.pcap : S 1 d0 x%04x E\n", i, i
+	printf "tok id=20 source=d1.pcap : S 1 d0.5 x0000 E\n"
+	for (i = 5; i < 15; i++) printf "tok id=%d source=d2.pcap : S 1 d0 x%04x E\n", i + 100, i
+}' | mkrec > dup.tok
+exits_with 0 "--dedup" tokshard -o dd --split 1/0/0 --dedup dup.tok
+is "$(listed dd train | awk '{ print $1 ":" $2 }' | tr '\n' ' ')" \
+   "d1.pcap:0 d1.pcap:1 d1.pcap:2 d1.pcap:3 d1.pcap:4 d1.pcap:5 d1.pcap:6 d1.pcap:7 d1.pcap:8 d1.pcap:9 d1.pcap:20 d2.pcap:110 d2.pcap:111 d2.pcap:112 d2.pcap:113 d2.pcap:114 " \
+   "leaves out d2's copies of d1's flows, keeps the first of each"
+like err '^tokshard: 5 flows left out: the same tokens as a flow before \(--dedup\)' "and counts them"
+exits_with 0 "without --dedup" tokshard -o nd --split 1/0/0 dup.tok
+is "$(grep -vc '^#' nd/split.tsv)" 21 "every flow stays"
+tokshard -q -o ddc --split 1/0/0 --dedup --max-flows-per-source-label 3 dup.tok
+is "$(listed ddc train | awk '$1 == "d2.pcap" { print ($2 >= 110 ? "new" : "copy") }' | sort | uniq -c | tr -s ' ')" \
+   " 3 new" "--dedup comes before the cap: 3 of d2's 5 new flows (no copies)"
+
 # ------------------------------------------------------------ bad input
 head -c -7 big.tok > cut.tok
 exits_with 65 "a damaged stream exits 65" tokshard -o dmg cut.tok

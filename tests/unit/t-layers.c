@@ -2,7 +2,8 @@
  * each forward against a naive double-precision reference, each backward
  * against central finite differences of that reference computed in double
  * (so the tolerances can be tight: the only error left is float rounding in
- * the layer under test), and the sgemm wrapper against a naive product.
+ * the layer under test), the sgemm wrapper against a naive product, and
+ * dropout's masks (rate, reproducibility, independence of key and index).
  * Error measure: max |got - want| / max |want| over the tensor. */
 #include <math.h>
 #include <stdlib.h>
@@ -603,6 +604,102 @@ static void test_attention(const char *name, struct heads hd, int W, int C, floa
 	free(s), free(dqkv);
 }
 
+/* ------------------------------------------------------------------ dropout */
+
+struct drop_ctx {
+	const float *w;
+	float *x, *out;
+	size_t n;
+	float p;
+	uint64_t key;
+};
+
+static double drop_loss(void *p)	/* sum w * dropout(x), in float as the layer */
+{
+	struct drop_ctx *c = p;
+	dropout_forward(c->out, c->x, c->n, c->p, c->key, 0);
+	double s = 0;
+	for (size_t i = 0; i < c->n; i++)
+		s += (double)c->w[i] * c->out[i];
+	return s;
+}
+
+static void test_dropout(void)
+{
+	size_t n = 200000;
+	float p = 0.1f, *x = frand(n, 1.0), *y = malloc(n * sizeof *y), *z = malloc(n * sizeof *z);
+	uint64_t key = dropout_key(7, 3, 1, 2);
+	for (size_t i = 0; i < n; i++)
+		x[i] = x[i] == 0.0f ? 0.5f : x[i];	/* a zero out means dropped */
+	dropout_forward(y, x, n, p, key, 0);
+	size_t dropped = 0, scaled = 1;
+	float keep = 1.0f / (1.0f - (float)dropout_rate(p));
+	for (size_t i = 0; i < n; i++) {
+		dropped += y[i] == 0.0f;
+		scaled &= y[i] == 0.0f || y[i] == x[i] * keep;
+	}
+	double rate = (double)dropped / n, sigma = sqrt(p * (1 - p) / n);
+	char what[160];
+	snprintf(what, sizeof what, "dropout 0.1 zeroes %.4f of 200,000 (within 5 sigma of %.4f)",
+		rate, dropout_rate(p));
+	ok(fabs(rate - dropout_rate(p)) < 5 * sigma, what);
+	ok(fabs(dropout_rate(p) - p) <= 0x1p-16, "dropout_rate is p to 2^-16");
+	ok(scaled, "dropout keeps the other elements scaled by 1/(1-p)");
+
+	size_t runs = 0, longest = 0;	/* the mask is no pattern: runs of drops as a coin's */
+	for (size_t i = 0, r = 0; i < n; i++) {
+		r = y[i] == 0.0f ? r + 1 : 0;
+		runs += r == 1;
+		longest = r > longest ? r : longest;
+	}
+	ok(fabs((double)runs / dropped - (1 - p)) < 0.02 && longest < 12,
+		"dropout: drops come in runs as independent coins do");
+
+	dropout_forward(z, x, n, p, key, 0);
+	is_mem(z, y, n * sizeof *y, "dropout: the same key and index give the same mask");
+	uint64_t other[] = { dropout_key(8, 3, 1, 2), dropout_key(7, 4, 1, 2),
+		dropout_key(7, 3, 2, 2), dropout_key(7, 3, 1, 1) };
+	int all_differ = 1;
+	for (int k = 0; k < 4; k++) {
+		dropout_forward(z, x, n, p, other[k], 0);
+		size_t same = 0;
+		for (size_t i = 0; i < n; i++)
+			same += (z[i] == 0.0f) == (y[i] == 0.0f);
+		all_differ &= same < n - n / 10;	/* two independent masks: about 82 % agree */
+	}
+	ok(all_differ, "dropout: another seed, pass, layer or site gives another mask");
+	size_t k0 = 12345;
+	dropout_forward(z, x + k0, n - k0, p, key, k0);
+	is_mem(z, y + k0, (n - k0) * sizeof *y, "dropout: idx0 places a part in the whole mask");
+	dropout_forward(z, x, n, 0.0f, key, 0);
+	is_mem(z, x, n * sizeof *x, "dropout 0 copies its input exactly");
+	memcpy(z, x, n * sizeof *x);
+	dropout_forward(z, z, n, p, key, 0);
+	is_mem(z, y, n * sizeof *y, "dropout in place = out of place");
+
+	/* The backward against finite differences of the float forward: the
+	 * layer is linear, so a step of 0.25 (exact in float) leaves only the
+	 * rounding of the sum. */
+	size_t m = 300;
+	float *w = frand(m, 1.0), *dx = malloc(m * sizeof *dx);
+	struct drop_ctx c = { w, x, y, m, 0.5f, key };
+	dropout_backward(dx, w, m, c.p, key, 0);
+	double worst = 0;
+	for (size_t i = 0; i < m; i++) {
+		float save = x[i];
+		x[i] = save + 0.25f;
+		double lp = drop_loss(&c);
+		x[i] = save - 0.25f;
+		double lm = drop_loss(&c);
+		x[i] = save;
+		worst = fmax(worst, fabs((lp - lm) / 0.5 - dx[i]));
+	}
+	snprintf(what, sizeof what, "dropout backward vs finite differences (max abs err %.2g "
+		"< 1e-6)", worst);
+	ok(worst < 1e-6, what);
+	free(x), free(y), free(z), free(w), free(dx);
+}
+
 int main(void)
 {
 	test_mm();
@@ -613,6 +710,7 @@ int main(void)
 	test_shift();
 	test_embed();
 	test_crossentropy();
+	test_dropout();
 	/* T not a multiple of the window or chunk; two sequences; a subset of heads */
 	test_attention("local attention W 8, T 21", (struct heads){ 2, 21, 3, 4, 1, 3 }, 8, 0, 0.0f);
 	test_attention("local attention W 5, T 10", (struct heads){ 1, 10, 1, 6, 0, 1 }, 5, 0, 0.0f);

@@ -151,6 +151,7 @@ static float classifier_pass(struct run *r, const uint16_t *const *flow, const s
 {
 	struct model *m = &r->m;
 	int T = clf_batch(&r->map, m->c.pad_id, flow, len, label, B, r->tok, r->tgt);
+	dropout_on(r);
 	double loss = batch_pass(m, r->tok, r->tgt, B, T);
 	*tokens += (uint64_t)B * (uint64_t)T;
 	return (float)loss;

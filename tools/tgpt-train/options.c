@@ -40,6 +40,10 @@ const char usage[] =
 	"      --beta1 X  --beta2 X  --eps X  --weight-decay X\n"
 	"                        AdamW (default 0.9, 0.95, 1e-8, 0.1)\n"
 	"      --clip X          clip the gradient norm to X, 0 = never (default 1)\n"
+	"      --attn-dropout P  dropout on the attention output (default 0)\n"
+	"      --resid-dropout P dropout on each block's output before the residual\n"
+	"                        stream (default 0)\n"
+	"      --dropout P       both (the paper: 0.1); never in validation\n"
 	"      --seed N          seed of the initialisation and data order (default 1)\n"
 	"      --random-data     random tokens, no shards (for benchmarks)\n"
 	"      --finetune FILE   start from the model and parameters in FILE (fresh\n"
@@ -143,6 +147,9 @@ static const struct option longopts[] = {
 	{ "eps", required_argument, NULL, O_EPS },
 	{ "weight-decay", required_argument, NULL, O_WD },
 	{ "clip", required_argument, NULL, O_CLIP },
+	{ "attn-dropout", required_argument, NULL, O_ATTN_DROPOUT },
+	{ "resid-dropout", required_argument, NULL, O_RESID_DROPOUT },
+	{ "dropout", required_argument, NULL, O_DROPOUT },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "random-data", no_argument, NULL, O_RANDOM },
 	{ "output", required_argument, NULL, 'o' },
@@ -231,6 +238,12 @@ static void set_train_opt(struct options *o, int id, const char *arg)
 	case O_EPS: t->eps = opt_real(id, arg, 0, 1); break;
 	case O_WD: t->weight_decay = opt_real(id, arg, 0, 10); break;
 	case O_CLIP: t->clip = opt_real(id, arg, 0, 1e9); break;
+	case O_ATTN_DROPOUT: t->attn_dropout = opt_real(id, arg, 0, 0.9); break;
+	case O_RESID_DROPOUT: t->resid_dropout = opt_real(id, arg, 0, 0.9); break;
+	case O_DROPOUT:	/* both, as if each were given */
+		t->attn_dropout = t->resid_dropout = opt_real(id, arg, 0, 0.9);
+		o->given[O_ATTN_DROPOUT] = o->given[O_RESID_DROPOUT] = 1;
+		break;
 	case O_SEED: t->seed = opt_num(id, arg, 0, UINT64_MAX); break;
 	case O_RANDOM: t->random_data = 1; break;
 	case O_CKPT_EVERY: t->ckpt_every = opt_num(id, arg, 0, MAX_STEPS); break;

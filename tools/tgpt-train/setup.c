@@ -249,6 +249,8 @@ static void fresh_train(struct run *r)
 	t->eps = o->given[O_EPS] ? g->eps : 1e-8;
 	t->weight_decay = o->given[O_WD] ? g->weight_decay : 0.1;
 	t->clip = o->given[O_CLIP] ? g->clip : 1.0;
+	t->attn_dropout = o->given[O_ATTN_DROPOUT] ? g->attn_dropout : 0.0;
+	t->resid_dropout = o->given[O_RESID_DROPOUT] ? g->resid_dropout : 0.0;
 	t->seed = o->given[O_SEED] ? g->seed : 1;
 	t->ckpt_every = o->given[O_CKPT_EVERY] ? g->ckpt_every : 1000;
 	t->eval_every = o->given[O_EVAL_EVERY] ? g->eval_every : r->classify ? 100 : 1000;
@@ -353,6 +355,8 @@ static void apply_overrides(struct run *r)
 		{ O_BETA1, offsetof(struct train, beta1) }, { O_BETA2, offsetof(struct train, beta2) },
 		{ O_EPS, offsetof(struct train, eps) }, { O_WD, offsetof(struct train, weight_decay) },
 		{ O_CLIP, offsetof(struct train, clip) },
+		{ O_ATTN_DROPOUT, offsetof(struct train, attn_dropout) },
+		{ O_RESID_DROPOUT, offsetof(struct train, resid_dropout) },
 		{ O_CKPT_EVERY, offsetof(struct train, ckpt_every) },
 		{ O_EVAL_EVERY, offsetof(struct train, eval_every) },
 		{ O_EVAL_BATCHES, offsetof(struct train, eval_batches) },
@@ -529,8 +533,11 @@ static void summary(const struct run *r)
 	if (r->conditional)
 		fprintf(stderr, ", class-conditional on %u labels (%u token%s each)", r->map.n - 1,
 			r->map.k, r->map.k == 1 ? "" : "s");
-	fprintf(stderr, ", batch %" PRIu64 " x %" PRIu64 ", %" PRIu64 " thread%s", t->batch,
-		t->accum, t->threads, t->threads == 1 ? "" : "s");
+	fprintf(stderr, ", batch %" PRIu64 " x %" PRIu64, t->batch, t->accum);
+	if (t->attn_dropout > 0 || t->resid_dropout > 0)
+		fprintf(stderr, ", dropout %g (attention) %g (residual)", t->attn_dropout,
+			t->resid_dropout);
+	fprintf(stderr, ", %" PRIu64 " thread%s", t->threads, t->threads == 1 ? "" : "s");
 	if (dist_size() > 1)
 		fprintf(stderr, " on each of %d ranks", dist_size());
 	fprintf(stderr, "; ");

@@ -19,24 +19,27 @@ static const struct train_field {
 	size_t off;
 	enum field_kind kind;
 	const char *const *names;  /* TF_ENUM: the values' names */
-	int optional;              /* absent from older checkpoints: 0; 2: a classifier's only */
+	int optional;              /* absent from older checkpoints: 0; 2: a classifier's only;
+	                              3: written only when not 0 */
 } train_fields[] = {
 #define U(f) { #f, offsetof(struct train, f), TF_U64, NULL, 0 }
 #define D(f) { #f, offsetof(struct train, f), TF_DBL, NULL, 0 }
 #define OU(f) { #f, offsetof(struct train, f), TF_U64, NULL, 2 }
 #define OD(f) { #f, offsetof(struct train, f), TF_DBL, NULL, 2 }
 #define OE(f, names, opt) { #f, offsetof(struct train, f), TF_ENUM, names, opt }
+#define ND(f) { #f, offsetof(struct train, f), TF_DBL, NULL, 3 }
 	U(step), U(steps), U(batch), U(context), U(accum), U(seed), U(threads),
 	D(lr), D(min_lr), U(warmup), D(beta1), D(beta2), D(eps), D(weight_decay), D(clip),
 	U(ckpt_every), U(eval_every), U(eval_batches), U(random_data),
 	U(epoch), U(cursor), U(data_seed), U(data_flows), U(data_tokens), U(rng), U(tokens),
 	OE(mode, mode_names, 1), OU(window_tokens), OU(label_tokens), OE(balance, balance_names, 2),
-	OU(best_step), OD(best_val_f1), OD(best_val_acc),
+	OU(best_step), OD(best_val_f1), OD(best_val_acc), ND(attn_dropout), ND(resid_dropout),
 #undef U
 #undef D
 #undef OU
 #undef OD
 #undef OE
+#undef ND
 };
 #define N_TRAIN_FIELDS (sizeof train_fields / sizeof train_fields[0])
 
@@ -49,6 +52,8 @@ void train_text(const struct train *t, struct ckpt_text *txt)
 		char v[32];
 		if (train_fields[i].optional == 2 && t->mode != MODE_CLASSIFIER)
 			continue;
+		if (train_fields[i].optional == 3 && *(const double *)p == 0)
+			continue;	/* so runs without it write what they did before */
 		if (train_fields[i].kind == TF_DBL)
 			ckpt_text_add(txt, train_fields[i].key, "%s",
 				ckpt_real(v, sizeof v, *(const double *)p, 0));
@@ -97,7 +102,9 @@ int read_train(struct ckpt *ck, struct train *t, char *err, size_t errlen)
 		(t->cursor > t->data_flows) || t->best_step > t->step ||
 		(t->mode == MODE_CLASSIFIER && (t->window_tokens < 1 || t->window_tokens > MAX_WINDOW ||
 		t->label_tokens < 1 || t->label_tokens > 2 ||
-		t->context != t->window_tokens + t->label_tokens))) {
+		t->context != t->window_tokens + t->label_tokens)) ||
+		!(t->attn_dropout >= 0 && t->attn_dropout <= 0.9) ||
+		!(t->resid_dropout >= 0 && t->resid_dropout <= 0.9)) {
 		snprintf(msg, sizeof msg, "section train: values out of range");
 		goto bad;
 	}

@@ -103,6 +103,7 @@ double batch_pass(struct model *m, const int *tok, const int *tgt, int B, int T)
 		total += tgt[i] != m->c.pad_id;
 	if (n == 0 || total == 0)
 		return 0;
+	m->drop.row0 = (uint64_t)lo;	/* the masks of these rows in the whole batch */
 	float loss = model_forward(m, tok + (size_t)lo * T, tgt + (size_t)lo * T, n, T);
 	double share = (double)loss * m->n_valid / (double)total;
 	m->n_valid = (int)total;	/* model_backward scales by 1 / n_valid */
@@ -182,6 +183,14 @@ static double evaluate(struct run *r)
 
 /* ------------------------------------------------------------ steps */
 
+void dropout_on(struct run *r)
+{
+	r->m.drop = (struct model_dropout){
+		.attn = (float)r->t.attn_dropout, .resid = (float)r->t.resid_dropout,
+		.seed = derive_seed(r->t.seed, 3), .pass = r->t.step << 32 | r->step_passes++,
+	};
+}
+
 /* One optimizer step: accum micro-batches (each rank its rows of them),
  * their mean gradient (summed over the ranks) clipped, AdamW. Returns the
  * mean of the micro-batches' losses; *tokens gets the tokens it took. */
@@ -191,6 +200,7 @@ static float train_step(struct run *r, float *grad_norm, double *lr, uint64_t *t
 	int B = (int)r->t.batch, T = (int)r->t.context;
 	double loss = 0;
 	*tokens = 0;
+	r->step_passes = 0;
 	model_zero_grad(m);
 	for (uint64_t a = 0; a < r->t.accum; a++) {
 		if (r->classify) {
@@ -201,9 +211,11 @@ static float train_step(struct run *r, float *grad_norm, double *lr, uint64_t *t
 			random_batch(&r->t.rng, r->tok, r->tgt, B, T, m->c.vocab);
 		else
 			shard_batch(&r->train, r->tok, r->tgt, B, T, m->c.pad_id);
+		dropout_on(r);
 		loss += batch_pass(m, r->tok, r->tgt, B, T);
 		*tokens += (uint64_t)B * (uint64_t)T;
 	}
+	m->drop = (struct model_dropout){ 0 };
 	if (dist_size() > 1) {	/* the ranks' shares: the same sums everywhere */
 		dist_sum_floats(m->grads_mem, m->n_params);
 		dist_sum_doubles(&loss, 1);

@@ -60,13 +60,15 @@ struct train {
 	uint64_t mode, window_tokens, label_tokens, balance;
 	uint64_t best_step;    /* the step of the best validation macro-F1, 0: none */
 	double best_val_f1, best_val_acc;
+	double attn_dropout, resid_dropout;
 };
 
 /* Training options that may be given: which were, by their option id. */
 enum { O_PRESET = 256, O_CONTEXT, O_STEPS, O_BATCH, O_ACCUM, O_LR, O_MIN_LR, O_WARMUP,
 	O_BETA1, O_BETA2, O_EPS, O_WD, O_CLIP, O_SEED, O_RANDOM, O_CKPT_EVERY, O_RESUME,
 	O_STOP_AFTER, O_METRICS, O_EVAL_EVERY, O_EVAL_BATCHES, O_INFO, O_THREADS,
-	O_LABELS, O_FINETUNE, O_WINDOW_TOKENS, O_LABEL_TOKENS, O_BALANCE, O_CONDITIONAL, O_END,
+	O_LABELS, O_FINETUNE, O_WINDOW_TOKENS, O_LABEL_TOKENS, O_BALANCE, O_CONDITIONAL,
+	O_ATTN_DROPOUT, O_RESID_DROPOUT, O_DROPOUT, O_END,
 	O_MODEL = 400, O_NO = 500 };
 
 struct options {
@@ -168,6 +170,7 @@ struct run {
 	double timed_s;           /* steps timed for tokens/s ... */
 	uint64_t timed_tokens;    /* ... and their tokens */
 	uint64_t run_steps;       /* steps of this invocation */
+	uint64_t step_passes;     /* training passes so far in this step (dropout) */
 	/* a classifier (t.mode MODE_CLASSIFIER) */
 	int classify;
 	struct ckpt_labels map;   /* its labels and their tokens (also a conditional model's) */
@@ -192,6 +195,11 @@ void teardown(struct run *r);
  * every rank holds the same parameters and data. */
 double batch_pass(struct model *m, const int *tok, const int *tgt, int B, int T);
 void check_ranks_agree(const struct run *r);
+/* Dropout for the next training pass (one per micro-batch, or per label
+ * group of --balance weight): the run's rates, a mask seed of its own, and
+ * the pass's place in the run, so a resumed run draws the same masks.
+ * train_step turns it off after its passes: validation runs without. */
+void dropout_on(struct run *r);
 
 /* classifier.c: the predictor of the validation and its buffers; one
  * micro-batch's forward and backward (its loss); validation (its loss,

@@ -1,10 +1,11 @@
 /* layers.c: the pointwise and dense layers of the tgpt model (sgemm wrapper,
- * linear, LayerNorm, GELU/GLU, token shift, embeddings, cross-entropy), each
+ * linear, LayerNorm, GELU/GLU, dropout, token shift, embeddings, cross-entropy), each
  * a forward/backward pair; the attention layers are in attention.c. */
 #include <blis.h>
 #include <math.h>
 #include <string.h>
 
+#include "hash.h"
 #include "layers.h"
 #include "parallel.h"
 #include "vecmath.h"
@@ -234,6 +235,52 @@ void glu_backward(float *dinp, const float *inp, const float *dout, int N, int F
 			da[i] = d[i] * b[i] * dga;
 		}
 	}
+}
+
+/* ------------------------------------------------------------------ dropout */
+
+/* Masks hash with splitmix64's finaliser (hash.h), bit for bit the same on
+ * every machine. */
+uint64_t dropout_key(uint64_t seed, uint64_t pass, int layer, int site)
+{
+	uint64_t where = ((uint64_t)(uint32_t)layer << 8 | ((uint32_t)site & 0xff)) + 1;
+	return splitmix64_mix(seed ^ splitmix64_mix(pass + SPLITMIX64_GAMMA * splitmix64_mix(where)));
+}
+
+/* An element is dropped when its 16 bits of the hash fall below this: one
+ * 64-bit hash decides four neighbouring elements (a quarter of the hashing,
+ * which is most of dropout's cost). */
+static uint32_t drop_threshold(float p)
+{
+	double t = (double)p * 65536.0;
+	return t <= 0 ? 0 : t >= 65536.0 ? 65536u : (uint32_t)t;
+}
+
+double dropout_rate(float p)
+{
+	return drop_threshold(p) / 65536.0;
+}
+
+void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t key, uint64_t idx0)
+{
+	uint32_t t = drop_threshold(p);
+	float keep = 1.0f / (1.0f - (float)dropout_rate(p));
+	uint64_t g0 = idx0 / 4, g1 = (idx0 + n + 3) / 4, end = idx0 + n;
+	PAR_FOR(n)
+	for (uint64_t g = g0; g < g1; g++) {	/* elements 4g .. 4g+3 of the whole tensor */
+		uint64_t h = splitmix64_mix(key + SPLITMIX64_GAMMA * g);
+		for (uint64_t e = g * 4 < idx0 ? idx0 : g * 4; e < g * 4 + 4 && e < end; e++) {
+			size_t i = (size_t)(e - idx0);
+			uint32_t r = (uint32_t)(h >> (16 * (e & 3))) & 0xffffu;
+			out[i] = r < t ? 0.0f : inp[i] * keep;
+		}
+	}
+}
+
+void dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t key,
+	uint64_t idx0)
+{
+	dropout_forward(dinp, dout, n, p, key, idx0);	/* d(m x / (1-p)) = m / (1-p) */
 }
 
 /* ------------------------------------------------------------------ token shift */

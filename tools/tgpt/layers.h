@@ -8,6 +8,7 @@
 #define TGPT_LAYERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* C (m,n) = alpha * op(A) (m,k) * op(B) (k,n) + beta * C, all row-major with
  * row strides lda, ldb, ldc. op(A) is A (m rows of lda) when ta is 0, A^T (A
@@ -52,6 +53,21 @@ void gelu_forward_grad(float *out, float *grad, const float *inp, size_t n);
  * dinp (N,2F) overwritten. */
 void glu_forward(float *out, const float *inp, int N, int F);
 void glu_backward(float *dinp, const float *inp, const float *dout, int N, int F);
+
+/* Inverted dropout with a mask nothing stores: element i is kept (and
+ * scaled by 1/(1-p)) when a counter-based hash of (key, idx0 + i) clears p,
+ * else zeroed. The same key and index give the same mask on every call and
+ * for any thread count, so a backward, or a reversible block recomputing
+ * its forward, rebuilds the mask instead of keeping it; idx0 places the
+ * elements in a larger tensor (the rows of a data-parallel rank). p in
+ * [0, 1); the mask is the same map for the gradient, which dropout_backward
+ * applies. out may be inp; dinp may be dout. */
+uint64_t dropout_key(uint64_t seed, uint64_t pass, int layer, int site);
+void dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t key, uint64_t idx0);
+void dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t key,
+	uint64_t idx0);
+/* The share of elements dropout_forward zeroes for p (p to 2^-16). */
+double dropout_rate(float p);
 
 /* Token shift: out (B,T,C) = inp with the first C/2 channels of each position
  * taken from the previous position (zero at t = 0), the rest kept.

@@ -1,6 +1,7 @@
 /* model.c: the whole tgpt model: configs and presets, the llm.c-style
  * parameter and activation buffers, the attention and feed-forward blocks
- * (plain or reversible residual), forward, backward, AdamW and clipping. */
+ * (plain or reversible residual, with optional dropout), forward, backward,
+ * AdamW and clipping. */
 #include <blis.h>
 #include <err.h>
 #include <math.h>
@@ -380,6 +381,70 @@ static void block_input_backward(struct model *m, float *dinp, const float *x,
 	layernorm_backward(dinp, dg, db, dh, x, g, mean, rstd, N, D);
 }
 
+/* Dropout sites of a layer (dropout_key). */
+enum { DROP_ATTN, DROP_ATTN_OUT, DROP_FFN_OUT };
+
+static uint64_t drop_key(const struct model *m, int l, int site)
+{
+	return dropout_key(m->drop.seed, m->drop.pass, l, site);
+}
+
+/* The first element of this pass's rows in the whole batch, for a tensor of
+ * C channels. */
+static uint64_t drop_idx0(const struct model *m, int C)
+{
+	return m->drop.row0 * (uint64_t)m->T * (uint64_t)C;
+}
+
+/* A block's output layer: out (N,D) += sign * (inp (N,C) . w^T + b), with
+ * residual dropout on the term (the sum staged in acts.h, free by then:
+ * the block's input is consumed). sign -1 rebuilds a reversible block's
+ * input with the same mask. */
+static void block_output(struct model *m, int l, int site, float *out, const float *inp,
+	const float *w, const float *b, int C, float sign)
+{
+	int N = m->B * m->T, D = m->c.d_model;
+	float p = m->drop.resid;
+	if (!(p > 0)) {
+		linear_forward(out, inp, w, b, N, C, D, sign, 1.0f);
+		return;
+	}
+	float *y = m->acts.h;
+	size_t nd = (size_t)N * D;
+	linear_forward(y, inp, w, b, N, C, D, 1.0f, 0.0f);
+	dropout_forward(y, y, nd, p, drop_key(m, l, site), drop_idx0(m, D));
+	PAR_FOR(nd)
+	for (size_t i = 0; i < nd; i++)
+		out[i] += sign * y[i];
+}
+
+/* The gradient of a block's output term under residual dropout: dout
+ * itself without it, else dout masked into acts.dhs (free until the block's
+ * first layer's backward writes it). */
+static const float *block_output_backward(struct model *m, int l, int site, const float *dout)
+{
+	float p = m->drop.resid;
+	if (!(p > 0))
+		return dout;
+	int D = m->c.d_model;
+	dropout_backward(m->acts.dhs, dout, (size_t)m->B * m->T * D, p, drop_key(m, l, site),
+		drop_idx0(m, D));
+	return m->acts.dhs;
+}
+
+/* The out projection's input: the attention output att (N,HD), or under
+ * attention dropout its dropped copy in buf. */
+static const float *attn_dropped(struct model *m, int l, const float *att, float *buf)
+{
+	float p = m->drop.attn;
+	if (!(p > 0))
+		return att;
+	int HD = m->c.n_head * m->c.d_head;
+	dropout_forward(buf, att, (size_t)m->B * m->T * HD, p, drop_key(m, l, DROP_ATTN),
+		drop_idx0(m, HD));
+	return buf;
+}
+
 static struct heads heads_of(const struct model *m, int local)
 {
 	const struct model_config *c = &m->c;
@@ -405,8 +470,8 @@ static void attn_block_forward(struct model *m, int l, const float *x, float *ou
 	if (global.h1 > global.h0)
 		linear_attn_forward(a.att, a.stat, a.qkv, &global, c->chunk, c->lin_eps,
 			m->acts.attn_scratch, m->attn_slots);
-	linear_forward(out, a.att, p->w_o + (size_t)l * D * HD, p->b_o + (size_t)l * D, N, HD, D,
-		sign, 1.0f);
+	block_output(m, l, DROP_ATTN_OUT, out, attn_dropped(m, l, a.att, m->acts.big_g),
+		p->w_o + (size_t)l * D * HD, p->b_o + (size_t)l * D, HD, sign);
 }
 
 /* dout (N,D): gradient of the block output; dinp (N,D) += gradient of x.
@@ -423,8 +488,14 @@ static void attn_block_backward(struct model *m, int l, const float *x, const fl
 	size_t lD = (size_t)l * D, lq = (size_t)l * 3 * HD;
 	const float *hs = block_input(m, x, a.ln1_mean, a.ln1_rstd, p->ln1_g + lD, p->ln1_b + lD, 1);
 	float *datt = s->big_g, *dqkv = s->big_u;
-	linear_backward(datt, 0.0f, g->w_o + lD * HD, g->b_o + lD, dout, a.att, p->w_o + lD * HD,
-		N, HD, D);
+	const float *dy = block_output_backward(m, l, DROP_ATTN_OUT, dout);
+	/* the dropped attention output rebuilt in datt, which its gradient then
+	 * overwrites (linear_backward reads its input first) */
+	linear_backward(datt, 0.0f, g->w_o + lD * HD, g->b_o + lD, dy,
+		attn_dropped(m, l, a.att, datt), p->w_o + lD * HD, N, HD, D);
+	if (m->drop.attn > 0)
+		dropout_backward(datt, datt, (size_t)N * HD, m->drop.attn, drop_key(m, l, DROP_ATTN),
+			drop_idx0(m, HD));
 	struct heads local = heads_of(m, 1), global = heads_of(m, 0);
 	if (local.h1 > local.h0)
 		local_attn_backward(dqkv, datt, a.qkv, a.att, a.stat, &local, c->window,
@@ -457,8 +528,8 @@ static void ffn_block_forward(struct model *m, int l, const float *x, float *out
 		linear_forward(pre, hs, w1, b1, N, D, F, 1.0f, 0.0f);
 		gelu_forward_grad(a.g, a.u, pre, (size_t)N * F);
 	}
-	linear_forward(out, a.g, p->w_2 + (size_t)l * D * F, p->b_2 + (size_t)l * D, N, F, D, sign,
-		1.0f);
+	block_output(m, l, DROP_FFN_OUT, out, a.g, p->w_2 + (size_t)l * D * F,
+		p->b_2 + (size_t)l * D, F, sign);
 }
 
 static void ffn_block_backward(struct model *m, int l, const float *x, const float *dout,
@@ -473,7 +544,8 @@ static void ffn_block_backward(struct model *m, int l, const float *x, const flo
 	size_t lD = (size_t)l * D, NF = (size_t)N * F;
 	const float *hs = block_input(m, x, a.ln2_mean, a.ln2_rstd, p->ln2_g + lD, p->ln2_b + lD, 1);
 	float *dg = s->big_g, *du = s->big_u;
-	linear_backward(dg, 0.0f, g->w_2 + lD * F, g->b_2 + lD, dout, a.g, p->w_2 + lD * F, N, F, D);
+	const float *dy = block_output_backward(m, l, DROP_FFN_OUT, dout);
+	linear_backward(dg, 0.0f, g->w_2 + lD * F, g->b_2 + lD, dy, a.g, p->w_2 + lD * F, N, F, D);
 	if (c->ff_glu) {
 		glu_backward(du, a.u, dg, N, F);
 	} else {

@@ -11,8 +11,11 @@
  *     reversible: x1 = x2 = x; y1 = x1 + F(x2); y2 = x2 + G(y1); out (y1 + y2) / 2 }
  *   -> [Linear D->E] -> LayerNorm -> Linear E->V (logits).
  *
- * Dropout is not implemented: every pass is deterministic, and for a given
- * input the same bits come out for any thread count (see parallel.h). */
+ * Dropout (training only, off unless set in struct model's drop): on the
+ * attention output before its projection, and on each block's output before
+ * it joins the residual stream. Its masks are a hash of where they apply,
+ * so every pass stays deterministic, and for a given input the same bits
+ * come out for any thread count (see parallel.h). */
 #ifndef TGPT_MODEL_H
 #define TGPT_MODEL_H
 
@@ -131,6 +134,21 @@ struct model_acts {
 	float *attn_scratch;         /* max(local, linear) attention scratch */
 };
 
+/* Dropout rates and where a pass is, which with the layer, the site and the
+ * element index make its masks (layers.h, dropout_forward): a trainer sets
+ * them before each training forward, a new pass for each micro-batch, and
+ * leaves them until its backward; rates of 0 (the default, and inference)
+ * take the path without dropout, bit for bit. */
+struct model_dropout {
+	float attn;       /* attention output (N,H*dh), before the out projection */
+	float resid;      /* each block's output (N,D), before it joins the residual */
+	uint64_t seed;
+	uint64_t pass;    /* which forward: a new mask for each micro-batch */
+	uint64_t row0;    /* the index of the batch's first row in the whole batch
+	                     (a data-parallel rank's share), so the masks are the
+	                     one-process run's */
+};
+
 struct model {
 	struct model_config c;
 	struct model_tensor tensors[P_COUNT];
@@ -157,6 +175,7 @@ struct model {
 	 * every layer's input streams and the backward uses them instead of
 	 * rebuilding them by subtraction (same gradients, more memory). */
 	int keep_streams;
+	struct model_dropout drop;
 };
 
 /* Allocates the parameters (and gradients) and initialises them from seed.

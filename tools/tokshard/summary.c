@@ -107,6 +107,9 @@ void summary(const struct dataset *d, const struct options *o)
 	if (d->dropped)
 		warnx("%" PRIu64 " %s longer than the context of %u dropped", d->dropped,
 		      plural(d->dropped, "flow", "flows"), o->context);
+	if (d->duplicates)
+		warnx("%" PRIu64 " %s left out: the same tokens as a flow before (--dedup)",
+		      d->duplicates, plural(d->duplicates, "flow", "flows"));
 	if (d->unlabelled_out)
 		warnx("%" PRIu64 " %s without a label left out (--labelled-only)", d->unlabelled_out,
 		      plural(d->unlabelled_out, "flow", "flows"));

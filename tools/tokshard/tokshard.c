@@ -2,8 +2,8 @@
  * files that tgpt-train maps (tgpt-shard(5)). Flows are split by capture (or
  * flow by flow), stratified by label with a seeded shuffle, and cut or
  * windowed at packet boundaries to fit the model's context. Flows can be
- * selected first: labelled ones only, a few per capture and label, labels
- * with enough flows. The parts: tokshard.h. */
+ * selected first: no duplicates, labelled ones only, a few per capture and
+ * label, labels with enough flows. The parts: tokshard.h. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,13 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
+#include "hash.h"
 #include "record.h"
 #include "stream.h"
 #include "tokshard.h"
 
 static const char usage[] =
 	"usage: tokshard -o DIR [-q] [--context N] [--group source|flow] [--long cut|window|drop]\n"
-	"                [--seed N] [--split TRAIN/VAL/TEST] [--labelled-only]\n"
+	"                [--seed N] [--split TRAIN/VAL/TEST] [--dedup] [--labelled-only]\n"
 	"                [--max-flows-per-source-label N] [--min-label-flows N] [FILE ...]\n"
 	"       tokshard --dump SHARD ...\n"
 	"Reads token records (flow2tok) from FILEs or stdin ('-'), splits the flows\n"
@@ -36,6 +38,8 @@ static const char usage[] =
 	"      --seed N          seed of the shuffle that assigns groups (default 1)\n"
 	"      --split A/B/C     whole-number shares of train/val/test (default 98/1/1)\n"
 	"Selection, in this order, before the split:\n"
+	"      --dedup           leave out a flow whose tokens are those of a flow read\n"
+	"                        before (the same traffic in two captures)\n"
 	"      --labelled-only   leave out the flows without a label\n"
 	"      --max-flows-per-source-label N\n"
 	"                        keep at most N flows of one label from one source\n"
@@ -201,11 +205,33 @@ static const char *record_problem(const struct tok_rec *t, const struct dataset 
 	return NULL;
 }
 
+/* --dedup: 1 when a flow of the same tokens was read before (two
+ * independent 64-bit hashes of them stand for the tokens: a false match
+ * wants a collision of both). */
+static int seen_before(struct dataset *d, const struct tok_rec *t)
+{
+	size_t n = 2 * t->n_tokens;
+	uint64_t digest[2] = { fnv1a(t->tokens_le, n), n };
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t w = 0;
+		memcpy(&w, t->tokens_le + i, n - i < 8 ? n - i : 8);
+		digest[1] = mix64(digest[1] ^ w) + i;
+	}
+	size_t before = d->seen.n;
+	intern_add(&d->seen, digest, sizeof digest);
+	return d->seen.n == before;
+}
+
 static void add_record(struct dataset *d, const struct tok_rec *t, const struct options *o)
 {
 	d->tokens_read += t->n_tokens;
 	if (!has_packet(t)) {
 		d->empty++;
+		d->read++;
+		return;
+	}
+	if (o->dedup && seen_before(d, t)) {
+		d->duplicates++;
 		d->read++;
 		return;
 	}
@@ -289,7 +315,7 @@ static int pick(const char *opt, const char *arg, const char *const names[], int
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CONTEXT = 256, OPT_DUMP, OPT_GROUP, OPT_LONG, OPT_SEED, OPT_SPLIT,
-	       OPT_LABELLED_ONLY, OPT_MAX_PER_SOURCE_LABEL, OPT_MIN_LABEL_FLOWS };
+	       OPT_DEDUP, OPT_LABELLED_ONLY, OPT_MAX_PER_SOURCE_LABEL, OPT_MIN_LABEL_FLOWS };
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "context", required_argument, NULL, OPT_CONTEXT },
@@ -298,6 +324,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "long", required_argument, NULL, OPT_LONG },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "split", required_argument, NULL, OPT_SPLIT },
+		{ "dedup", no_argument, NULL, OPT_DEDUP },
 		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
 		{ "max-flows-per-source-label", required_argument, NULL, OPT_MAX_PER_SOURCE_LABEL },
 		{ "min-label-flows", required_argument, NULL, OPT_MIN_LABEL_FLOWS },
@@ -323,6 +350,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_LONG: o->long_mode = (enum shard_long)pick("--long", optarg, shard_long_names, 3); break;
 		case OPT_SEED: o->seed = opt_u64(usage, "--seed", optarg, 0, UINT64_MAX); break;
 		case OPT_SPLIT: parse_split(optarg, o->share); break;
+		case OPT_DEDUP: o->dedup = 1; break;
 		case OPT_LABELLED_ONLY: o->labelled_only = 1; break;
 		case OPT_MAX_PER_SOURCE_LABEL:
 			o->max_per_source_label = opt_u64(usage, "--max-flows-per-source-label", optarg, 1,
@@ -369,6 +397,7 @@ static void dataset_free(struct dataset *d)
 	intern_free(&d->labels);
 	intern_free(&d->keys);
 	intern_free(&d->sources);
+	intern_free(&d->seen);
 	free(d->label_dropped);
 	free(d->label_flows);
 	free(d->group_of_key);

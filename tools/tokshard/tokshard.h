@@ -24,6 +24,7 @@ struct options {
 	uint64_t seed;
 	uint64_t max_per_source_label; /* 0: no cap */
 	uint64_t min_label_flows;      /* 0: every label */
+	int dedup;
 	int labelled_only;
 	int quiet, dump;
 };
@@ -61,6 +62,7 @@ struct dataset {
 	FILE *spill;      /* tokens of every item, in input order, little-endian */
 	const char *dir;  /* where the spill file is, for messages */
 	struct intern labels, keys, sources; /* strings interned in order of sight */
+	struct intern seen;     /* --dedup: a 128-bit digest of every flow kept */
 	uint32_t *group_of_key; /* key id -> group; every key has one */
 	size_t group_of_key_cap, n_keyed;
 	struct group *groups;
@@ -79,7 +81,7 @@ struct dataset {
 	size_t keybuf_cap;
 	uint64_t read, tokens_read, tokens_kept;
 	uint64_t empty, cut, windowed, dropped, unsourced;
-	uint64_t unlabelled_out, over_cap, rare_flows, rare_labels; /* the selection */
+	uint64_t duplicates, unlabelled_out, over_cap, rare_flows, rare_labels; /* the selection */
 };
 
 /* split.c: the selection after --labelled-only (the cap per source and
