@@ -450,8 +450,7 @@ static int invalid(const char **why, const char *what)
 	return 0;
 }
 
-/* The one's-complement sum of RFC 1071 over n bytes, not yet folded. */
-static uint64_t sum16(const uint8_t *p, size_t n, uint64_t sum)
+uint64_t pkt_sum16(const uint8_t *p, size_t n, uint64_t sum)
 {
 	for (; n > 1; p += 2, n -= 2)
 		sum += be16(p);
@@ -460,7 +459,7 @@ static uint64_t sum16(const uint8_t *p, size_t n, uint64_t sum)
 	return sum;
 }
 
-static uint16_t fold16(uint64_t sum)
+uint16_t pkt_fold16(uint64_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
@@ -533,8 +532,8 @@ static int validate_not_ip(uint32_t linktype, const uint8_t *p, size_t caplen, u
  * of len bytes. */
 static uint64_t pseudo_sum(const uint8_t *p, const struct pkt_info *pi, size_t len)
 {
-	uint64_t sum = sum16(p + pi->src_off, pi->addr_len, 0);
-	sum = sum16(p + pi->dst_off, pi->addr_len, sum);
+	uint64_t sum = pkt_sum16(p + pi->src_off, pi->addr_len, 0);
+	sum = pkt_sum16(p + pi->dst_off, pi->addr_len, sum);
 	return sum + pi->proto + (len & 0xffff) + (len >> 16);
 }
 
@@ -544,9 +543,9 @@ static int checksum_ok(const uint8_t *p, const struct pkt_info *pi, size_t l4, s
 		       size_t field)
 {
 	uint64_t pseudo = pseudo_sum(p, pi, len);
-	if (fold16(sum16(p + l4, len, pseudo)) == 0xffff)
+	if (pkt_fold16(pkt_sum16(p + l4, len, pseudo)) == 0xffff)
 		return 1;
-	return be16(p + l4 + field) == fold16(pseudo);
+	return be16(p + l4 + field) == pkt_fold16(pseudo);
 }
 
 /* The transport header from l4 to end (the IP packet's end by its header).
@@ -591,7 +590,7 @@ static int validate_transport(const uint8_t *p, size_t caplen, const struct pkt_
 			return 1;
 		if (len < 8)
 			return invalid(why, "ICMP message shorter than 8 bytes");
-		if (whole && fold16(sum16(p + l4, len, 0)) != 0xffff)
+		if (whole && pkt_fold16(pkt_sum16(p + l4, len, 0)) != 0xffff)
 			return invalid(why, "ICMP checksum");
 		return 1;
 	case IPPROTO_ICMPV6_:
@@ -599,7 +598,7 @@ static int validate_transport(const uint8_t *p, size_t caplen, const struct pkt_
 			return 1;
 		if (len < 4)
 			return invalid(why, "ICMPv6 message shorter than 4 bytes");
-		if (whole && fold16(sum16(p + l4, len, pseudo_sum(p, pi, len))) != 0xffff)
+		if (whole && pkt_fold16(pkt_sum16(p + l4, len, pseudo_sum(p, pi, len))) != 0xffff)
 			return invalid(why, "ICMPv6 checksum");
 		return 1;
 	default:
@@ -639,7 +638,7 @@ static int validate_ipv4(uint32_t linktype, const uint8_t *p, size_t caplen, uin
 	if (!have(caplen, l3, hlen))
 		return 1;
 	/* 0: left to offloading, as on the capturing host's own packets */
-	if (be16(p + l3 + 10) != 0 && fold16(sum16(p + l3, hlen, 0)) != 0xffff)
+	if (be16(p + l3 + 10) != 0 && pkt_fold16(pkt_sum16(p + l3, hlen, 0)) != 0xffff)
 		return invalid(why, "IPv4 header checksum");
 	if (pi->later_fragment)
 		return 1;

@@ -82,4 +82,11 @@ int pkt_linktype_known(uint32_t linktype);
 int pkt_validate(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
 		 const char **why);
 
+/* The one's-complement sum of RFC 1071 over n bytes added to sum, not yet
+ * folded (bytes in network order; an odd last byte is the high half of a
+ * word); and the sum folded to 16 bits. A checksum field holds the
+ * complement of the folded sum of what it covers. */
+uint64_t pkt_sum16(const uint8_t *p, size_t n, uint64_t sum);
+uint16_t pkt_fold16(uint64_t sum);
+
 #endif

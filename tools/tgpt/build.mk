@@ -22,11 +22,16 @@ LIBS_t-model := $(TGPT_LIBS)
 # The inference side (tgpt-infer links it after TGPT_MODEL_OBJ): the model
 # one token at a time, and sampling with packet checks (common/packet.h, so
 # $(COMMON_LIB) after it).
-TGPT_INFER_OBJ := $(B)/tools/tgpt/recurrent.o $(B)/tools/tgpt/generate.o
+TGPT_INFER_OBJ := $(B)/tools/tgpt/recurrent.o $(B)/tools/tgpt/generate.o $(B)/tools/tgpt/grammar.o
 $(TGPT_INFER_OBJ): ALL_CFLAGS += $(TGPT_OPT) $(TGPT_OMP)
 $(B)/tests/t-recurrent.t $(B)/tests/t-generate.t: $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ)
 LIBS_t-recurrent := $(COMMON_LIB) $(TGPT_LIBS)
 LIBS_t-generate := $(COMMON_LIB) $(TGPT_LIBS)
+# The grammar's tests judge flows with realism-eval's coherence check and
+# regroup them with pcap2flow's flow table.
+$(B)/tests/t-grammar.t: $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ) $(EVAL_OBJ) \
+		$(B)/tools/pcap2flow/flowtable.o $(B)/tools/pcap2flow/labels.o
+LIBS_t-grammar := $(COMMON_LIB) $(TGPT_LIBS) $(MSGPACK_LIBS)
 # Generation tokens/s (not part of `all`): make build/bench/gen-step
 $(B)/bench/gen-step: $(B)/bench/gen-step.o $(TGPT_INFER_OBJ) $(TGPT_MODEL_OBJ) $(COMMON_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TGPT_LIBS) $(MSGPACK_LIBS)
