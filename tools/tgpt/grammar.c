@@ -416,11 +416,11 @@ static struct shape shape_of(const struct gram_flow *f, size_t n)
 /* ------------------------------------------------------------------ budgets */
 
 /* Frame bytes the packet may have: max_frame, and the token budget with
- * END after it. */
-static size_t frame_room(const struct gram *g)
+ * END and reserve tokens after it. */
+static size_t frame_room(const struct gram *g, size_t reserve)
 {
 	const struct gram_flow *f = g->f;
-	size_t used = f->start + 1 + FIXED + 1;
+	size_t used = f->start + 1 + FIXED + 1 + reserve;
 	size_t room = g->cfg.max_tokens > used ? g->cfg.max_tokens - used : 0;
 	return room < g->cfg.max_frame ? room : g->cfg.max_frame;
 }
@@ -558,14 +558,23 @@ static void link_byte(const struct gram_flow *f, int d, size_t off, struct bset 
 
 /* ------------------------------------------------------------------ IP bytes */
 
+/* Frame bytes the rest of a TCP handshake takes after the packet at hand
+ * (its smallest packets, with their tokens), so that a flow within its
+ * budget completes it. */
+static size_t handshake_reserve(size_t l3, int ipv, int packets)
+{
+	return (size_t)packets * (1 + FIXED + l3 + (ipv == 4 ? 20 : 40) + 20);
+}
+
 /* The IP length field's range (IPv4 total, IPv6 payload length); the
  * values of a TCP direction after its FIN in vals (n of them), else -1. */
 static int ip_length(const struct gram *g, const struct shape *S, int d, uint64_t *lo,
 	uint64_t *hi, uint64_t *vals)
 {
 	const struct gram_flow *f = g->f;
-	size_t room = frame_room(g), l3 = S->l3;
-	size_t hdr = S->ipv == 4 ? 20 : 40;
+	size_t l3 = S->l3, hdr = S->ipv == 4 ? 20 : 40;
+	int left = f->have_first && f->proto == PROTO_TCP && !f->opaque && f->tcp == T_SYN_SENT;
+	size_t room = frame_room(g, handshake_reserve(l3, S->ipv, left));	/* the ACK after */
 	size_t most = room > l3 + hdr ? room - l3 - hdr : 0;	/* bytes after the IP header */
 	if (most > (S->ipv == 4 ? 65535 - 20 : 65535))
 		most = S->ipv == 4 ? 65535 - 20 : 65535;
@@ -661,10 +670,13 @@ static void length_byte(const struct gram *g, const struct shape *S, int d, size
 }
 
 /* A first packet's protocol: those whose smallest header fits the length
- * (len: bytes after the IP header). */
-static void first_protocol(int ipv, size_t len, struct bset *s)
+ * (len: bytes after the IP header), TCP when the handshake's two other
+ * packets fit after it too. */
+static void first_protocol(const struct gram *g, const struct shape *S, size_t len, struct bset *s)
 {
-	if (len >= 20)
+	int ipv = S->ipv;
+	size_t frame = S->l3 + (ipv == 4 ? 20 : 40) + len;
+	if (len >= 20 && frame <= frame_room(g, handshake_reserve(S->l3, ipv, 2)))
 		bs_add(s, PROTO_TCP);
 	if (len >= 8) {
 		bs_add(s, PROTO_UDP);
@@ -705,7 +717,7 @@ static void ip4_byte(const struct gram *g, const struct shape *S, int d, size_t 
 		if (f->have_first)
 			bs_add(s, f->proto);
 		else
-			first_protocol(4, be_get(p + l3 + 2, 2) - 20, s);
+			first_protocol(g, S, be_get(p + l3 + 2, 2) - 20, s);
 		return;
 	case 10:
 	case 11:
@@ -747,7 +759,7 @@ static void ip6_byte(const struct gram *g, const struct shape *S, int d, size_t 
 		if (f->have_first)
 			bs_add(s, f->proto);
 		else
-			first_protocol(6, be_get(f->frame + l3 + 4, 2), s);
+			first_protocol(g, S, be_get(f->frame + l3 + 4, 2), s);
 		return;
 	case 7: D->seen ? bs_add(s, D->ttl) : bs_range(s, 1, 255); return;
 	default:
@@ -1190,10 +1202,12 @@ struct gram_pos gram_next(struct gram *g, unsigned char *mask, int given)
 		}
 		return pos;
 	}
-	if (f->open && f->pos >= FIXED && !f->stop) {
+	if (f->open && f->pos >= FIXED && !f->stop && !f->gen) {
+		/* a prompt's packet: whole by its IP length, or no IP at all */
 		struct shape S = shape_of(f, f->off);
-		if (S.end != UNKNOWN && f->off >= S.end)
-			finish_packet(g);	/* a prompt's packet, whole */
+		if (S.end != UNKNOWN ? f->off >= S.end : S.l3 != UNKNOWN && !S.ipv &&
+				f->off >= S.l3 + (S.l3 == 0))
+			finish_packet(g);
 	}
 	if (!f->open)
 		return boundary(g, mask);
