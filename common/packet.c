@@ -686,3 +686,34 @@ int pkt_validate(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wi
 		return validate_ipv4(linktype, p, caplen, wirelen, &pi, why);
 	return validate_ipv6(linktype, p, caplen, wirelen, &pi, why);
 }
+
+/* Whether a and b (decoded from pa, pb) are of one flow, b as a is (1),
+ * reversed (1), or not (0). */
+static int same_flow(const struct pkt_info *a, const uint8_t *pa, const struct pkt_info *b,
+		     const uint8_t *pb)
+{
+	if (a->ip_version != b->ip_version || a->proto != b->proto || a->n_vlan != b->n_vlan ||
+	    memcmp(a->vlan, b->vlan, sizeof a->vlan) != 0 || a->has_ports != b->has_ports)
+		return 0;
+	const uint8_t *as = pa + a->src_off, *ad = pa + a->dst_off;
+	const uint8_t *bs = pb + b->src_off, *bd = pb + b->dst_off;
+	size_t n = a->addr_len;
+	if (!memcmp(as, bs, n) && !memcmp(ad, bd, n) && a->src_port == b->src_port &&
+	    a->dst_port == b->dst_port)
+		return 1;
+	return !memcmp(as, bd, n) && !memcmp(ad, bs, n) && a->src_port == b->dst_port &&
+	       a->dst_port == b->src_port;
+}
+
+int pkt_validate_flow(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
+		      const uint8_t *first, size_t first_caplen, const char **why)
+{
+	struct pkt_info pi, fi;
+	if (!pkt_validate(linktype, p, caplen, wirelen, why))
+		return 0;
+	if (!pkt_decode(linktype, p, caplen, &pi))
+		return invalid(why, "a frame that is not IP (of no flow)");
+	if (first && pkt_decode(linktype, first, first_caplen, &fi) && !same_flow(&fi, first, &pi, p))
+		return invalid(why, "a packet of another flow (addresses, ports)");
+	return 1;
+}

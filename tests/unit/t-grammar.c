@@ -609,16 +609,22 @@ static size_t header_prefix(int ipv, int proto, unsigned len, uint8_t *f)
 	return 12 + sizeof ip;
 }
 
+/* The grammar of Ethernet flows of frames up to max_frame bytes. */
+static void ethernet_cfg(struct gram_cfg *c, size_t max_frame)
+{
+	gram_cfg_default(c);
+	c->max_tokens = MAX_TOKENS;
+	c->max_frame = max_frame;
+	c->link_token = 1;
+}
+
 static void test_checksums(void)
 {
 	static struct ways w;
 	struct chooser ch = { .rng = 11 };
 	struct gram g;
 	struct gram_cfg c;
-	gram_cfg_default(&c);
-	c.max_tokens = MAX_TOKENS;
-	c.max_frame = 200;
-	c.link_token = 1;
+	ethernet_cfg(&c, 200);
 	gram_init(&g, &c);
 	memset(&w, 0, sizeof w);
 	/* first packets steered by prompts to each protocol and to the
@@ -687,10 +693,7 @@ static void test_directions(void)
 	struct chooser ch = { .rng = 5 };
 	struct gram g;
 	struct gram_cfg c;
-	gram_cfg_default(&c);
-	c.max_tokens = MAX_TOKENS;
-	c.max_frame = 200;
-	c.link_token = 1;
+	ethernet_cfg(&c, 200);
 	gram_init(&g, &c);
 	/* a TCP flow's handshake, as a prompt */
 	uint8_t frame[64];
@@ -827,10 +830,7 @@ static int starts_with(const struct tokens *t, const int *prompt, size_t plen)
 static void test_prompts(void)
 {
 	struct gram_cfg c;
-	gram_cfg_default(&c);
-	c.max_tokens = MAX_TOKENS;
-	c.max_frame = 300;
-	c.link_token = 1;
+	ethernet_cfg(&c, 300);
 	struct chooser ch = { .rng = 23 };
 	struct gram g;
 	gram_init(&g, &c);
@@ -958,10 +958,7 @@ static void test_checks_fail(void)
 	struct tokens *a = &flows[0], *b = &flows[1];
 	struct chooser ch = { .rng = 31 };
 	struct gram_cfg c;
-	gram_cfg_default(&c);
-	c.max_tokens = MAX_TOKENS;
-	c.max_frame = 200;
-	c.link_token = 1;
+	ethernet_cfg(&c, 200);
 	struct gram g;
 	gram_init(&g, &c);
 	uint8_t frame[64];
@@ -1005,16 +1002,22 @@ static void test_checks_fail(void)
 
 /* ------------------------------------------------------------------ an untrained model */
 
+/* The tiny preset with the weights tgpt-train starts from (seed). */
+static int untrained(struct model *m, uint64_t seed)
+{
+	struct model_config mc = model_config_tiny();
+	mc.max_ctx = 256;
+	if (model_init(m, &mc, seed) == 0)
+		return 1;
+	ok(0, "model_init");
+	return 0;
+}
+
 static void test_model(void)
 {
 	struct model m;
-	struct model_config mc = model_config_tiny();
-	mc.max_ctx = 256;
-	mc.init_std = 0.3f, mc.emb_std = 1.0f;	/* far from uniform logits */
-	if (model_init(&m, &mc, 5)) {
-		ok(0, "model_init");
+	if (!untrained(&m, 5))
 		return;
-	}
 	struct rec rec;
 	struct gen_sampler smp;
 	rec_init(&rec, &m, 1);
@@ -1062,6 +1065,92 @@ static void test_model(void)
 	model_free(&m);
 }
 
+/* ------------------------------------------------------------------ the generator */
+
+static void tokens_of(const struct gen_flow *f, struct tokens *t)
+{
+	memset(t, 0, sizeof *t);
+	for (size_t i = 0; i < f->n && i < MAX_TOKENS; i++)
+		t->tok[t->n++] = f->tok[i];
+}
+
+static int same_flows(const struct gen_flow *a, const struct gen_flow *b, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (a[i].n != b[i].n || memcmp(a[i].tok, b[i].tok, a[i].n * sizeof *a[i].tok))
+			return 0;
+	return 1;
+}
+
+/* gen_run in grammar mode (tgpt-infer generate's default) with an
+ * untrained model: the same guarantees, no rewinds, flows that do not
+ * depend on the streams beside them (the key byte's wait). */
+static void test_generator(void)
+{
+	enum { N = 40 };
+	static struct gen_flow a[N], b[N];
+	struct model m;
+	if (!untrained(&m, 9))
+		return;
+	struct gen_opts o;
+	gen_opts_default(&o);
+	o.grammar = 1, o.link_token = 1, o.max_len = 1500, o.max_packet = 400, o.seed = 3;
+	struct gen g;
+	gen_init(&g, &m, 2, &o);
+	gen_run(&g, NULL, NULL, a, N);
+	struct tally s;
+	memset(&s, 0, sizeof s);
+	for (int k = 0; k < N; k++) {
+		tokens_of(&a[k], &flows[k]);
+		struct verdict v = judge(&flows[k]);
+		add_verdict(&s, &flows[k], &v);
+	}
+	struct regroup r;
+	expect_all("gen_run, grammar", &s, regroup(flows, N, &r));
+	ok(g.stats.forced > 0 && g.stats.patched > 0 && g.stats.rewinds == 0 && g.stats.dropped == 0,
+		"gen_run, grammar: tokens forced, checksums re-fed, nothing rewound or dropped");
+	printf("# gen_run: %ld forced, %ld sampled, %ld checksums re-fed (%ld tokens)\n",
+		g.stats.forced, g.stats.sampled, g.stats.patched, g.stats.refed);
+	gen_free(&g);
+	for (int streams = 1; streams <= 3; streams += 2) {
+		gen_init(&g, &m, streams, &o);
+		gen_run(&g, NULL, NULL, b, N);
+		gen_free(&g);
+		char name[96];
+		snprintf(name, sizeof name, "gen_run, grammar: %d stream%s give the flows of 2", streams,
+			streams == 1 ? "" : "s");
+		ok(same_flows(a, b, N), name);
+		for (int k = 0; k < N; k++)
+			gen_flow_free(&b[k]);
+	}
+	/* prompts: each flow continues its own, which stays as it was */
+	static int prompt_tok[3][MAX_TOKENS];
+	const int *prompts[N];
+	size_t plens[N];
+	for (int k = 0; k < 3; k++) {
+		plens[k] = first_packets(&flows[k], 2, prompt_tok[k]);
+		prompts[k] = prompt_tok[k];
+	}
+	gen_init(&g, &m, 2, &o);
+	gen_run(&g, prompts, plens, b, 3);
+	int kept = 1;
+	memset(&s, 0, sizeof s);
+	for (int k = 0; k < 3; k++) {
+		kept &= b[k].n >= plens[k] && !memcmp(b[k].tok, prompts[k], plens[k] * sizeof(int));
+		tokens_of(&b[k], &flows[k]);
+		struct verdict v = judge(&flows[k]);
+		add_verdict(&s, &flows[k], &v);
+	}
+	ok(kept && s.valid == 3 && s.one_flow == 3 && s.coherent == s.tcp_flows,
+		"gen_run, grammar: prompted flows keep their prompts and stay valid");
+	gen_free(&g);
+	for (int k = 0; k < N; k++)
+		gen_flow_free(&a[k]);
+	for (int k = 0; k < 3; k++)
+		gen_flow_free(&b[k]);
+	model_free(&m);
+}
+
 int main(void)
 {
 	model_set_threads(1);
@@ -1073,5 +1162,6 @@ int main(void)
 	test_budget();
 	test_checks_fail();
 	test_model();
+	test_generator();
 	return tap_done();
 }

@@ -25,6 +25,7 @@
 #include "../eval/input.h"
 #include "../eval/json.h"
 #include "../eval/metrics.h"
+#include "../eval/regroup.h"
 #include "boost.h"
 #include "splitfile.h"
 
@@ -44,6 +45,9 @@ static const char usage[] =
 	"  -d, --depth N            tree depth (6)\n"
 	"  -T, --threads N          XGBoost threads (1; results depend on it)\n"
 	"  -t, --idle-timeout SECS  captures: pcap2flow's idle timeout (120)\n"
+	"      --tokens FILE        the token records the generated capture was written\n"
+	"                           from (tok2pcap): the share of them that come back as\n"
+	"                           exactly one flow each\n"
 	"  -j, --json               one JSON document instead of the report\n"
 	"  -q, --quiet              no progress on the terminal\n"
 	"  -h, --help               this text\n"
@@ -63,7 +67,7 @@ static const char usage[] =
 #define PROGRESS_EVERY 4096
 #define MAX_REASONS 32
 
-enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE };
+enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE, OPT_TOKENS };
 enum split_mode { SPLIT_CAPTURE, SPLIT_TIME, SPLIT_FILE };
 
 struct options {
@@ -73,7 +77,7 @@ struct options {
 	uint64_t seed;
 	double idle, test_share, eta;
 	enum split_mode split;
-	const char *labels, *split_file;
+	const char *labels, *split_file, *tokens;
 };
 
 /* ------------------------------------------------------------ tallies */
@@ -227,6 +231,8 @@ struct evaluation {
 	double f1, f1_std, acc;
 	double *fold_f1;
 	struct field_result res[N_FIELDS];
+	struct regroup regroup;      /* --tokens: the generated flows' regrouping */
+	uint64_t regrouped;          /* records that came back as one flow */
 };
 
 /* Validity and the vector of one flow record. */
@@ -237,7 +243,7 @@ static void take_flow(struct evaluation *e, int k, const struct flow_rec *f, con
 	const char *why;
 	for (size_t i = 0; i < f->n_packets; i++) {
 		const struct packet *pk = &f->pkt[i];
-		if (pkt_validate(f->linktype, pk->data, pk->caplen, pk->wirelen, &why))
+		if (pkt_validate_flow(f->linktype, pk->data, pk->caplen, pk->wirelen, NULL, 0, &why))
 			s->valid_packets++;
 		else
 			reason_add(&s->bad_packets, why);
@@ -252,6 +258,8 @@ static void take_flow(struct evaluation *e, int k, const struct flow_rec *f, con
 			reason_add(&s->bad_flows, why);
 	}
 	field_set_add_flow(&e->fields, k, f);
+	if (k == 1 && o->tokens)
+		regroup_flow(&e->regroup, f);
 	if (f->n_packets == 0)
 		return;
 	flow_vector(f, o->packets, o->ports, acc, flowset_row(&e->set));
@@ -378,6 +386,11 @@ static void print_report(struct evaluation *e, const struct options *o)
 	printf("\nvalidity of the generated traffic\n");
 	print_share("packets with consistent headers", g->valid_packets, g->packets);
 	print_share("TCP flows that hold together", g->tcp_coherent, g->tcp_flows);
+	if (o->tokens) {
+		print_share("generated flows that regroup alone", e->regrouped, e->regroup.records);
+		printf("  (%" PRIu64 " generated flows, %" PRIu64 " flows of their capture)\n",
+		       e->regroup.records, e->regroup.flows);
+	}
 	print_reasons("invalid packets", &g->bad_packets);
 	print_reasons("incoherent TCP flows", &g->bad_flows);
 	printf("  (real traffic: packets %.4f, TCP flows ", share(r->valid_packets, r->packets));
@@ -451,6 +464,11 @@ static void print_json(struct evaluation *e, const struct options *o)
 	json_number(stdout, share(g->valid_packets, g->packets));
 	fputs(",\"tcp_valid\":", stdout);
 	json_number(stdout, share(g->tcp_coherent, g->tcp_flows));
+	fputs(",\"regrouped\":", stdout);
+	json_number(stdout, o->tokens ? share(e->regrouped, e->regroup.records) : NAN);
+	if (o->tokens)
+		printf(",\"gen_records\":%" PRIu64 ",\"gen_alone\":%" PRIu64 ",\"gen_capture_flows\":%"
+		       PRIu64, e->regroup.records, e->regrouped, e->regroup.flows);
 	fputs(",\"mean_jsd_packet\":", stdout);
 	json_number(stdout, field_mean_jsd(e->res, 0));
 	fputs(",\"mean_jsd_flow\":", stdout);
@@ -477,11 +495,15 @@ static int evaluate(char **argv, const struct options *o)
 	e.set.ncol = flow_vector_len(o->packets, o->ports);
 	field_set_init(&e.fields);
 	progress_init(&pr, o->quiet);
+	if (o->tokens)
+		regroup_open(&e.regroup, o->tokens);
 	for (int k = 0; k < 2; k++) {
 		e.side[k].path = argv[k];
 		e.side[k].name = strcmp(argv[k], "-") == 0 ? "<stdin>" : argv[k];
 		read_side(&e, k, o, &pr);
 	}
+	if (o->tokens)
+		e.regrouped = regroup_alone(&e.regroup);
 	discriminate(&e, o);
 	progress_done(&pr);
 	field_set_compare(&e.fields, e.res);
@@ -492,6 +514,7 @@ static int evaluate(char **argv, const struct options *o)
 	cli_close_out(stdout, "stdout");
 	field_set_free(&e.fields);
 	flowset_free(&e.set);
+	regroup_free(&e.regroup);
 	free(e.fold_f1);
 	return 0;
 }
@@ -991,6 +1014,7 @@ int main(int argc, char **argv)
 		{ "split-file", required_argument, NULL, OPT_SPLIT_FILE },
 		{ "test-share", required_argument, NULL, OPT_TEST_SHARE },
 		{ "threads", required_argument, NULL, 'T' },
+		{ "tokens", required_argument, NULL, OPT_TOKENS },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1060,6 +1084,9 @@ int main(int argc, char **argv)
 		case OPT_SPLIT_FILE:
 			o.split_file = optarg;
 			break;
+		case OPT_TOKENS:
+			o.tokens = optarg;
+			break;
 		default:
 			cli_usage_error(usage, "unknown option");
 		}
@@ -1072,10 +1099,13 @@ int main(int argc, char **argv)
 		cli_usage_error(usage, "--split-file goes with --baseline");
 	if (o.split_file)
 		o.split = SPLIT_FILE;
+	if (o.tokens && o.baseline)
+		cli_usage_error(usage, "--tokens goes with a real and a generated input, not --baseline");
 	if (o.baseline)
 		return baseline(argc, argv, &o);
 	if (o.labels)
 		cli_usage_error(usage, "--labels goes with --baseline");
+
 	if (argc != 2)
 		cli_usage_error(usage, "two inputs wanted (real, generated), %d given", argc);
 	if (strcmp(argv[0], "-") == 0 && strcmp(argv[1], "-") == 0)

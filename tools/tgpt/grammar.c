@@ -277,28 +277,13 @@ const char *gram_stopped(const struct gram *g)
 
 /* ------------------------------------------------------------------ link types */
 
-static int link_supported(uint32_t lt)
-{
-	switch (lt) {
-	case LT_NULL:
-	case LT_ETHERNET:
-	case LT_RAW_BSD12:
-	case LT_RAW_BSD14:
-	case LT_RAW:
-	case LT_LOOP:
-	case LT_LINUX_SLL:
-	case LT_IPV4:
-	case LT_IPV6:
-	case LT_LINUX_SLL2:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
+/* The link type of a link-type token (UINT32_MAX: the escape without a
+ * link type given). */
 static uint32_t token_linktype(const struct gram_cfg *c, int tok)
 {
-	return tok == 255 ? c->escape_linktype : (uint32_t)tok;
+	if (tok != 255)
+		return (uint32_t)tok;
+	return c->escape_linktype ? c->escape_linktype : UINT32_MAX;
 }
 
 /* The link header's length without tags (0 for raw IP). */
@@ -454,6 +439,8 @@ static int may_send(const struct gram *g)
 		return 1;
 	if (interval_room(g) < 0)
 		return 0;
+	if (f->linktype == LT_ETHERNET && (f->dir[0].link[0] & 1))
+		return 1;	/* to a group address: nobody answers from it */
 	if (f->proto != PROTO_TCP || f->opaque)
 		return 3;
 	switch (f->tcp) {
@@ -671,12 +658,14 @@ static void length_byte(const struct gram *g, const struct shape *S, int d, size
 
 /* A first packet's protocol: those whose smallest header fits the length
  * (len: bytes after the IP header), TCP when the handshake's two other
- * packets fit after it too. */
+ * packets fit after it too and the destination is no Ethernet group
+ * address (whose flows go one way). */
 static void first_protocol(const struct gram *g, const struct shape *S, size_t len, struct bset *s)
 {
 	int ipv = S->ipv;
 	size_t frame = S->l3 + (ipv == 4 ? 20 : 40) + len;
-	if (len >= 20 && frame <= frame_room(g, handshake_reserve(S->l3, ipv, 2)))
+	int group = g->f->linktype == LT_ETHERNET && (g->f->frame[0] & 1);	/* one-way */
+	if (len >= 20 && !group && frame <= frame_room(g, handshake_reserve(S->l3, ipv, 2)))
 		bs_add(s, PROTO_TCP);
 	if (len >= 8) {
 		bs_add(s, PROTO_UDP);
@@ -1169,11 +1158,11 @@ static void fixed_set(const struct gram *g, struct bset *s)
 		if (f->have_first) {
 			bs_add(s, f->lt_token);
 		} else if (g->cfg.link_token >= 0) {
-			if (link_supported(token_linktype(&g->cfg, g->cfg.link_token)))
+			if (pkt_linktype_known(token_linktype(&g->cfg, g->cfg.link_token)))
 				bs_add(s, g->cfg.link_token);
 		} else {
 			for (int t = 0; t < 256; t++)
-				if (link_supported(token_linktype(&g->cfg, t)))
+				if (pkt_linktype_known(token_linktype(&g->cfg, t)))
 					bs_add(s, t);
 		}
 		return;
@@ -1286,7 +1275,7 @@ int gram_needs_keys(const struct gram *g)
  * ones always fit), NULL when it can. */
 static const char *unsupported(const struct gram_flow *f, const struct pkt_info *pi, int ip)
 {
-	if (!link_supported(f->linktype))
+	if (!pkt_linktype_known(f->linktype))
 		return "a link type without a grammar";
 	if (!ip)
 		return "a frame that is not IP";
@@ -1629,7 +1618,7 @@ int gram_feed(struct gram *g, int tok, int given)
 		if (!f->have_first) {
 			f->lt_token = tok;
 			f->linktype = token_linktype(&g->cfg, tok);
-			if (!link_supported(f->linktype))
+			if (!pkt_linktype_known(f->linktype))
 				f->stop = "a link type without a grammar";
 		} else if (tok != f->lt_token) {
 			f->stop = "a packet of another link type";

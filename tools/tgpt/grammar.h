@@ -36,7 +36,8 @@
  *  - Link header: Ethernet: the first packet's MACs free (source not a
  *    group address), its type IPv4 or IPv6 (0800, 86dd) or one VLAN tag
  *    (8100, the tag free) then one of those; later packets the flow's MACs,
- *    swapped for d = 1, and the same tag and type. Cooked and loopback
+ *    swapped for d = 1, and the same tag and type (a flow to a group
+ *    address goes one way, and is not TCP). Cooked and loopback
  *    headers: a direction's first packet fills the fields pkt_validate and
  *    Wireshark read (protocol or family as the IP version, ARPHRD Ethernet,
  *    address length 6, packet type 0..4), the address bytes free; then the

@@ -2,7 +2,8 @@
  * label of every flow of token records or a shard with a fine-tuned
  * classifier (classify.h) and scores the predictions against the labels the
  * flows carry; `generate` samples new flows with the recurrent model
- * (recurrent.h, generate.h), every packet checked as it completes, and
+ * (recurrent.h, generate.h) under the decoding grammar (grammar.h; --raw:
+ * free sampling, every packet checked as it completes, as before), and
  * writes them as token records for tok2pcap(1); a class-conditional model
  * (conditional.h) generates flows of the label it is given. */
 #include <blis.h>
@@ -22,6 +23,7 @@
 #include "conditional.h"
 #include "generate.h"
 #include "model.h"
+#include "packet.h"
 #include "record.h"
 #include "shard.h"
 #include "stream.h"
@@ -31,8 +33,8 @@ static const char usage[] =
 	"                           [--force] CKPT [FILE ...]\n"
 	"       tgpt-infer generate [-q] [-j N] [-n N] [-s SEED] [-k K] [-T TEMP] [--label X]\n"
 	"                           [--prompt FILE] [--prompt-packets K] [--max-tokens N]\n"
-	"                           [--retries N] [--streams S] [--linktype N] [-o FILE]\n"
-	"                           [--force] CKPT\n"
+	"                           [--retries N] [--streams S] [--linktype N] [--raw]\n"
+	"                           [--idle-timeout SECS] [-o FILE] [--force] CKPT\n"
 	"classify: predicts the label of every flow of token records (flow2tok) or of a\n"
 	"shard (tokshard, e.g. DIR/test.shard) in FILEs or stdin ('-') with the\n"
 	"classifier CKPT (tgpt-train --labels), writes one prediction record per flow\n"
@@ -42,8 +44,14 @@ static const char usage[] =
 	"  -o, --output FILE      the predictions (default stdout)\n"
 	"      --report FILE      the report to FILE instead of stderr ('-': stdout)\n"
 	"      --json             the report as one JSON document\n"
-	"generate: samples N flows with the model CKPT and writes them as token records\n"
-	"(tgpt.tok) for tok2pcap; a summary on stderr, last line \"tokens/s: X\".\n"
+	"generate: samples N flows with the model CKPT under the decoding grammar (each\n"
+	"flow one flow of valid packets, coherent TCP) and writes them as token records\n"
+	"(tgpt.tok) for tok2pcap; a summary on stderr, last line \"tokens/s: X\"; exit 65\n"
+	"when no flow holds a packet.\n"
+	"      --raw              sample freely, checking each packet and sampling a\n"
+	"                         failing one again (--retries), as the paper does\n"
+	"      --idle-timeout S   longest interval between a flow's packets, the idle\n"
+	"                         timeout pcap2flow -t will regroup with (default 120)\n"
 	"  -n, --flows N          flows to generate (default 1; with --prompt: one per\n"
 	"                         prompt record)\n"
 	"  -s, --seed N           seed of the sampling (default 1)\n"
@@ -759,6 +767,8 @@ struct gen_cli {
 	uint32_t linktype;
 	int link_token;	/* --link-token: every packet's link-type token, or -1 */
 	enum rec_precision precision;
+	int raw;	/* --raw: no grammar */
+	double idle;	/* --idle-timeout */
 };
 
 /* Prompts: per prompt record, its first packets as tokens and, for a
@@ -984,11 +994,16 @@ static void write_flow(msgpack_packer *pk, const struct gen_flow *f, uint64_t id
 static void gen_summary(const struct gen *g, const long *stops, double seconds, int quiet)
 {
 	const struct gen_stats *s = &g->stats;
-	double tps = seconds > 0 ? (double)s->sampled / seconds : 0.0;
+	/* tokens the flows received, sampled or forced (rewound ones too) */
+	double tps = seconds > 0 ? (double)(s->sampled + s->forced) / seconds : 0.0;
 	if (!quiet) {
 		fprintf(stderr, "flows: %ld (ended by END %ld, by --max-tokens %ld, by the retry "
-			"bound %ld, stuck %ld)\n", s->flows, stops[GEN_STOP_END], stops[GEN_STOP_LENGTH],
-			stops[GEN_STOP_RETRIES], stops[GEN_STOP_STUCK]);
+			"bound %ld, stuck %ld, by the grammar %ld)\n", s->flows, stops[GEN_STOP_END],
+			stops[GEN_STOP_LENGTH], stops[GEN_STOP_RETRIES], stops[GEN_STOP_STUCK],
+			stops[GEN_STOP_GRAMMAR]);
+		if (g->o.grammar)
+			fprintf(stderr, "grammar: %ld tokens forced, %ld sampled; %ld checksums re-fed "
+				"(%ld tokens)\n", s->forced, s->sampled, s->patched, s->refed);
 		fprintf(stderr, "packets: %ld generated and kept, %ld dropped\n", s->packets,
 			s->dropped);
 		fprintf(stderr, "tokens: %ld kept, %ld sampled\n", s->tokens, s->sampled);
@@ -1002,7 +1017,7 @@ static void gen_summary(const struct gen *g, const long *stops, double seconds, 
 static void parse_generate(int argc, char **argv, struct gen_cli *o)
 {
 	enum { O_PROMPT_PACKETS = 256, O_MAX_TOKENS, O_RETRIES, O_STREAMS, O_LINKTYPE, O_LINK_TOKEN, O_FORCE,
-		O_PRECISION };
+		O_PRECISION, O_RAW, O_IDLE };
 	static const struct option longopts[] = {
 		{ "flows", required_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, O_FORCE },
@@ -1016,6 +1031,8 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 		{ "prompt", required_argument, NULL, 'p' },
 		{ "prompt-packets", required_argument, NULL, O_PROMPT_PACKETS },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, O_RAW },
+		{ "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "retries", required_argument, NULL, O_RETRIES },
 		{ "seed", required_argument, NULL, 's' },
 		{ "streams", required_argument, NULL, O_STREAMS },
@@ -1034,6 +1051,7 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 	o->prompt_packets = 1;
 	o->retries = 8;
 	o->link_token = -1;
+	o->idle = 120.0;
 	o->precision = REC_INT8;
 	o->streams = DEFAULT_STREAMS;
 	o->threads = default_threads();
@@ -1068,6 +1086,8 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 			o->linktype = (uint32_t)opt_u64(usage, "--linktype", optarg, 0, UINT32_MAX);
 			break;
 		case O_FORCE: o->force = 1; break;
+		case O_RAW: o->raw = 1; break;
+		case O_IDLE: o->idle = opt_double(usage, "--idle-timeout", optarg, 0.01, 4e9); break;
 		case O_PRECISION: {
 			int p = rec_precision_parse(optarg);
 			if (p < 0)
@@ -1085,6 +1105,11 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 	o->ckpt = argv[optind++];
 	if (optind < argc)
 		cli_usage_error(usage, "generate: one checkpoint, and no input (--prompt FILE)");
+	uint32_t lt = o->link_token != 255 ? (uint32_t)o->link_token : o->linktype ? o->linktype :
+		UINT32_MAX;
+	if (!o->raw && o->link_token >= 0 && !pkt_linktype_known(lt))
+		cli_usage_error(usage, "--link-token %d: the grammar makes no link type %u (--raw "
+			"samples any)", o->link_token, lt);
 	if (o->prompt && strcmp(o->prompt, "-") == 0 && strcmp(o->output, "-") != 0 &&
 			strcmp(o->output, o->prompt) == 0)
 		cli_usage_error(usage, "--prompt and -o name the same file");
@@ -1146,6 +1171,9 @@ static int cmd_generate(int argc, char **argv)
 	go.max_len = o.max_tokens ? (size_t)o.max_tokens : 4 * (size_t)m.c.max_ctx;
 	go.max_retries = o.retries;
 	go.escape_linktype = o.linktype;
+	go.grammar = !o.raw;
+	go.link_token = o.link_token;
+	go.idle_timeout = o.idle;
 	uint64_t streams = o.n < (uint64_t)o.streams ? o.n : (uint64_t)o.streams;
 	struct gen g;
 	struct gen_hook hook = { .total = o.n, .link_token = o.link_token };
@@ -1171,7 +1199,7 @@ static int cmd_generate(int argc, char **argv)
 	uint64_t *per_entry = xcalloc((size_t)map.n + 1, sizeof *per_entry);
 	uint16_t *buf = NULL;
 	size_t cap = 0;
-	long stops[4] = { 0 };
+	long stops[GEN_N_STOPS] = { 0 };
 	static const int start = TOK_START;
 	double t0 = now_seconds();
 	for (uint64_t at = 0; at < o.n && !w.failed; at += GEN_GROUP) {
@@ -1211,6 +1239,12 @@ static int cmd_generate(int argc, char **argv)
 	close_output(&out, &w, o.output);
 	label_summary(&map, per_entry, o.quiet);
 	gen_summary(&g, stops, seconds, o.quiet);
+	int status = 0;
+	if (o.n > 0 && g.stats.packets == 0 && pr.n == 0) {
+		warnx("generate: no flow holds a packet (%s)", o.raw ? "every one failed its checks; "
+			"the grammar, without --raw, makes valid ones" : "see the summary");
+		status = EX_DATAERR;
+	}
 	free(buf);
 	free(flows);
 	free(pp);
@@ -1222,7 +1256,7 @@ static int cmd_generate(int argc, char **argv)
 	ckpt_labels_free(&map);
 	gen_free(&g);
 	model_free(&m);
-	return 0;
+	return status;
 }
 
 /* ================================================================ main */

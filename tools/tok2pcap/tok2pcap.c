@@ -682,6 +682,12 @@ int main(int argc, char **argv)
 	progress_done(&prog);
 	if (!o.strict)
 		report_drops(&c);
+	if (!status && c.records && !c.n_pkts) {
+		/* an empty capture written with exit 0 would pass for output */
+		warnx("no packet in %" PRIu64 " record%s: the capture is empty", c.records,
+		      c.records == 1 ? "" : "s");
+		status = EX_DATAERR;
+	}
 
 	if (c.n_pkts)
 		qsort(c.pkts, c.n_pkts, sizeof *c.pkts, by_capture_order);
