@@ -1642,18 +1642,37 @@ void gram_patch(const struct gram *g, size_t *at, uint8_t bytes[2])
 int gram_flow_key(const struct gram *g, struct gram_endpoint e[2])
 {
 	const struct gram_flow *f = g->f;
-	if (!f->have_first)
-		return 0;
-	size_t len = f->ipv == 4 ? 4 : 16;
+	uint8_t addr[2][16];
+	uint16_t port[2] = { 0, 0 };
+	struct gram_endpoint k;
+	memset(&k, 0, sizeof k);
+	if (f->have_first) {
+		k.ip_version = (uint8_t)f->ipv, k.proto = (uint8_t)f->proto;
+		k.n_vlan = f->n_vlan, k.vlan = f->vlan;
+		memcpy(addr, f->addr, sizeof addr);
+		memcpy(port, f->port, sizeof port);
+	} else {	/* the first packet's bytes, once they hold the key */
+		struct shape S = shape_of(f, f->off);
+		int ports = S.proto == PROTO_TCP || S.proto == PROTO_UDP;
+		if (!f->open || S.proto < 0 || S.l4 == UNKNOWN || f->off < S.l4 + (ports ? 4 : 0))
+			return 0;
+		size_t src = S.l3 + (S.ipv == 4 ? 12 : 8), len = S.ipv == 4 ? 4 : 16;
+		memset(addr, 0, sizeof addr);
+		memcpy(addr[0], f->frame + src, len);
+		memcpy(addr[1], f->frame + src + len, len);
+		if (ports) {
+			port[0] = (uint16_t)be_get(f->frame + S.l4, 2);
+			port[1] = (uint16_t)be_get(f->frame + S.l4 + 2, 2);
+		}
+		k.ip_version = (uint8_t)S.ipv, k.proto = (uint8_t)S.proto;
+		if (f->linktype == LT_ETHERNET && S.l3 == 18)
+			k.n_vlan = 1, k.vlan = (uint16_t)(be_get(f->frame + 14, 2) & 0x0fff);
+	}
 	for (int s = 0; s < 2; s++) {
-		memset(&e[s], 0, sizeof e[s]);
-		e[s].ip_version = (uint8_t)f->ipv;
-		e[s].proto = (uint8_t)f->proto;
-		e[s].n_vlan = f->n_vlan;
-		e[s].vlan = f->vlan;
-		e[s].port = f->port[s];
-		memcpy(e[s].addr, f->addr[s], len);
-		memcpy(e[s].peer, f->addr[!s], len);
+		e[s] = k;
+		e[s].port = port[s];
+		memcpy(e[s].addr, addr[s], 16);
+		memcpy(e[s].peer, addr[!s], 16);
 	}
 	return 1;
 }

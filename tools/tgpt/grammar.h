@@ -136,7 +136,8 @@
  * protocol, IP version, VLAN): on a generated first packet the source
  * port's low byte (for ICMP, the destination address's last byte) is
  * masked to endpoints not taken. gram_needs_keys says when the next
- * position asks; gram_flow_key gives the flow's endpoints to register. */
+ * position asks; gram_flow_key gives the flow's endpoints to register as
+ * soon as its first packet holds them. */
 #ifndef TGPT_GRAMMAR_H
 #define TGPT_GRAMMAR_H
 
@@ -212,7 +213,8 @@ int gram_feed(struct gram *g, int tok, int given);
  * again. */
 void gram_patch(const struct gram *g, size_t *at, uint8_t bytes[2]);
 
-/* Once the first packet is whole: its two endpoints (returns 1), else 0. */
+/* Once the first packet's bytes hold them (its ports, or its addresses
+ * for protocols without): its two endpoints (returns 1), else 0. */
 int gram_flow_key(const struct gram *g, struct gram_endpoint e[2]);
 /* Why the flow can go no further (a static phrase), NULL while it can. */
 const char *gram_stopped(const struct gram *g);

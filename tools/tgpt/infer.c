@@ -1238,13 +1238,13 @@ static int cmd_generate(int argc, char **argv)
 	progress_done(&hook.p);
 	close_output(&out, &w, o.output);
 	label_summary(&map, per_entry, o.quiet);
-	gen_summary(&g, stops, seconds, o.quiet);
 	int status = 0;
 	if (o.n > 0 && g.stats.packets == 0 && pr.n == 0) {
 		warnx("generate: no flow holds a packet (%s)", o.raw ? "every one failed its checks; "
 			"the grammar, without --raw, makes valid ones" : "see the summary");
 		status = EX_DATAERR;
 	}
+	gen_summary(&g, stops, seconds, o.quiet);	/* its last line: tokens/s */
 	free(buf);
 	free(flows);
 	free(pp);
