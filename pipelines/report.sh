@@ -44,16 +44,52 @@ $(selection)
 MD
 [ "$only_clf" = 1 ] && exit 0
 
+# The raw side's numbers (its JSON may hold only an error: then "-").
+rawnum() { jq -r "if .error then \"-\" else ($1 | if . == null then \"-\" else (. * 10000 | round / 10000 | tostring) end) end" "$exp/$2"; }
+# "alone of records (share)" from a realism JSON.
+regrouped() {
+	jq -r 'if .error then "- (" + (.error | split("\n")[0] | sub("^realism-eval: "; "")) + ")"
+		elif .gen_records == null then "-"
+		else "\(.gen_alone) of \(.gen_records) (\(.regrouped * 10000 | round / 10000))" end' "$exp/$1"
+}
+capflows() { jq -r 'if .error then "-" else .generated.flows end' "$exp/$1"; }
+f1() { jq -r 'if .error or .f1 == null then "-" else "\(.f1 * 10000 | round / 10000) ± \(.f1_std * 10000 | round / 10000)" end' "$exp/$1"; }
+tshark() {
+	jq -r 'if .packets == null then "- (no tshark)"
+		else "\(.malformed) / \(.errors)" + (if .errors > 0 then " (" + ([.by_protocol | to_entries[] | "\(.key) \(.value)"] | join(", ")) + ")" else "" end) end' "$exp/$1"
+}
+# A field's JSD in a jsdiv JSON ("-" when absent or failed).
+field_jsd() { jq -r --arg f "$1" 'if .error then "-" else ([.fields[] | select(.field == $f) | .jsd][0] // "-") end' "$exp/$2"; }
+gen_n=$(sed -n 's/^GEN_N *= *//p' "$exp/config.mk")
+
 cat <<MD
 
 ## Generation
 
+${gen_n} flows per mode from the same model, seed and prompts: the decoding
+grammar (tgpt-infer generate's default) and free sampling with packet checks
+(\`--raw\`), against the real flows.
+
+| | grammar | raw (\`--raw\`) | paper 12k |
+|---|---|---|---|
+| valid packets (realism-eval) | $(num .validity realism.json) | $(rawnum .validity realism-raw.json) | - |
+| generated flows that regroup alone (pcap2flow) | $(regrouped realism.json) | $(regrouped realism-raw.json) | - |
+| flows pcap2flow makes of the capture | $(capflows realism.json) | $(capflows realism-raw.json) | - |
+| TCP flows coherent | $(num .tcp_valid realism.json) | $(rawnum .tcp_valid realism-raw.json) | - |
+| discriminator macro-F1 (0.5 = indistinguishable) | $(f1 realism.json) | $(f1 realism-raw.json) | 0.6683 ± 0.0232 |
+| mean JSD, packet fields | $(num .mean_jsd_packet jsdiv.json) | $(rawnum .mean_jsd_packet jsdiv-raw.json) | 0.1605 |
+| mean JSD, flow fields | $(num .mean_jsd_flow jsdiv.json) | $(rawnum .mean_jsd_flow jsdiv-raw.json) | 0.2396 |
+| tshark: malformed packets / error expert infos | $(tshark tshark.json) | $(tshark tshark-raw.json) | - |
+
 $(num .validity realism.json) of generated packets are valid; $(num .tcp_valid realism.json) of generated TCP flows are coherent.
 Discriminator (real vs generated) macro-F1: $(num .f1 realism.json) ± $(num .f1_std realism.json) (0.5 = indistinguishable; paper 12k: 0.6683 ± 0.0232).
 
-| field | JSD | TVD | Hellinger |
-|---|---|---|---|
-$(jq -r '.fields[] | "| \(.field) | \(.jsd // "-") | \(.tvd // "-") | \(.hellinger // "-") |"' "$exp/jsdiv.json")
+| field | JSD | TVD | Hellinger | JSD raw |
+|---|---|---|---|---|
+$(jq -r '.fields[] | "\(.field)\t\(.jsd // "-")\t\(.tvd // "-")\t\(.hellinger // "-")"' "$exp/jsdiv.json" |
+	while IFS=$'\t' read -r f jsd tvd hel; do
+		echo "| $f | $jsd | $tvd | $hel | $(field_jsd "$f" jsdiv-raw.json) |"
+	done)
 
 Mean JSD: packet fields $(num .mean_jsd_packet jsdiv.json) (paper 12k: 0.1605), flow fields $(num .mean_jsd_flow jsdiv.json) (paper 12k: 0.2396).
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # experiment.t: pipelines/experiment.mk runs captures -> report end to end on
-# two example captures with a tiny, short configuration, and a second make
+# two example captures with a tiny, short configuration (generation under the
+# grammar and --raw side by side), and a second make
 # does nothing; changing a generation setting reruns generation and its
 # evaluation but not the training; CONDITIONAL = 1 trains a class-conditional
 # model and generates flows of each label.
@@ -24,6 +25,10 @@ like e/report.md '^\| tgpt fine-tuned \| [0-9.]+ \| [0-9.]+ \|' "report has the 
 like e/report.md '^\| realism-eval --baseline' "report has the baseline"
 like e/report.md '^Discriminator \(real vs generated\) macro-F1: [0-9.]+' "report has the discriminator F1"
 like e/report.md '^\| pkt_len \| [0-9.]+' "report has the per-field JSD"
+like e/report.md '^\| valid packets \(realism-eval\) \| 1 \| ' "the grammar's packets all valid, raw's beside"
+like e/report.md '^\| generated flows that regroup alone \(pcap2flow\) \| 6 of 6 \(1\) \| ' \
+	"each of the grammar's 6 flows regroups alone"
+like e/report.md '^\| tshark: malformed packets / error expert infos \| ' "tshark's verdict, both modes"
 ok "plots written" sh -c 'ls e/plots/*.png >/dev/null'
 steps='preprocess|tokshard|tgpt-train|tgpt-infer|tok2pcap|jsdiv|realism-eval|report.sh'
 run make -f "$mk" EXP=e

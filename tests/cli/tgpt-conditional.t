@@ -84,6 +84,9 @@ for L in dns tcp; do
 	exits_with 0 "which pcap2flow reads back" pcap2flow -q $L.pcap
 	ok "with packets in it" test "$(stat -c %s $L.pcap)" -gt 100
 done
+exits_with 0 "--raw --label tcp: free sampling takes labels too" tgpt-infer generate --raw \
+	--label tcp -n 5 -j 1 --max-tokens 300 --seed 7 c.ckpt
+is "$(nlabel out tcp)" 5 "every record carries the label"
 exits_with 0 "the same seed gives the same bytes" tgpt-infer generate --label dns -n 40 -j 2 \
 	--streams 3 --max-tokens 300 --seed 7 c.ckpt
 ok "for any thread and stream count" cmp out dns.gen

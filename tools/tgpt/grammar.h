@@ -107,11 +107,14 @@
  * So the recurrent state is always fed what the pcap will hold (the issue's
  * wish), never a placeholder it keeps. Trade-off: (B) costs nothing but
  * two payload bytes of every data packet; (C) costs the re-fed steps (a
- * re-fed step is a model step without the output head or the sampler) and
- * a state copy; a placeholder kept in the state would cost nothing and
- * condition the model on bytes the pcap does not hold; generating the
- * payload first would need a model trained on another token order.
- * Measured: docs/RESULTS.md (make bench BENCH=infer, raw against grammar).
+ * model step each, without the sampler) and a state copy; a placeholder
+ * kept in the state would cost nothing and condition the model on bytes
+ * the pcap does not hold; generating the payload first would need a model
+ * trained on another token order. Forced tokens skip the sampler, not the
+ * model's output head (a few per cent of a step: not worth a second kind
+ * of step). Measured (make bench BENCH=infer, docs/RESULTS.md): grammar
+ * and raw generation at the same tokens/s; re-fed tokens are under 1 %
+ * of the tokens generated.
  *
  * Directions. After the first packet a packet's direction is open until a
  * byte tells: at each position the grammar takes the union of what each
