@@ -1151,6 +1151,150 @@ static void test_generator(void)
 	model_free(&m);
 }
 
+/* ------------------------------------------------------------------ DNS */
+
+/* A name at m[at] of a message of len bytes: labels then the root, or a
+ * pointer to an earlier offset (followed, loops refused). Returns the
+ * offset after it, 0 when it is no name. */
+static size_t dns_name(const uint8_t *m, size_t len, size_t at)
+{
+	size_t end = 0, hops = 0, names = 0;
+	while (at < len) {
+		uint8_t b = m[at];
+		if (b == 0)
+			return end ? end : at + 1;
+		if ((b & 0xc0) == 0xc0) {
+			if (at + 1 >= len || ++hops > 16)
+				return 0;
+			size_t to = (size_t)(b & 0x3f) << 8 | m[at + 1];
+			if (to >= at)
+				return 0;	/* forward or onto itself */
+			end = end ? end : at + 2;
+			at = to;
+			continue;
+		}
+		if (b > 63 || ++names > 127)
+			return 0;
+		at += 1 + b;
+	}
+	return 0;
+}
+
+/* Whether m[0..len) is a DNS message as the grammar promises: counts that
+ * fill it exactly, names, record types A NS CNAME PTR MX TXT AAAA with
+ * data that fits them, the Z flag 0. */
+static int dns_message_ok(const uint8_t *m, size_t len)
+{
+	if (len < 12 || (m[3] & 0x40))
+		return 0;
+	unsigned count[4];
+	for (int i = 0; i < 4; i++)
+		count[i] = (unsigned)(m[4 + 2 * i] << 8 | m[5 + 2 * i]);
+	size_t at = 12;
+	for (int sec = 0; sec < 4; sec++)
+		for (unsigned k = 0; k < count[sec]; k++) {
+			if (!(at = dns_name(m, len, at)))
+				return 0;
+			if (sec == 0) {
+				at += 4;
+				continue;
+			}
+			if (at + 10 > len)
+				return 0;
+			unsigned type = (unsigned)(m[at] << 8 | m[at + 1]);
+			size_t rd = (size_t)(m[at + 8] << 8 | m[at + 9]), data = at + 10, end = data + rd;
+			if (end > len)
+				return 0;
+			switch (type) {
+			case 1: if (rd != 4) return 0; break;
+			case 28: if (rd != 16) return 0; break;
+			case 2: case 5: case 12: if (dns_name(m, end, data) != end) return 0; break;
+			case 15: if (rd < 3 || dns_name(m, end, data + 2) != end) return 0; break;
+			case 16:
+				for (size_t t = data; t < end; t += 1 + m[t])
+					if (t + 1 + m[t] > end)
+						return 0;
+				if (rd == 0)
+					return 0;
+				break;
+			default: return 0;
+			}
+			at = end;
+		}
+	return at == len;
+}
+
+/* Ethernet, a whole IP header (checksum right) and the ports of a UDP
+ * datagram of len bytes from port 40000 to dport. */
+static size_t udp_prefix(int ipv, unsigned len, unsigned dport, uint8_t *f)
+{
+	size_t n = header_prefix(ipv, 17, ipv == 4 ? 20 + len : len, f);
+	static const uint8_t a4[8] = { 10, 0, 0, 1, 10, 0, 0, 53 };
+	if (ipv == 4) {
+		memcpy(f + n, (const uint8_t[]){ 0, 0 }, 2);
+		memcpy(f + n + 2, a4, 8);
+		n += 10;
+		uint16_t cs = (uint16_t)~pkt_fold16(pkt_sum16(f + 14, 20, 0));
+		f[24] = (uint8_t)(cs >> 8), f[25] = (uint8_t)cs;
+	} else {
+		f[n++] = 64;	/* hop limit */
+		for (int i = 0; i < 32; i++)
+			f[n++] = (uint8_t)(i == 15 ? 1 : i == 31 ? 53 : i < 2 ? 0xfd : 0);
+	}
+	const uint8_t ports[4] = { 0x9c, 0x40, (uint8_t)(dport >> 8), (uint8_t)dport };
+	memcpy(f + n, ports, 4);
+	return n + 4;
+}
+
+static void test_dns(void)
+{
+	struct gram_cfg c;
+	ethernet_cfg(&c, 600);
+	struct chooser ch = { .rng = 43 };
+	struct gram g;
+	gram_init(&g, &c);
+	/* a UDP flow to port 53 (or 5353), its first packet steered there, the
+	 * rest the grammar's */
+	uint8_t frame[96];
+	int prompt[120];
+	long messages = 0, good = 0, records = 0, pointers = 0, valid = 1;
+	for (int k = 0; k < 300; k++) {
+		size_t n = udp_prefix(k % 3 ? 4 : 6, 100 + (unsigned)k, k % 5 ? 53 : 5353, frame);
+		size_t plen = prompt_of(frame, n, prompt);
+		drive(&g, &ch, prompt, plen, &flows[0]);
+		struct verdict v = judge(&flows[0]);
+		valid &= v.ended && v.valid && v.one_flow;
+		static uint8_t bytes[MAX_TOKENS];
+		static struct pkt pk[MAX_TOKENS / 10];
+		size_t np = packets_of(&flows[0], bytes, pk, MAX_TOKENS / 10);
+		for (size_t i = 0; i < np; i++) {
+			struct pkt_info pi;
+			if (!pkt_decode(1, pk[i].data, pk[i].len, &pi) || pi.proto != 17)
+				continue;
+			if (pi.src_port != 53 && pi.dst_port != 53 && pi.src_port != 5353 &&
+					pi.dst_port != 5353 && pi.src_port != 5355 && pi.dst_port != 5355)
+				continue;
+			const uint8_t *m = pk[i].data + pi.l4_payload_off;
+			size_t len = pk[i].len - (size_t)pi.l4_payload_off;
+			messages++;
+			good += dns_message_ok(m, len);
+			records += len > 12 ? (m[6] << 8 | m[7]) + (m[8] << 8 | m[9]) : 0;
+			for (size_t j = 12; j + 1 < len; j++)
+				pointers += (m[j] & 0xc0) == 0xc0;
+		}
+	}
+	gram_free(&g);
+	ok(valid, "DNS: flows valid and one flow each");
+	ok(messages > 100, "DNS: many messages to and from port 53");
+	is_int(good, messages, "DNS: every message parses (counts, names, pointers, record data)");
+	ok(records > 20, "DNS: some with records");
+	printf("# DNS: %ld messages, %ld answer and authority records, %ld pointer-like bytes\n",
+		messages, records, pointers);
+	/* the check can fail */
+	static const uint8_t bad[] = { 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a', 'b' };
+	ok(!dns_message_ok(bad, sizeof bad), "DNS: a name cut short fails the check");
+}
+
 int main(void)
 {
 	model_set_threads(1);
@@ -1163,5 +1307,6 @@ int main(void)
 	test_checks_fail();
 	test_model();
 	test_generator();
+	test_dns();
 	return tap_done();
 }

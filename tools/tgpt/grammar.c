@@ -50,11 +50,16 @@ static int bs_has(const struct bset *s, int v)
 	return v >= 0 && v < 256 && (s->w[v >> 6] >> (v & 63) & 1);
 }
 
-/* Adds lo .. hi (inclusive). */
+/* Adds lo .. hi (inclusive), a word at a time. */
 static void bs_range(struct bset *s, int lo, int hi)
 {
-	for (int v = lo; v <= hi; v++)
-		bs_add(s, v);
+	if (lo > hi)
+		return;
+	for (int w = lo >> 6; w <= hi >> 6; w++) {
+		int a = w == lo >> 6 ? lo & 63 : 0, b = w == hi >> 6 ? hi & 63 : 63;
+		uint64_t upto = b == 63 ? ~0ull : (1ull << (b + 1)) - 1;
+		s->w[w] |= upto & ~((1ull << a) - 1);
+	}
 }
 
 static void bs_one(struct bset *s, int v)
@@ -85,6 +90,27 @@ static int bs_only(const struct bset *s)
 		v = i * 64 + __builtin_ctzll(s->w[i]);
 	}
 	return v;
+}
+
+/* The set as a mask of 256 bytes, 1 for a member (a byte of bits at a
+ * time: masks are filled at every sampled position). */
+static void bs_to_mask(const struct bset *s, unsigned char *mask)
+{
+	static uint64_t spread[256];	/* byte i of spread[b]: bit i of b */
+	if (!spread[255])
+		for (int b = 0; b < 256; b++)
+			for (int i = 0; i < 8; i++)
+				spread[b] |= (uint64_t)(b >> i & 1) << (8 * i);
+	if (!~(s->w[0] & s->w[1] & s->w[2] & s->w[3])) {
+		memset(mask, 1, 256);	/* a free byte, the commonest */
+		return;
+	}
+	for (int w = 0; w < 4; w++)
+		for (int k = 0; k < 8; k++) {
+			uint64_t bytes = spread[s->w[w] >> (8 * k) & 0xff];
+			for (int i = 0; i < 8; i++)
+				mask[w * 64 + k * 8 + i] = (unsigned char)(bytes >> (8 * i));
+		}
 }
 
 /* Byte k (0: most significant) of an n-byte big-endian field whose first k
@@ -174,6 +200,30 @@ struct shape {
 	int ipv, proto;
 };
 
+/* Where a DNS message (a UDP payload to or from port 53, 5353 or 5355)
+ * is after its bytes so far, for dns_set. */
+enum dns_part { D_HEADER, D_NAME, D_QFIX, D_RRFIX, D_RDATA, D_END };
+enum dns_rdata { RD_BYTES, RD_NAME, RD_MX, RD_TXT };
+#define DNS_TARGETS 32
+struct dns_walk {
+	size_t at, len;		/* message bytes walked; the message's length */
+	enum dns_part part;
+	uint16_t count[4];	/* questions, answers, authority, additional */
+	int section;
+	uint32_t left;		/* items of the section after the current one */
+	size_t name_start;	/* the current name's first byte */
+	size_t name_end;	/* an rdata name's end (exact), 0: an item's name */
+	int label_left;		/* bytes of the current label still to come */
+	int pointer;		/* after a pointer's first byte */
+	size_t fix_start;	/* first byte of the fixed part after a name */
+	uint16_t type, rdlen;
+	size_t rdata_end;
+	enum dns_rdata rdata;
+	int txt_left;		/* bytes of the current TXT string still to come */
+	uint16_t target[DNS_TARGETS];	/* labels of the names so far */
+	int n_target, n_done;	/* of them; those of finished names (a pointer's) */
+};
+
 struct gram_flow {
 	size_t n;		/* tokens fed */
 	long packets;		/* whole packets */
@@ -217,6 +267,7 @@ struct gram_flow {
 	int set_ok;
 	int save_pending;	/* gram_next asked for a save before this token */
 	int started;		/* a START was fed (what came before were labels) */
+	struct dns_walk dns;	/* the packet's DNS message, walked this far */
 };
 
 static void finish_packet(struct gram *g);
@@ -640,6 +691,380 @@ static void mask_taken(const struct gram *g, const struct shape *S, size_t off, 
 		*s = keep;
 }
 
+/* ------------------------------------------------------------------ DNS */
+
+/* A UDP payload to or from port 53 (DNS), 5353 (mDNS) or 5355 (LLMNR) is a
+ * DNS message that fills it exactly (Wireshark's dissector calls anything
+ * else malformed): the header (the Z flag 0), counts the payload can hold,
+ * names of labels ending in the root or a pointer to an earlier label,
+ * questions, and records of type A, NS, CNAME, PTR, MX, TXT or AAAA whose
+ * data length fits their type. IDs, flags, label bytes, types, classes,
+ * TTLs and record data stay the model's. */
+#define DNS_HEADER 12
+#define DNS_QUESTION_MIN 5	/* the root name, type, class */
+#define DNS_RR_MIN 12		/* the root name, type, class, TTL, length, a byte */
+
+static int dns_port(uint64_t port)
+{
+	return port == 53 || port == 5353 || port == 5355;
+}
+
+/* Whether a DNS message can be len bytes: a header alone, or with a question. */
+static int dns_size_ok(size_t len)
+{
+	return len == DNS_HEADER || len >= DNS_HEADER + DNS_QUESTION_MIN;
+}
+
+/* Whether the packet's UDP payload is a DNS message (its ports fed). */
+static int is_dns(const struct gram_flow *f, const struct shape *S, size_t off)
+{
+	if (S->proto != PROTO_UDP || f->opaque || S->l4 == UNKNOWN || off < S->l4 + 4)
+		return 0;
+	return dns_port(be_get(f->frame + S->l4, 2)) || dns_port(be_get(f->frame + S->l4 + 2, 2));
+}
+
+/* The least bytes nq questions and nrr records take. */
+static size_t dns_least(uint32_t nq, uint32_t nrr)
+{
+	return (size_t)DNS_QUESTION_MIN * nq + (size_t)DNS_RR_MIN * nrr;
+}
+
+/* Whether nq questions and nrr records can take exactly r bytes (a
+ * question is 5 bytes or 7 and more; a record 12 and more). */
+static int dns_fill(size_t r, uint32_t nq, uint32_t nrr)
+{
+	if (nq + nrr == 0)
+		return r == 0;
+	size_t least = dns_least(nq, nrr);
+	return r >= least && (nrr > 0 || r != least + 1);
+}
+
+/* The questions and records after the current item. */
+static void dns_rest(const struct dns_walk *w, uint32_t *nq, uint32_t *nrr)
+{
+	*nq = w->section == 0 ? w->left : 0;
+	*nrr = w->section == 0 ? 0 : w->left;
+	for (int i = w->section + 1; i < 4; i++)
+		*nrr += w->count[i];
+}
+
+/* Whether a record of this type can hold rd bytes of data. */
+static int dns_rdata_ok(uint16_t type, size_t rd)
+{
+	switch (type) {
+	case 1: return rd == 4;			/* A */
+	case 28: return rd == 16;		/* AAAA */
+	case 2: case 5: case 12: return rd == 1 || rd >= 3;	/* a name */
+	case 15: return rd == 3 || rd >= 5;	/* MX: preference, name */
+	case 16: return rd >= 1;		/* TXT: strings */
+	default: return 0;
+	}
+}
+
+/* Whether a record of this type fits in x bytes with the rest after it. */
+static int dns_type_fits(const struct dns_walk *w, uint16_t type, size_t x)
+{
+	uint32_t nq, nrr;
+	dns_rest(w, &nq, &nrr);
+	if (type == 1 || type == 28) {
+		size_t rd = type == 1 ? 4 : 16;
+		return x >= rd && dns_fill(x - rd, nq, nrr);
+	}
+	size_t least = dns_least(nq, nrr);
+	for (size_t r = least; r <= least + 2 && r <= x; r++)	/* the rest near its least */
+		if (dns_rdata_ok(type, x - r) && dns_fill(r, nq, nrr))
+			return 1;
+	return 0;
+}
+
+/* Whether the current name can take s bytes in all. */
+static int dns_name_ok(const struct dns_walk *w, size_t s)
+{
+	if (w->name_end)
+		return w->name_start + s == w->name_end;
+	if (w->name_start + s > w->len)
+		return 0;
+	size_t after = w->len - w->name_start - s;
+	uint32_t nq, nrr;
+	dns_rest(w, &nq, &nrr);
+	if (w->section == 0)
+		return after >= 4 && dns_fill(after - 4, nq, nrr);
+	return after >= 10 + 1 + dns_least(nq, nrr);
+}
+
+/* Whether a name of u bytes so far can still end well. */
+static int dns_name_can_end(const struct dns_walk *w, size_t u)
+{
+	if (w->name_end)
+		return w->name_start + u + 1 == w->name_end || (w->n_done &&
+			w->name_start + u + 2 == w->name_end) || w->name_start + u + 3 <= w->name_end;
+	return dns_name_ok(w, u + 1) || (w->n_done && dns_name_ok(w, u + 2)) ||
+		dns_name_ok(w, u + 3) || dns_name_ok(w, u + 4);
+}
+
+static void dns_start_name(struct dns_walk *w, size_t end)
+{
+	w->part = D_NAME;
+	w->name_start = w->at;
+	w->name_end = end;
+	w->label_left = 0;
+	w->pointer = 0;
+}
+
+/* The next item (question or record), or the message's end. */
+static void dns_next_item(struct dns_walk *w)
+{
+	if (w->left > 0) {
+		w->left--;
+		dns_start_name(w, 0);
+		return;
+	}
+	while (++w->section < 4)
+		if (w->count[w->section]) {
+			w->left = w->count[w->section] - 1u;
+			dns_start_name(w, 0);
+			return;
+		}
+	w->part = D_END;
+}
+
+static void dns_name_done(struct dns_walk *w)
+{
+	w->n_done = w->n_target;	/* its labels: pointer targets now (no loops) */
+	if (w->name_end) {	/* rdata: the record ends */
+		dns_next_item(w);
+		return;
+	}
+	w->part = w->section == 0 ? D_QFIX : D_RRFIX;
+	w->fix_start = w->at;
+}
+
+/* The record's data begins (its length just fed). */
+static void dns_rdata_start(struct dns_walk *w)
+{
+	w->rdata_end = w->at + w->rdlen;
+	w->txt_left = 0;
+	switch (w->type) {
+	case 2: case 5: case 12: w->rdata = RD_NAME; break;
+	case 15: w->rdata = RD_MX; break;
+	case 16: w->rdata = RD_TXT; break;
+	default: w->rdata = RD_BYTES; break;
+	}
+	if (w->rdlen == 0)
+		dns_next_item(w);
+	else if (w->rdata == RD_NAME)
+		dns_start_name(w, w->rdata_end);
+	else
+		w->part = D_RDATA;
+}
+
+/* The walk over one more byte b of the message m. */
+static void dns_step(struct dns_walk *w, const uint8_t *m, uint8_t b)
+{
+	size_t at = w->at++;
+	switch (w->part) {
+	case D_HEADER:
+		if (at >= 4 && (at & 1))
+			w->count[(at - 4) / 2] = (uint16_t)(m[at - 1] << 8 | b);
+		if (w->at == DNS_HEADER) {
+			w->section = -1;
+			w->left = 0;
+			dns_next_item(w);
+		}
+		break;
+	case D_NAME:
+		if (w->pointer) {
+			dns_name_done(w);
+		} else if (w->label_left) {
+			w->label_left--;
+		} else if (b == 0) {
+			dns_name_done(w);
+		} else if (b >= 0xc0) {
+			w->pointer = 1;
+		} else {
+			if (w->n_target < DNS_TARGETS && at < 0x3fff)
+				w->target[w->n_target++] = (uint16_t)at;
+			w->label_left = b;
+		}
+		break;
+	case D_QFIX:
+		if (w->at == w->fix_start + 4)
+			dns_next_item(w);
+		break;
+	case D_RRFIX:
+		if (w->at == w->fix_start + 2)
+			w->type = (uint16_t)(m[at - 1] << 8 | b);
+		if (w->at == w->fix_start + 10) {
+			w->rdlen = (uint16_t)(m[at - 1] << 8 | b);
+			dns_rdata_start(w);
+		}
+		break;
+	case D_RDATA:
+		if (w->rdata == RD_TXT)
+			w->txt_left = w->txt_left ? w->txt_left - 1 : b;
+		if (w->rdata == RD_MX && w->at == w->fix_start + 12)
+			dns_start_name(w, w->rdata_end);
+		else if (w->at == w->rdata_end)
+			dns_next_item(w);
+		break;
+	case D_END:
+		break;
+	}
+}
+
+/* The walk of the packet's DNS message to byte at (from where it is, or
+ * from the start). */
+static const struct dns_walk *dns_walk_to(const struct gram *g, const struct shape *S, size_t at)
+{
+	struct dns_walk *w = &g->f->dns;
+	const uint8_t *m = g->f->frame + S->pay;
+	size_t len = S->end - S->pay;
+	if (w->len != len || w->at > at) {
+		memset(w, 0, sizeof *w);
+		w->len = len;
+	}
+	while (w->at < at)
+		dns_step(w, m, m[w->at]);
+	return w;
+}
+
+/* A count's values (its high byte when k is 0) that leave the message
+ * fillable, the counts before it as fed and those after it free. */
+static int dns_count_ok(const struct dns_walk *w, int i, uint32_t c)
+{
+	size_t r = w->len - DNS_HEADER;
+	uint32_t nq = i == 0 ? c : w->count[0], nrr = 0;
+	for (int j = 1; j < i; j++)
+		nrr += w->count[j];
+	if (i > 0)
+		nrr += c;
+	return dns_fill(r, nq, nrr) || (i < 3 && r >= dns_least(nq, nrr + 1));	/* records after */
+}
+
+static void dns_header_byte(const struct dns_walk *w, const uint8_t *m, struct bset *s)
+{
+	size_t at = w->at;
+	if (at < 3) {
+		bs_all(s);	/* ID, the flags' high byte */
+		return;
+	}
+	if (at == 3) {
+		for (int v = 0; v < 256; v++)
+			if (!(v & 0x40))
+				bs_add(s, v);	/* Z: 0 */
+		return;
+	}
+	int i = (int)(at - 4) / 2;
+	for (int v = 0; v < 256; v++) {
+		if (at & 1) {
+			if (dns_count_ok(w, i, (uint32_t)(m[at - 1] << 8 | v)))
+				bs_add(s, v);
+			continue;
+		}
+		if ((uint32_t)v << 8 > (w->len - DNS_HEADER) / DNS_QUESTION_MIN)
+			break;	/* more than the message can hold */
+		for (int lo = 0; lo < 256; lo++)	/* a high byte with a good low one */
+			if (dns_count_ok(w, i, (uint32_t)(v << 8 | lo))) {
+				bs_add(s, v);
+				break;
+			}
+	}
+}
+
+static void dns_name_byte(const struct dns_walk *w, const uint8_t *m, struct bset *s)
+{
+	size_t u = w->at - w->name_start;
+	if (w->pointer) {	/* a pointer's low byte: to an earlier name's label */
+		for (int i = 0; i < w->n_done; i++)
+			if (w->target[i] >> 8 == (m[w->at - 1] & 0x3f))
+				bs_add(s, w->target[i] & 0xff);
+		return;
+	}
+	if (w->label_left) {
+		bs_all(s);
+		return;
+	}
+	if (dns_name_ok(w, u + 1))
+		bs_add(s, 0);
+	if (w->n_done && dns_name_ok(w, u + 2))
+		for (int i = 0; i < w->n_done; i++)
+			bs_add(s, 0xc0 | w->target[i] >> 8);
+	for (size_t k = 1; k <= 63 && u + 1 + k + 1 <= 255; k++)	/* names of 255 bytes at most */
+		if (dns_name_can_end(w, u + 1 + k))
+			bs_add(s, (int)k);
+}
+
+static void dns_fixed_byte(const struct dns_walk *w, const uint8_t *m, struct bset *s)
+{
+	static const uint16_t types[] = { 1, 2, 5, 12, 15, 16, 28 };
+	size_t o = w->at - w->fix_start, x = w->len - w->fix_start - 10;
+	if (o == 0) {
+		bs_add(s, 0);	/* the types' high byte */
+	} else if (o == 1) {
+		for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+			if (dns_type_fits(w, types[i], x))
+				bs_add(s, types[i]);
+	} else if (o < 8) {
+		bs_all(s);	/* class, TTL */
+	} else {	/* the data's length */
+		uint32_t nq, nrr;
+		dns_rest(w, &nq, &nrr);
+		for (int v = 0; v < 256; v++) {
+			for (int lo = o == 9 ? v : 0; lo < (o == 9 ? v + 1 : 256); lo++) {
+				size_t rd = o == 9 ? (size_t)(m[w->at - 1] << 8 | lo) : (size_t)(v << 8 | lo);
+				if (rd <= x && dns_rdata_ok(w->type, rd) && dns_fill(x - rd, nq, nrr)) {
+					bs_add(s, v);
+					break;
+				}
+			}
+		}
+	}
+}
+
+/* The bytes byte `at` of the packet's DNS message may be. */
+static void dns_byte(const struct gram *g, const struct shape *S, size_t at, struct bset *s)
+{
+	const struct dns_walk *w = dns_walk_to(g, S, at);
+	const uint8_t *m = g->f->frame + S->pay;
+	switch (w->part) {
+	case D_HEADER: dns_header_byte(w, m, s); break;
+	case D_NAME: dns_name_byte(w, m, s); break;
+	case D_QFIX: bs_all(s); break;
+	case D_RRFIX: dns_fixed_byte(w, m, s); break;
+	case D_RDATA:
+		if (w->rdata == RD_TXT && !w->txt_left) {
+			size_t r = w->rdata_end - w->at;
+			bs_range(s, 0, (int)(r - 1 < 255 ? r - 1 : 255));
+		} else {
+			bs_all(s);
+		}
+		break;
+	case D_END: break;
+	}
+}
+
+/* A DNS flow's IP length field: the payload a DNS message can fill. */
+static void dns_length(const struct gram_flow *f, const struct shape *S, size_t field, int k,
+	struct bset *s)
+{
+	if (!f->have_first || f->proto != PROTO_UDP || f->opaque ||
+			!(dns_port(f->port[0]) || dns_port(f->port[1])))
+		return;
+	size_t under = (S->ipv == 4 ? 20 : 0) + 8;	/* what the field counts besides */
+	uint64_t pre = be_get(f->frame + field, k);
+	for (int v = 0; v < 256; v++) {
+		if (!bs_has(s, v))
+			continue;
+		int fits = 0;
+		for (int lo = k ? v : 0; lo < (k ? v + 1 : 256) && !fits; lo++) {
+			uint64_t len = k ? (pre << 8 | (uint64_t)lo) : ((uint64_t)v << 8 | (uint64_t)lo);
+			fits = len >= under && dns_size_ok(len - under);
+		}
+		if (!fits)
+			s->w[v >> 6] &= ~(1ull << (v & 63));
+	}
+}
+
 /* The IP length field's byte k (0 high, 1 low) for direction d. */
 static void length_byte(const struct gram *g, const struct shape *S, int d, size_t field, int k,
 	struct bset *s)
@@ -649,12 +1074,14 @@ static void length_byte(const struct gram *g, const struct shape *S, int d, size
 	int n = ip_length(g, S, d, &lo, &hi, vals);
 	if (n < 0) {
 		bs_field_range(s, lo, hi, 2, k, pre);
+		dns_length(g->f, S, field, k, s);
 		return;
 	}
 	for (int i = 0; i < n; i++)
 		if (k == 0 || vals[i] >> 8 == pre)
 			bs_field_value(s, vals[i], 2, k);
 }
+
 
 /* A first packet's protocol: those whose smallest header fits the length
  * (len: bytes after the IP header), TCP when the handshake's two other
@@ -947,10 +1374,15 @@ static void udp_byte(const struct gram *g, const struct shape *S, int d, size_t 
 	const struct gram_flow *f = g->f;
 	size_t l4 = S->l4, o = off - l4;
 	if (o < 4) {
-		if (!f->have_first)
-			bs_all(s);
-		else
+		if (f->have_first) {
 			bs_field_value(s, f->port[o < 2 ? d : !d], 2, (int)(o & 1));
+		} else {
+			bs_all(s);
+			if ((o & 1) && !dns_size_ok(S->end - l4 - 8))
+				for (int v = 0; v < 256; v++)	/* no DNS port: no room for DNS */
+					if (dns_port((uint64_t)f->frame[off - 1] << 8 | (uint64_t)v))
+						s->w[v >> 6] &= ~(1ull << (v & 63));
+		}
 	} else if (o < 6) {
 		bs_field_value(s, S->end - l4, 2, (int)(o - 4));
 	} else if (o < 8) {
@@ -960,6 +1392,8 @@ static void udp_byte(const struct gram *g, const struct shape *S, int d, size_t 
 			bs_range(s, 1, 255);	/* 0 means none, which IPv6 forbids */
 		else
 			bs_all(s);
+	} else if (is_dns(f, S, off)) {
+		dns_byte(g, S, off - S->pay, s);
 	} else {
 		bs_all(s);
 	}
@@ -1057,10 +1491,12 @@ static int field_at(const struct shape *S, size_t off)
 	return -1;
 }
 
-/* The first free byte a fix-up (B) may write: payload, or ICMP's
- * sequence. */
-static size_t fix_from(const struct shape *S)
+/* The first free byte a fix-up (B) may write: payload (not a DNS
+ * message's), or ICMP's sequence. */
+static size_t fix_from(const struct gram_flow *f, const struct shape *S)
 {
+	if (S->end != UNKNOWN && is_dns(f, S, S->end))
+		return S->end;	/* a DNS message's last bytes are no free ones */
 	return is_icmp(S->ipv, S->proto) ? S->l4 + 6 : S->pay;
 }
 
@@ -1086,7 +1522,7 @@ static void compute_fix(struct gram_flow *f, const struct shape *S)
 static int fix_applies(const struct gram_flow *f, const struct shape *S, size_t off)
 {
 	const struct csum *c = &f->cs[1];
-	if (c->state != CS_OPEN || S->end == UNKNOWN || off + 2 != S->end || off < fix_from(S))
+	if (c->state != CS_OPEN || S->end == UNKNOWN || off + 2 != S->end || off < fix_from(f, S))
 		return 0;
 	if (S->proto == PROTO_UDP && S->ipv == 4 && be_get(f->frame + c->field, 2) == 0)
 		return 0;	/* no checksum */
@@ -1100,7 +1536,7 @@ static int must_save(const struct gram_flow *f, const struct shape *S, size_t of
 	int which = field_at(S, off);
 	if (which < 0 || written_here(f, S, off))
 		return 0;
-	return which == 0 || S->end < fix_from(S) + 2;
+	return which == 0 || S->end < fix_from(f, S) + 2;
 }
 
 /* The directions a packet's given bytes fit (replayed when generation
@@ -1248,8 +1684,7 @@ struct gram_pos gram_next(struct gram *g, unsigned char *mask, int given)
 		pos.token = only;
 		return pos;
 	}
-	for (int v = 0; v < 256; v++)
-		mask[v] = (unsigned char)bs_has(&all, v);
+	bs_to_mask(&all, mask);
 	mask[GRAM_START] = mask[GRAM_END] = 0;
 	return pos;
 }
@@ -1515,6 +1950,7 @@ static void open_packet(struct gram *g)
 	f->given = f->gen = 0;
 	f->fix_valid = 0;
 	memset(f->cs, 0, sizeof f->cs);
+	memset(&f->dns, 0, sizeof f->dns);
 	f->cand = f->have_first ? may_send(g) : 1;
 	if (!f->cand)
 		f->cand = 3;	/* a prompt's packet where none could be sent */

@@ -83,6 +83,12 @@
  *  - UDP: ports as TCP; length written; checksum (below), never 0 over IPv6.
  *  - ICMP / ICMPv6 (generated first packets): echo request or reply (8, 0
  *    / 128, 129), code 0, the identifier the flow's, the sequence free.
+ *  - DNS (a UDP payload to or from port 53, 5353 or 5355, which Wireshark
+ *    dissects as DNS): a message that fills the payload exactly: counts it
+ *    can hold, names of labels (at most 63 bytes, 255 in all) ending in the
+ *    root or a pointer to a label of an earlier name, and records of type
+ *    A, NS, CNAME, PTR, MX, TXT or AAAA whose data fits the type; the Z
+ *    flag 0. A payload too short for a DNS message takes no DNS port.
  *  - Payload: free.
  *
  * Checksums. A checksum comes before the bytes it covers. Three ways, the
@@ -93,9 +99,10 @@
  *      direction still open does not matter: the sum does not change when
  *      the addresses swap).
  *  (B) fixed up: the checksum's two bytes are sampled like any free field,
- *      and the packet's last two bytes, when they are free (payload, or
- *      ICMP's sequence), are written so that the sum comes out right. Free
- *      of cost; the model loses the choice of those two bytes.
+ *      and the packet's last two bytes, when they are free (payload but a
+ *      DNS message's, or ICMP's sequence), are written so that the sum
+ *      comes out right. Free of cost; the model loses the choice of those
+ *      two bytes.
  *  (C) re-fed: the stream's state is saved before the checksum (gram_pos's
  *      save), the checksum is sampled as a placeholder, and when the last
  *      byte it covers is fed the grammar computes it: the caller writes it
@@ -103,7 +110,7 @@
  *      state and feeds the tokens from the checksum on again (forced, no
  *      sampling). The first packet's IPv4 header (10 tokens), TCP segments
  *      of less than two data bytes with options (at most 43), one-byte UDP
- *      payloads.
+ *      payloads, DNS messages.
  * So the recurrent state is always fed what the pcap will hold (the issue's
  * wish), never a placeholder it keeps. Trade-off: (B) costs nothing but
  * two payload bytes of every data packet; (C) costs the re-fed steps (a
