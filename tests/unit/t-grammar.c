@@ -1224,11 +1224,11 @@ static int dns_message_ok(const uint8_t *m, size_t len)
 	return at == len;
 }
 
-/* Ethernet, a whole IP header (checksum right) and the ports of a UDP
- * datagram of len bytes from port 40000 to dport. */
-static size_t udp_prefix(int ipv, unsigned len, unsigned dport, uint8_t *f)
+/* Ethernet, a whole IP header (checksum right) and the ports of a UDP or
+ * TCP segment of len bytes from port 40000 to dport. */
+static size_t l4_prefix(int ipv, int proto, unsigned len, unsigned dport, uint8_t *f)
 {
-	size_t n = header_prefix(ipv, 17, ipv == 4 ? 20 + len : len, f);
+	size_t n = header_prefix(ipv, proto, ipv == 4 ? 20 + len : len, f);
 	static const uint8_t a4[8] = { 10, 0, 0, 1, 10, 0, 0, 53 };
 	if (ipv == 4) {
 		memcpy(f + n, (const uint8_t[]){ 0, 0 }, 2);
@@ -1257,9 +1257,11 @@ static void test_dns(void)
 	 * rest the grammar's */
 	uint8_t frame[96];
 	int prompt[120];
-	long messages = 0, good = 0, records = 0, pointers = 0, valid = 1;
+	long messages = 0, good = 0, records = 0, pointers = 0, valid = 1, tcp_messages = 0;
 	for (int k = 0; k < 300; k++) {
-		size_t n = udp_prefix(k % 3 ? 4 : 6, 100 + (unsigned)k, k % 5 ? 53 : 5353, frame);
+		int tcp = k % 4 == 3;	/* DNS over TCP: its length, then the message */
+		size_t n = l4_prefix(k % 3 ? 4 : 6, tcp ? 6 : 17, tcp ? 40 : 100 + (unsigned)k,
+			tcp || k % 5 ? 53 : 5353, frame);
 		size_t plen = prompt_of(frame, n, prompt);
 		drive(&g, &ch, prompt, plen, &flows[0]);
 		struct verdict v = judge(&flows[0]);
@@ -1269,13 +1271,23 @@ static void test_dns(void)
 		size_t np = packets_of(&flows[0], bytes, pk, MAX_TOKENS / 10);
 		for (size_t i = 0; i < np; i++) {
 			struct pkt_info pi;
-			if (!pkt_decode(1, pk[i].data, pk[i].len, &pi) || pi.proto != 17)
+			if (!pkt_decode(1, pk[i].data, pk[i].len, &pi) || (pi.proto != 17 && pi.proto != 6))
 				continue;
 			if (pi.src_port != 53 && pi.dst_port != 53 && pi.src_port != 5353 &&
 					pi.dst_port != 5353 && pi.src_port != 5355 && pi.dst_port != 5355)
 				continue;
 			const uint8_t *m = pk[i].data + pi.l4_payload_off;
 			size_t len = pk[i].len - (size_t)pi.l4_payload_off;
+			if (pi.proto == 6) {	/* a length, then the message */
+				if (len == 0)
+					continue;
+				tcp_messages++;
+				if (len < 2 || (size_t)(m[0] << 8 | m[1]) != len - 2) {
+					messages++;
+					continue;
+				}
+				m += 2, len -= 2;
+			}
 			messages++;
 			good += dns_message_ok(m, len);
 			records += len > 12 ? (m[6] << 8 | m[7]) + (m[8] << 8 | m[9]) : 0;
@@ -1288,8 +1300,9 @@ static void test_dns(void)
 	ok(messages > 100, "DNS: many messages to and from port 53");
 	is_int(good, messages, "DNS: every message parses (counts, names, pointers, record data)");
 	ok(records > 20, "DNS: some with records");
-	printf("# DNS: %ld messages, %ld answer and authority records, %ld pointer-like bytes\n",
-		messages, records, pointers);
+	ok(tcp_messages > 20, "DNS: over TCP too, a message a segment after its length");
+	printf("# DNS: %ld messages (%ld over TCP), %ld answer and authority records, %ld "
+		"pointer-like bytes\n", messages, tcp_messages, records, pointers);
 	/* the check can fail */
 	static const uint8_t bad[] = { 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a', 'b' };
 	ok(!dns_message_ok(bad, sizeof bad), "DNS: a name cut short fails the check");

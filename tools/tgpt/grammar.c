@@ -222,6 +222,7 @@ struct dns_walk {
 	int txt_left;		/* bytes of the current TXT string still to come */
 	uint16_t target[DNS_TARGETS];	/* labels of the names so far */
 	int n_target, n_done;	/* of them; those of finished names (a pointer's) */
+	struct bset sizes;	/* the sizes the current name may take in all */
 };
 
 struct gram_flow {
@@ -709,18 +710,48 @@ static int dns_port(uint64_t port)
 	return port == 53 || port == 5353 || port == 5355;
 }
 
-/* Whether a DNS message can be len bytes: a header alone, or with a question. */
+/* Whether a DNS message can be len bytes: a header alone, or with items
+ * that fill the rest (a question of 5 bytes, or of 7 and more). */
 static int dns_size_ok(size_t len)
 {
-	return len == DNS_HEADER || len >= DNS_HEADER + DNS_QUESTION_MIN;
+	return len == DNS_HEADER || len == DNS_HEADER + DNS_QUESTION_MIN ||
+		len >= DNS_HEADER + DNS_QUESTION_MIN + 2;
 }
 
-/* Whether the packet's UDP payload is a DNS message (its ports fed). */
+/* Whether a TCP segment to or from port 53 can carry pay bytes: none, or
+ * one DNS message after its 2-byte length (a message a segment, so that
+ * none waits for another segment to be whole). */
+static int dns_tcp_payload_ok(size_t pay)
+{
+	return pay == 0 || (pay >= 2 && dns_size_ok(pay - 2));
+}
+
+/* Whether a TCP segment of len bytes (header and data) to or from port 53
+ * has a data offset that leaves it a DNS payload. */
+static int dns_tcp_len_ok(size_t len)
+{
+	for (size_t doff = 5; doff <= 15 && 4 * doff <= len; doff++)
+		if (dns_tcp_payload_ok(len - 4 * doff))
+			return 1;
+	return 0;
+}
+
+/* Whether the packet's payload is a DNS message (its ports fed): UDP to or
+ * from port 53, 5353 or 5355, TCP to or from 53. */
 static int is_dns(const struct gram_flow *f, const struct shape *S, size_t off)
 {
-	if (S->proto != PROTO_UDP || f->opaque || S->l4 == UNKNOWN || off < S->l4 + 4)
+	if (f->opaque || S->l4 == UNKNOWN || off < S->l4 + 4)
 		return 0;
-	return dns_port(be_get(f->frame + S->l4, 2)) || dns_port(be_get(f->frame + S->l4 + 2, 2));
+	uint64_t a = be_get(f->frame + S->l4, 2), b = be_get(f->frame + S->l4 + 2, 2);
+	if (S->proto == PROTO_TCP)
+		return a == 53 || b == 53;
+	return S->proto == PROTO_UDP && (dns_port(a) || dns_port(b));
+}
+
+/* Where the packet's DNS message starts (TCP: after its length). */
+static size_t dns_start(const struct shape *S)
+{
+	return S->pay + (S->proto == PROTO_TCP ? 2 : 0);
 }
 
 /* The least bytes nq questions and nrr records take. */
@@ -729,14 +760,17 @@ static size_t dns_least(uint32_t nq, uint32_t nrr)
 	return (size_t)DNS_QUESTION_MIN * nq + (size_t)DNS_RR_MIN * nrr;
 }
 
+#define DNS_NAME_MAX 255
 /* Whether nq questions and nrr records can take exactly r bytes (a
- * question is 5 bytes or 7 and more; a record 12 and more). */
+ * question is 5 bytes or 7 to 259; a record 12 and more). */
 static int dns_fill(size_t r, uint32_t nq, uint32_t nrr)
 {
 	if (nq + nrr == 0)
 		return r == 0;
 	size_t least = dns_least(nq, nrr);
-	return r >= least && (nrr > 0 || r != least + 1);
+	if (nrr > 0)
+		return r >= least;
+	return r >= least && r != least + 1 && r <= (size_t)nq * (DNS_NAME_MAX + 4);
 }
 
 /* The questions and records after the current item. */
@@ -754,8 +788,8 @@ static int dns_rdata_ok(uint16_t type, size_t rd)
 	switch (type) {
 	case 1: return rd == 4;			/* A */
 	case 28: return rd == 16;		/* AAAA */
-	case 2: case 5: case 12: return rd == 1 || rd >= 3;	/* a name */
-	case 15: return rd == 3 || rd >= 5;	/* MX: preference, name */
+	case 2: case 5: case 12: return rd == 1 || (rd >= 3 && rd <= DNS_NAME_MAX);	/* a name */
+	case 15: return rd == 3 || (rd >= 5 && rd <= 2 + DNS_NAME_MAX);	/* MX: preference, name */
 	case 16: return rd >= 1;		/* TXT: strings */
 	default: return 0;
 	}
@@ -780,6 +814,8 @@ static int dns_type_fits(const struct dns_walk *w, uint16_t type, size_t x)
 /* Whether the current name can take s bytes in all. */
 static int dns_name_ok(const struct dns_walk *w, size_t s)
 {
+	if (s > DNS_NAME_MAX)
+		return 0;
 	if (w->name_end)
 		return w->name_start + s == w->name_end;
 	if (w->name_start + s > w->len)
@@ -792,14 +828,24 @@ static int dns_name_ok(const struct dns_walk *w, size_t s)
 	return after >= 10 + 1 + dns_least(nq, nrr);
 }
 
-/* Whether a name of u bytes so far can still end well. */
+/* Whether the set holds a member from x on. */
+static int bs_any_from(const struct bset *s, size_t x)
+{
+	for (size_t v = x; v < 256; v = (v | 63) + 1) {
+		uint64_t word = s->w[v >> 6] >> (v & 63);
+		if (word)
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether a name of u bytes so far (at a label's length byte) can still
+ * end at one of its sizes: with the root, a pointer, or more labels. */
 static int dns_name_can_end(const struct dns_walk *w, size_t u)
 {
-	if (w->name_end)
-		return w->name_start + u + 1 == w->name_end || (w->n_done &&
-			w->name_start + u + 2 == w->name_end) || w->name_start + u + 3 <= w->name_end;
-	return dns_name_ok(w, u + 1) || (w->n_done && dns_name_ok(w, u + 2)) ||
-		dns_name_ok(w, u + 3) || dns_name_ok(w, u + 4);
+	return (u + 1 < 256 && bs_has(&w->sizes, (int)(u + 1))) ||
+		(w->n_done && u + 2 < 256 && bs_has(&w->sizes, (int)(u + 2))) ||
+		bs_any_from(&w->sizes, u + 3);
 }
 
 static void dns_start_name(struct dns_walk *w, size_t end)
@@ -809,6 +855,10 @@ static void dns_start_name(struct dns_walk *w, size_t end)
 	w->name_end = end;
 	w->label_left = 0;
 	w->pointer = 0;
+	bs_clear(&w->sizes);	/* its sizes, once */
+	for (size_t s = 1; s <= DNS_NAME_MAX; s++)
+		if (dns_name_ok(w, s))
+			bs_add(&w->sizes, (int)s);
 }
 
 /* The next item (question or record), or the message's end. */
@@ -917,8 +967,8 @@ static void dns_step(struct dns_walk *w, const uint8_t *m, uint8_t b)
 static const struct dns_walk *dns_walk_to(const struct gram *g, const struct shape *S, size_t at)
 {
 	struct dns_walk *w = &g->f->dns;
-	const uint8_t *m = g->f->frame + S->pay;
-	size_t len = S->end - S->pay;
+	const uint8_t *m = g->f->frame + dns_start(S);
+	size_t len = S->end - dns_start(S);
 	if (w->len != len || w->at > at) {
 		memset(w, 0, sizeof *w);
 		w->len = len;
@@ -984,12 +1034,12 @@ static void dns_name_byte(const struct dns_walk *w, const uint8_t *m, struct bse
 		bs_all(s);
 		return;
 	}
-	if (dns_name_ok(w, u + 1))
+	if (u + 1 < 256 && bs_has(&w->sizes, (int)(u + 1)))
 		bs_add(s, 0);
-	if (w->n_done && dns_name_ok(w, u + 2))
+	if (w->n_done && u + 2 < 256 && bs_has(&w->sizes, (int)(u + 2)))
 		for (int i = 0; i < w->n_done; i++)
 			bs_add(s, 0xc0 | w->target[i] >> 8);
-	for (size_t k = 1; k <= 63 && u + 1 + k + 1 <= 255; k++)	/* names of 255 bytes at most */
+	for (size_t k = 1; k <= 63 && u + 1 + k + 1 <= DNS_NAME_MAX; k++)
 		if (dns_name_can_end(w, u + 1 + k))
 			bs_add(s, (int)k);
 }
@@ -1025,7 +1075,7 @@ static void dns_fixed_byte(const struct dns_walk *w, const uint8_t *m, struct bs
 static void dns_byte(const struct gram *g, const struct shape *S, size_t at, struct bset *s)
 {
 	const struct dns_walk *w = dns_walk_to(g, S, at);
-	const uint8_t *m = g->f->frame + S->pay;
+	const uint8_t *m = g->f->frame + dns_start(S);
 	switch (w->part) {
 	case D_HEADER: dns_header_byte(w, m, s); break;
 	case D_NAME: dns_name_byte(w, m, s); break;
@@ -1043,14 +1093,18 @@ static void dns_byte(const struct gram *g, const struct shape *S, size_t at, str
 	}
 }
 
-/* A DNS flow's IP length field: the payload a DNS message can fill. */
+/* A DNS flow's IP length field: a payload a DNS message can fill (over
+ * TCP, with some data offset). */
 static void dns_length(const struct gram_flow *f, const struct shape *S, size_t field, int k,
 	struct bset *s)
 {
-	if (!f->have_first || f->proto != PROTO_UDP || f->opaque ||
-			!(dns_port(f->port[0]) || dns_port(f->port[1])))
+	if (!f->have_first || f->opaque)
 		return;
-	size_t under = (S->ipv == 4 ? 20 : 0) + 8;	/* what the field counts besides */
+	int udp = f->proto == PROTO_UDP && (dns_port(f->port[0]) || dns_port(f->port[1]));
+	int tcp = f->proto == PROTO_TCP && (f->port[0] == 53 || f->port[1] == 53);
+	if (!udp && !tcp)
+		return;
+	size_t under = (S->ipv == 4 ? 20 : 0) + (udp ? 8 : 0);	/* what the field counts besides */
 	uint64_t pre = be_get(f->frame + field, k);
 	for (int v = 0; v < 256; v++) {
 		if (!bs_has(s, v))
@@ -1058,7 +1112,7 @@ static void dns_length(const struct gram_flow *f, const struct shape *S, size_t 
 		int fits = 0;
 		for (int lo = k ? v : 0; lo < (k ? v + 1 : 256) && !fits; lo++) {
 			uint64_t len = k ? (pre << 8 | (uint64_t)lo) : ((uint64_t)v << 8 | (uint64_t)lo);
-			fits = len >= under && dns_size_ok(len - under);
+			fits = len >= under && (udp ? dns_size_ok(len - under) : dns_tcp_len_ok(len - under));
 		}
 		if (!fits)
 			s->w[v >> 6] &= ~(1ull << (v & 63));
@@ -1334,10 +1388,13 @@ static void tcp_byte(const struct gram *g, const struct shape *S, int d, size_t 
 	size_t l4 = S->l4, o = off - l4, len = S->end - l4;
 	uint32_t v, span;
 	if (o < 4) {
-		if (!f->have_first)
-			bs_all(s);
-		else
+		if (f->have_first) {
 			bs_field_value(s, f->port[o < 2 ? d : !d], 2, (int)(o & 1));
+		} else {
+			bs_all(s);
+			if ((o & 1) && p[off - 1] == 0 && !dns_tcp_len_ok(len))
+				s->w[0] &= ~(1ull << 53);	/* port 53 only with room for DNS */
+		}
 	} else if (o < 8) {
 		if (tcp_seq(f, d, &v))
 			bs_field_value(s, v, 4, (int)(o - 4));
@@ -1348,9 +1405,10 @@ static void tcp_byte(const struct gram *g, const struct shape *S, int d, size_t 
 		bs_field_window(s, v, span, 4, (int)(o - 8), be_get(p + l4 + 8, (int)(o - 8)));
 	} else if (o == 12) {	/* data offset; NS 0 */
 		size_t most = len / 4 < 15 ? len / 4 : 15;
-		int after_fin = f->have_first && f->dir[d].fin;
+		int after_fin = f->have_first && f->dir[d].fin, dns = is_dns(f, S, off);
 		for (size_t doff = after_fin ? most : 5; doff <= most; doff++)
-			bs_add(s, (int)(doff << 4));
+			if (!dns || dns_tcp_payload_ok(len - 4 * doff))
+				bs_add(s, (int)(doff << 4));
 	} else if (o == 13) {
 		tcp_flags(f, d, S->end - S->pay, s);
 	} else if (o == 14 || o == 15) {
@@ -1364,6 +1422,11 @@ static void tcp_byte(const struct gram *g, const struct shape *S, int d, size_t 
 		bs_add(s, 0);	/* urgent pointer */
 	} else if (off < S->pay) {
 		tcp_option(p, l4 + 20, S->pay, off, (p[l4 + 13] & TCP_SYN) != 0, s);
+	} else if (is_dns(f, S, off)) {	/* the message's length, then the message */
+		if (off < S->pay + 2)
+			bs_field_value(s, S->end - S->pay - 2, 2, (int)(off - S->pay));
+		else
+			dns_byte(g, S, off - dns_start(S), s);
 	} else {
 		bs_all(s);
 	}
@@ -1393,7 +1456,7 @@ static void udp_byte(const struct gram *g, const struct shape *S, int d, size_t 
 		else
 			bs_all(s);
 	} else if (is_dns(f, S, off)) {
-		dns_byte(g, S, off - S->pay, s);
+		dns_byte(g, S, off - dns_start(S), s);
 	} else {
 		bs_all(s);
 	}
@@ -1491,12 +1554,12 @@ static int field_at(const struct shape *S, size_t off)
 	return -1;
 }
 
-/* The first free byte a fix-up (B) may write: payload (not a DNS
- * message's), or ICMP's sequence. */
+/* The first free byte a fix-up (B) may write: payload (a DNS message's
+ * only as fix_applies finds it), or ICMP's sequence. */
 static size_t fix_from(const struct gram_flow *f, const struct shape *S)
 {
 	if (S->end != UNKNOWN && is_dns(f, S, S->end))
-		return S->end;	/* a DNS message's last bytes are no free ones */
+		return S->end;	/* a DNS message's end: not known to be free */
 	return is_icmp(S->ipv, S->proto) ? S->l4 + 6 : S->pay;
 }
 
@@ -1519,11 +1582,22 @@ static void compute_fix(struct gram_flow *f, const struct shape *S)
 }
 
 /* Whether the fix-up applies at off (a generated byte). */
-static int fix_applies(const struct gram_flow *f, const struct shape *S, size_t off)
+static int fix_applies(const struct gram *g, const struct shape *S, size_t off)
 {
+	const struct gram_flow *f = g->f;
 	const struct csum *c = &f->cs[1];
-	if (c->state != CS_OPEN || S->end == UNKNOWN || off + 2 != S->end || off < fix_from(f, S))
+	if (c->state != CS_OPEN || S->end == UNKNOWN || off + 2 != S->end)
 		return 0;
+	if (is_dns(f, S, off)) {	/* when it ends in an address's or a text's bytes */
+		if (off < dns_start(S))
+			return 0;
+		const struct dns_walk *w = dns_walk_to(g, S, off - dns_start(S));
+		if (w->part != D_RDATA || (w->rdata != RD_BYTES && !(w->rdata == RD_TXT &&
+				w->txt_left >= 2)))
+			return 0;
+	} else if (off < fix_from(f, S)) {
+		return 0;
+	}
 	if (S->proto == PROTO_UDP && S->ipv == 4 && be_get(f->frame + c->field, 2) == 0)
 		return 0;	/* no checksum */
 	return 1;
@@ -1658,7 +1732,7 @@ struct gram_pos gram_next(struct gram *g, unsigned char *mask, int given)
 				frame_set(g, &S, d, f->off, &f->set[d]);
 		if (!f->have_first && g->cfg.taken && gram_needs_keys(g))
 			mask_taken(g, &S, f->off, &f->set[0]);
-		if (fix_applies(f, &S, f->off))
+		if (fix_applies(g, &S, f->off))
 			compute_fix(f, &S);
 		if (f->fix_valid && S.end != UNKNOWN && f->off + 2 >= S.end) {
 			int v = f->fix[f->off + 2 - S.end];

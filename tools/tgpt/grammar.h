@@ -99,10 +99,10 @@
  *      direction still open does not matter: the sum does not change when
  *      the addresses swap).
  *  (B) fixed up: the checksum's two bytes are sampled like any free field,
- *      and the packet's last two bytes, when they are free (payload but a
- *      DNS message's, or ICMP's sequence), are written so that the sum
- *      comes out right. Free of cost; the model loses the choice of those
- *      two bytes.
+ *      and the packet's last two bytes, when they are free (payload, but
+ *      of a DNS message only an address's or a text's; ICMP's sequence),
+ *      are written so that the sum comes out right. Free of cost; the
+ *      model loses the choice of those two bytes.
  *  (C) re-fed: the stream's state is saved before the checksum (gram_pos's
  *      save), the checksum is sampled as a placeholder, and when the last
  *      byte it covers is fed the grammar computes it: the caller writes it
@@ -110,7 +110,7 @@
  *      state and feeds the tokens from the checksum on again (forced, no
  *      sampling). The first packet's IPv4 header (10 tokens), TCP segments
  *      of less than two data bytes with options (at most 43), one-byte UDP
- *      payloads, DNS messages.
+ *      payloads, DNS messages that end in a name or a question.
  * So the recurrent state is always fed what the pcap will hold (the issue's
  * wish), never a placeholder it keeps. Trade-off: (B) costs nothing but
  * two payload bytes of every data packet; (C) costs the re-fed steps (a
