@@ -507,8 +507,7 @@ static int invalid(const char **why, const char *what)
 	return 0;
 }
 
-/* The one's-complement sum of RFC 1071 over n bytes, not yet folded. */
-static uint64_t sum16(const uint8_t *p, size_t n, uint64_t sum)
+uint64_t pkt_sum16(const uint8_t *p, size_t n, uint64_t sum)
 {
 	for (; n > 1; p += 2, n -= 2)
 		sum += be16(p);
@@ -517,7 +516,7 @@ static uint64_t sum16(const uint8_t *p, size_t n, uint64_t sum)
 	return sum;
 }
 
-static uint16_t fold16(uint64_t sum)
+uint16_t pkt_fold16(uint64_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
@@ -590,8 +589,8 @@ static int validate_not_ip(uint32_t linktype, const uint8_t *p, size_t caplen, u
  * of len bytes. */
 static uint64_t pseudo_sum(const uint8_t *p, const struct pkt_info *pi, size_t len)
 {
-	uint64_t sum = sum16(p + pi->src_off, pi->addr_len, 0);
-	sum = sum16(p + pi->dst_off, pi->addr_len, sum);
+	uint64_t sum = pkt_sum16(p + pi->src_off, pi->addr_len, 0);
+	sum = pkt_sum16(p + pi->dst_off, pi->addr_len, sum);
 	return sum + pi->proto + (len & 0xffff) + (len >> 16);
 }
 
@@ -601,9 +600,9 @@ static int checksum_ok(const uint8_t *p, const struct pkt_info *pi, size_t l4, s
 		       size_t field)
 {
 	uint64_t pseudo = pseudo_sum(p, pi, len);
-	if (fold16(sum16(p + l4, len, pseudo)) == 0xffff)
+	if (pkt_fold16(pkt_sum16(p + l4, len, pseudo)) == 0xffff)
 		return 1;
-	return be16(p + l4 + field) == fold16(pseudo);
+	return be16(p + l4 + field) == pkt_fold16(pseudo);
 }
 
 /* The transport header from l4 to end (the IP packet's end by its header).
@@ -648,7 +647,7 @@ static int validate_transport(const uint8_t *p, size_t caplen, const struct pkt_
 			return 1;
 		if (len < 8)
 			return invalid(why, "ICMP message shorter than 8 bytes");
-		if (whole && fold16(sum16(p + l4, len, 0)) != 0xffff)
+		if (whole && pkt_fold16(pkt_sum16(p + l4, len, 0)) != 0xffff)
 			return invalid(why, "ICMP checksum");
 		return 1;
 	case IPPROTO_ICMPV6_:
@@ -656,7 +655,7 @@ static int validate_transport(const uint8_t *p, size_t caplen, const struct pkt_
 			return 1;
 		if (len < 4)
 			return invalid(why, "ICMPv6 message shorter than 4 bytes");
-		if (whole && fold16(sum16(p + l4, len, pseudo_sum(p, pi, len))) != 0xffff)
+		if (whole && pkt_fold16(pkt_sum16(p + l4, len, pseudo_sum(p, pi, len))) != 0xffff)
 			return invalid(why, "ICMPv6 checksum");
 		return 1;
 	default:
@@ -696,7 +695,7 @@ static int validate_ipv4(uint32_t linktype, const uint8_t *p, size_t caplen, uin
 	if (!have(caplen, l3, hlen))
 		return 1;
 	/* 0: left to offloading, as on the capturing host's own packets */
-	if (be16(p + l3 + 10) != 0 && fold16(sum16(p + l3, hlen, 0)) != 0xffff)
+	if (be16(p + l3 + 10) != 0 && pkt_fold16(pkt_sum16(p + l3, hlen, 0)) != 0xffff)
 		return invalid(why, "IPv4 header checksum");
 	if (pi->later_fragment)
 		return 1;
@@ -743,4 +742,35 @@ int pkt_validate(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wi
 	if (pi.ip_version == 4)
 		return validate_ipv4(linktype, p, caplen, wirelen, &pi, why);
 	return validate_ipv6(linktype, p, caplen, wirelen, &pi, why);
+}
+
+/* Whether a and b (decoded from pa, pb) are of one flow, b as a is (1),
+ * reversed (1), or not (0). */
+static int same_flow(const struct pkt_info *a, const uint8_t *pa, const struct pkt_info *b,
+		     const uint8_t *pb)
+{
+	if (a->ip_version != b->ip_version || a->proto != b->proto || a->n_vlan != b->n_vlan ||
+	    memcmp(a->vlan, b->vlan, sizeof a->vlan) != 0 || a->has_ports != b->has_ports)
+		return 0;
+	const uint8_t *as = pa + a->src_off, *ad = pa + a->dst_off;
+	const uint8_t *bs = pb + b->src_off, *bd = pb + b->dst_off;
+	size_t n = a->addr_len;
+	if (!memcmp(as, bs, n) && !memcmp(ad, bd, n) && a->src_port == b->src_port &&
+	    a->dst_port == b->dst_port)
+		return 1;
+	return !memcmp(as, bd, n) && !memcmp(ad, bs, n) && a->src_port == b->dst_port &&
+	       a->dst_port == b->src_port;
+}
+
+int pkt_validate_flow(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
+		      const uint8_t *first, size_t first_caplen, const char **why)
+{
+	struct pkt_info pi, fi;
+	if (!pkt_validate(linktype, p, caplen, wirelen, why))
+		return 0;
+	if (!pkt_decode(linktype, p, caplen, &pi))
+		return invalid(why, "a frame that is not IP (of no flow)");
+	if (first && pkt_decode(linktype, first, first_caplen, &fi) && !same_flow(&fi, first, &pi, p))
+		return invalid(why, "a packet of another flow (addresses, ports)");
+	return 1;
 }

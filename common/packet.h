@@ -103,4 +103,19 @@ const char *pkt_linktype_name(uint32_t linktype);
 int pkt_validate(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
 		 const char **why);
 
+/* pkt_validate for a packet inside an IP flow (the generator's check,
+ * realism-eval's validity): also invalid when the frame is not IP (it
+ * belongs to no flow), and, given first (the flow's first packet,
+ * first_caplen bytes), when it is not of first's flow as it is or reversed:
+ * its IP version, protocol, VLAN ids, addresses and TCP/UDP ports. */
+int pkt_validate_flow(uint32_t linktype, const uint8_t *p, size_t caplen, uint32_t wirelen,
+		      const uint8_t *first, size_t first_caplen, const char **why);
+
+/* The one's-complement sum of RFC 1071 over n bytes added to sum, not yet
+ * folded (bytes in network order; an odd last byte is the high half of a
+ * word); and the sum folded to 16 bits. A checksum field holds the
+ * complement of the folded sum of what it covers. */
+uint64_t pkt_sum16(const uint8_t *p, size_t n, uint64_t sum);
+uint16_t pkt_fold16(uint64_t sum);
+
 #endif

@@ -38,4 +38,4 @@ make --no-print-directory -s -f "$top/pipelines/experiment.mk" EXP="$out/exp" TI
 	{ tail -20 "$out/exp.log" >&2; echo "demo: the experiment failed; log: $out/exp.log" >&2; exit 1; }
 r=$out/exp/report.md
 echo "demo: report $r"
-grep -E '^\| tgpt fine-tuned|^\| realism-eval|^Discriminator|^Mean JSD|^Valid generated' "$r"
+grep -E '^\| tgpt fine-tuned|^\| realism-eval|^\| \||^\|---\|---\|---\|---\|$|^\| (valid packets|generated flows|flows pcap2flow|TCP flows|discriminator|mean JSD|tshark)' "$r"

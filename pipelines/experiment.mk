@@ -259,27 +259,46 @@ $(EXP)/ndpi-agreement.txt: $(FLOW_TABLE) | $(EXP)/.dir
 # over its labels (those of --info's label lines but the unnamed one of
 # unlabelled flows), each label's primed with its own flows (generate --label
 # skips the prompts of other labels).
+# Two modes side by side, from the same model, seed and prompts: the
+# decoding grammar (tgpt-infer's default: gen.tok, gen.pcap, realism.json,
+# jsdiv.json, tshark.json) and free sampling with checked packets (--raw:
+# the same files with -raw). A raw run that yields no packet is reported as
+# such rather than stopping the experiment; the grammar's must not.
 GENERATE = tgpt-infer generate -q --seed $(SEED) --top-k $(TOP_K) --max-tokens $(GEN_MAX_TOKENS) \
 	  --link-token 1 $(if $(filter-out 0,$(PROMPT_PACKETS)),--prompt $(EXP)/prompts.tok --prompt-packets $(PROMPT_PACKETS))
-$(EXP)/gen.tok: $(EXP)/model.ckpt $(EXP)/tok/.done $(EXP)/real.pcap $(EXP)/cfg/gen
+$(EXP)/prompts.tok: $(EXP)/tok/.done $(EXP)/real.pcap
 	if [ -s $(EXP)/real-other-linktypes.txt ]; then \
-	  { pcap2flow -q $(EXP)/real.pcap | flow2tok -q > $(EXP)/prompts.tok; } $(call log_to,$(EXP)/prompts.log); \
-	else find $(EXP)/tok -name '*.tok' | sort | xargs cat > $(EXP)/prompts.tok; fi
-ifeq ($(COND),1)
-	tgpt-train --info $(EXP)/model.ckpt | sed -n 's/^label [0-9]* [0-9,]* [0-9]* //p' | grep . > $(EXP)/gen-labels.txt
-	n=$$(wc -l < $(EXP)/gen-labels.txt); i=0; : > $(EXP)/gen.log; : > $@.tmp; \
-	while IFS= read -r label; do \
-	  k=$$(( $(GEN_N) / n + (i < $(GEN_N) % n ? 1 : 0) )); i=$$((i + 1)); \
-	  [ "$$k" -gt 0 ] || continue; \
-	  $(GENERATE) -n $$k --label "$$label" $(EXP)/model.ckpt >> $@.tmp 2>> $(EXP)/gen.log; \
-	done < $(EXP)/gen-labels.txt; \
+	  { pcap2flow -q $(EXP)/real.pcap | flow2tok -q > $@.tmp; } $(call log_to,$(EXP)/prompts.log); \
+	else find $(EXP)/tok -name '*.tok' | sort | xargs cat > $@.tmp; fi
 	mv $@.tmp $@
+
+# gen_rule SUFFIX FLAGS OK: gen$(1).tok with the generate flags $(2); OK: the
+# exit statuses of generate and tok2pcap that still make a result (the raw
+# side may hold no packet: 65).
+define gen_rule
+$(EXP)/gen$(1).tok: $(EXP)/model.ckpt $(EXP)/prompts.tok $(EXP)/cfg/gen
+ifeq ($(COND),1)
+	tgpt-train --info $(EXP)/model.ckpt | sed -n 's/^label [0-9]* [0-9,]* [0-9]* //p' | grep . > $(EXP)/gen$(1)-labels.txt
+	n=$$$$(wc -l < $(EXP)/gen$(1)-labels.txt); i=0; : > $(EXP)/gen$(1).log; : > $$@.tmp; \
+	while IFS= read -r label; do \
+	  k=$$$$(( $(GEN_N) / n + (i < $(GEN_N) % n ? 1 : 0) )); i=$$$$((i + 1)); \
+	  [ "$$$$k" -gt 0 ] || continue; \
+	  $(GENERATE) $(2) -n $$$$k --label "$$$$label" $(EXP)/model.ckpt >> $$@.tmp 2>> $(EXP)/gen$(1).log \
+	    || case $$$$? in $(3)) ;; *) tail -5 $(EXP)/gen$(1).log >&2; exit 1;; esac; \
+	done < $(EXP)/gen$(1)-labels.txt; \
+	mv $$@.tmp $$@
 else
-	$(GENERATE) -n $(GEN_N) $(EXP)/model.ckpt > $@ 2> $(EXP)/gen.log
+	$(GENERATE) $(2) -n $(GEN_N) $(EXP)/model.ckpt > $$@.tmp 2> $(EXP)/gen$(1).log \
+	  || case $$$$? in $(3)) ;; *) tail -5 $(EXP)/gen$(1).log >&2; exit 1;; esac
+	mv $$@.tmp $$@
 endif
 
-$(EXP)/gen.pcap: $(EXP)/gen.tok
-	tok2pcap -q -w $@ $<
+$(EXP)/gen$(1).pcap: $(EXP)/gen$(1).tok
+	tok2pcap -q -w $$@ $$< 2> $(EXP)/gen$(1).tok2pcap.log \
+	  || case $$$$? in $(3)) ;; *) cat $(EXP)/gen$(1).tok2pcap.log >&2; exit 1;; esac
+endef
+$(eval $(call gen_rule,,,0))
+$(eval $(call gen_rule,-raw,--raw,0|65))
 
 # The real side: the flows the model learned from, as one pcap: those of
 # link type 1 (Ethernet), as the generated ones are pinned to it.
@@ -294,12 +313,31 @@ $(EXP)/jsdiv.json: $(EXP)/real.pcap $(EXP)/gen.pcap
 	rm -rf $(EXP)/plots
 	jsdiv -q --json --plot $(EXP)/plots $^ > $@
 
-$(EXP)/realism.json: $(EXP)/real.pcap $(EXP)/gen.pcap
-	realism-eval -q --json --seed $(SEED) $^ > $@
+$(EXP)/realism.json: $(EXP)/real.pcap $(EXP)/gen.pcap $(EXP)/gen.tok
+	realism-eval -q --json --seed $(SEED) --tokens $(EXP)/gen.tok $(EXP)/real.pcap $(EXP)/gen.pcap > $@
+
+# The raw side's evaluations; when raw generation made too little to
+# evaluate, a JSON object that says why.
+$(EXP)/jsdiv-raw.json: $(EXP)/real.pcap $(EXP)/gen-raw.pcap
+	jsdiv -q --json $^ > $@.tmp 2> $@.log || jq -n --rawfile e $@.log '{error: $$e}' > $@.tmp
+	mv $@.tmp $@
+
+$(EXP)/realism-raw.json: $(EXP)/real.pcap $(EXP)/gen-raw.pcap $(EXP)/gen-raw.tok
+	realism-eval -q --json --seed $(SEED) --tokens $(EXP)/gen-raw.tok $(EXP)/real.pcap \
+	  $(EXP)/gen-raw.pcap > $@.tmp 2> $@.log || jq -n --rawfile e $@.log '{error: $$e}' > $@.tmp
+	mv $@.tmp $@
+
+# tshark's verdict on each generated capture (when tshark is installed):
+# malformed packets and error expert infos, with the protocols they are in.
+$(EXP)/tshark.json: $(EXP)/gen.pcap $(TOP)/pipelines/tshark-check
+	$(TOP)/pipelines/tshark-check $< > $@
+$(EXP)/tshark-raw.json: $(EXP)/gen-raw.pcap $(TOP)/pipelines/tshark-check
+	$(TOP)/pipelines/tshark-check $< > $@
 
 # ---------------------------------------------------------------- report
 CLF_REPORTS := $(EXP)/classify.json $(EXP)/baseline.json $(EXP)/baseline-bytes.json $(NDPI_AGREEMENT)
 $(EXP)/report.md: $(CLF_REPORTS) $(EXP)/jsdiv.json $(EXP)/realism.json \
+		$(EXP)/jsdiv-raw.json $(EXP)/realism-raw.json $(EXP)/tshark.json $(EXP)/tshark-raw.json \
 		$(TOP)/pipelines/report.sh
 	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh $(EXP) > $@
 

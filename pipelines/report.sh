@@ -131,16 +131,55 @@ $(cross_source)
 MD
 [ "$only_clf" = 1 ] && exit 0
 
+# The generation table's cells, of either mode's JSON: "-" when the file is
+# absent or holds only an error (a mode whose output was empty).
+cell() { # FILE JQ-EXPR
+	[ -f "$exp/$1" ] || { echo -; return; }
+	jq -r "if .error then \"-\" else ($2) end" "$exp/$1"
+}
+round4='if . == null then "-" else (. * 10000 | round / 10000 | tostring) end'
+gnum() { cell "$2" "$1 | $round4"; }
+# "K of N (P%)", like share, of either mode's JSON.
+gshare() { cell "$3" "[$1, $2] | if .[0] == null or .[1] == null then \"-\" else \"\\(.[0]) of \\(.[1])\" + (if .[1] > 0 then \" (\\(.[0] * 1000 / .[1] | round / 10)%)\" else \"\" end) end"; }
+# The error of a mode whose output was empty, in the regrouped row.
+gen_error() { [ -f "$exp/$1" ] && jq -r 'if .error then " (" + (.error | split("\n")[0] | sub("^realism-eval: "; "")) + ")" else "" end' "$exp/$1" || true; }
+f1() { cell "$1" 'if .f1 == null then "-" else "\(.f1 * 10000 | round / 10000) ± \(.f1_std * 10000 | round / 10000)" end'; }
+tshark() {
+	cell "$1" 'if .packets == null then "- (no tshark)"
+		else "\(.malformed) / \(.errors)" + (if .errors > 0 then " (" + ([.by_protocol | to_entries[] | "\(.key) \(.value)"] | join(", ")) + ")" else "" end) end'
+}
+# A field's JSD in a jsdiv JSON ("-" when absent or failed).
+field_jsd() { cell "$2" "[.fields[] | select(.field == \"$1\") | .jsd][0] // \"-\""; }
+gen_n=$(sed -n 's/^GEN_N *= *//p' "$exp/config.mk")
+
 cat <<MD
 
 ## Generation
 
+${gen_n:-The} flows per mode from the same model, seed and prompts: the decoding
+grammar (tgpt-infer generate's default) and free sampling with packet checks
+(\`--raw\`), against the real flows.
+
+| | grammar | raw (\`--raw\`) | paper 12k |
+|---|---|---|---|
+| valid packets (realism-eval) | $(gshare .generated.valid_packets .generated.packets realism.json) | $(gshare .generated.valid_packets .generated.packets realism-raw.json) | - |
+| generated flows that regroup alone (pcap2flow) | $(gshare .gen_alone .gen_records realism.json)$(gen_error realism.json) | $(gshare .gen_alone .gen_records realism-raw.json)$(gen_error realism-raw.json) | - |
+| flows pcap2flow makes of the capture | $(cell realism.json .generated.flows) | $(cell realism-raw.json .generated.flows) | - |
+| TCP flows coherent | $(gshare .generated.tcp_coherent .generated.tcp_flows realism.json) | $(gshare .generated.tcp_coherent .generated.tcp_flows realism-raw.json) | - |
+| discriminator macro-F1 (0.5 = indistinguishable) | $(f1 realism.json) | $(f1 realism-raw.json) | 0.6683 ± 0.0232 |
+| mean JSD, packet fields | $(gnum .mean_jsd_packet jsdiv.json) | $(gnum .mean_jsd_packet jsdiv-raw.json) | 0.1605 |
+| mean JSD, flow fields | $(gnum .mean_jsd_flow jsdiv.json) | $(gnum .mean_jsd_flow jsdiv-raw.json) | 0.2396 |
+| tshark: malformed packets / error expert infos | $(tshark tshark.json) | $(tshark tshark-raw.json) | - |
+
 Valid generated packets: $(share .generated.valid_packets .generated.packets realism.json); coherent generated TCP flows: $(share .generated.tcp_coherent .generated.tcp_flows realism.json).
 Discriminator (real vs generated) macro-F1: $(num .f1 realism.json) ± $(num .f1_std realism.json) (0.5 = indistinguishable; paper 12k: 0.6683 ± 0.0232).
 
-| field | JSD | TVD | Hellinger |
-|---|---|---|---|
-$(jq -r '.fields[] | "| \(.field) | \(.jsd // "-") | \(.tvd // "-") | \(.hellinger // "-") |"' "$exp/jsdiv.json")
+| field | JSD | TVD | Hellinger | JSD raw |
+|---|---|---|---|---|
+$(jq -r '.fields[] | "\(.field)\t\(.jsd // "-")\t\(.tvd // "-")\t\(.hellinger // "-")"' "$exp/jsdiv.json" |
+	while IFS=$'\t' read -r f jsd tvd hel; do
+		echo "| $f | $jsd | $tvd | $hel | $(field_jsd "$f" jsdiv-raw.json) |"
+	done)
 
 Mean JSD: packet fields $(num .mean_jsd_packet jsdiv.json) (paper 12k: 0.1605), flow fields $(num .mean_jsd_flow jsdiv.json) (paper 12k: 0.2396).
 

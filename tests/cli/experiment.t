@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # experiment.t: pipelines/experiment.mk runs captures -> report end to end on
-# two example captures with a tiny, short configuration, and a second make
+# two example captures with a tiny, short configuration (generation under the
+# grammar and --raw side by side), and a second make
 # does nothing; changing a generation setting reruns generation and its
 # evaluation but not the training; CONDITIONAL = 1 trains a class-conditional
 # model and generates flows of each label.
@@ -13,7 +14,7 @@ mk="$TGPT_TOP/pipelines/experiment.mk"
 mkdir -p caps/data && cp "$TGPT_TOP/examples/data/dns.pcap" "$TGPT_TOP/examples/data/ntp.pcap" caps/data/
 printf 'data/dns.pcap\tdns\ndata/ntp.pcap\tntp\n' > caps/labels.tsv
 sed -e "s|^CAPTURES = .*|CAPTURES = $T_DIR/caps|" -e "s|^LABELS = .*|LABELS = $T_DIR/caps/labels.tsv|" \
-    -e 's/^STEPS = .*/STEPS = 20/' -e 's/^FT_STEPS = .*/FT_STEPS = 20/' -e 's/^GEN_N = .*/GEN_N = 4/' \
+    -e 's/^STEPS = .*/STEPS = 20/' -e 's/^FT_STEPS = .*/FT_STEPS = 20/' -e 's/^GEN_N = .*/GEN_N = 6/' \
     -e 's/^CONTEXT = .*/CONTEXT = 512/' -e 's/^FT_WINDOW = .*/FT_WINDOW = 256/' -e 's/^GEN_MAX_TOKENS = .*/GEN_MAX_TOKENS = 600/' \
     -e 's/^JOBS = .*/JOBS = 1/' "$TGPT_TOP/pipelines/experiment.conf" > conf
 exits_with 0 "the experiment runs to its report" make -s -f "$mk" EXP=e CONFIG="$T_DIR/conf"
@@ -22,11 +23,15 @@ like e/report.md '^\| tgpt fine-tuned \| [0-9.]+ \| [0-9.]+ \|' "report has the 
 like e/report.md '^\| realism-eval --baseline' "report has the baseline"
 like e/report.md '^Discriminator \(real vs generated\) macro-F1: [0-9.]+' "report has the discriminator F1"
 like e/report.md '^\| pkt_len \| [0-9.]+' "report has the per-field JSD"
+like e/report.md '^\| valid packets \(realism-eval\) \| 1 \| ' "the grammar's packets all valid, raw's beside"
+like e/report.md '^\| generated flows that regroup alone \(pcap2flow\) \| 6 of 6 \(1\) \| ' \
+	"each of the grammar's 6 flows regroups alone"
+like e/report.md '^\| tshark: malformed packets / error expert infos \| ' "tshark's verdict, both modes"
 ok "plots written" sh -c 'ls e/plots/*.png >/dev/null'
 steps='preprocess|tokshard|tgpt-train|tgpt-infer|tok2pcap|jsdiv|realism-eval|report.sh'
 run make -f "$mk" EXP=e
 is "$(grep -cE "$steps" out)" 0 "a second make runs no step"
-sed -i 's/^GEN_N = .*/GEN_N = 5/' e/config.mk
+sed -i 's/^GEN_N = .*/GEN_N = 7/' e/config.mk
 run make -f "$mk" EXP=e
 is "$RC" 0 "the rerun after a change of GEN_N succeeds"
 [ "$RC" = 0 ] || tail -5 err | sed "s/^/#   /"
@@ -67,7 +72,7 @@ for c in dns http; do
 	done >> $table
 done
 sed -e "s|^CAPTURES = .*|CAPTURES = $T_DIR/caps2/pcap|" -e "s|^LABELS = .*|LABELS =|" \
-    -e 's/^STEPS = .*/STEPS = 10/' -e 's/^FT_STEPS = .*/FT_STEPS = 10/' -e 's/^GEN_N = .*/GEN_N = 2/' \
+    -e 's/^STEPS = .*/STEPS = 10/' -e 's/^FT_STEPS = .*/FT_STEPS = 10/' -e 's/^GEN_N = .*/GEN_N = 6/' \
     -e 's/^CONTEXT = .*/CONTEXT = 512/' -e 's/^FT_WINDOW = .*/FT_WINDOW = 256/' -e 's/^GEN_MAX_TOKENS = .*/GEN_MAX_TOKENS = 600/' \
     -e 's/^JOBS = .*/JOBS = 1/' -e 's|^SPLIT = .*|SPLIT = 60/20/20|' "$TGPT_TOP/pipelines/experiment.conf" > conf2
 printf '%s\n' "FLOW_TABLE = $T_DIR/$table" "LABEL_COLUMN = category" "LABEL_FILTER = confidence=DPI" \

@@ -201,6 +201,36 @@ is "$(val validity)" 1 "the packets themselves stay valid"
 like out '"incoherent_reasons":\{"(acknowledgement of data never sent|sequence gap)' \
 	"the reasons: acknowledgements of the missing data, gaps"
 
+# strict validity: a frame that is not IP belongs to no flow
+{ mpdump even.mp | awk -v mode=all -v tag= -f pick.awk
+  echo "flow id=99999 source=arp linktype=1 : 1700000000000000000/42/0/0/ffffffffffff02000000000108060001080006040001020000000001c0a80001000000000000c0a80002"
+} | mkrec > arp.mp
+exits_with 0 "an ARP frame among the generated flows" realism-eval --json odd.mp arp.mp
+ok "counts as an invalid packet ($(val validity))" holds "$(val validity)" 'x < 1'
+like out '"invalid_reasons":\{"a frame that is not IP \(of no flow\)":1\}' "saying why"
+
+# --tokens: the flows a capture was written from, regrouped
+if command -v flow2tok >/dev/null && command -v tok2pcap >/dev/null; then
+	pcap2flow -q bulk.pcap | flow2tok -q > bulk.tok
+	n=$(mpdump < bulk.tok | grep -c '"t":"tok"')
+	exits_with 0 "--tokens: the records of bulk.pcap's flows" realism-eval --json \
+		--tokens bulk.tok all.mp bulk.pcap
+	like out "\"regrouped\":1,\"gen_records\":$n,\"gen_alone\":$n,\"gen_capture_flows\":$n," \
+		"each of the $n comes back as one flow"
+	cat bulk.tok bulk.tok > twice.tok
+	tok2pcap -q -w twice.pcap twice.tok
+	exits_with 0 "every record twice" realism-eval --json --tokens twice.tok all.mp twice.pcap
+	like out "\"regrouped\":0,\"gen_records\":$((2 * n)),\"gen_alone\":0," \
+		"pcap2flow joins each pair (or a copy follows the closed original): none alone"
+	exits_with 0 "the text report" realism-eval --tokens bulk.tok all.mp bulk.pcap
+	like out "^  generated flows that regroup alone 1\\.0000  \\($n of $n\\)" "has the share"
+	exits_with 64 "--tokens with --baseline exits 64" realism-eval --baseline --tokens bulk.tok \
+		--labels "$TGPT_TOP/examples/labels.tsv"
+	exits_with 66 "a missing --tokens file exits 66" realism-eval --tokens nosuch.tok all.mp bulk.pcap
+else
+	for i in 1 2 3 4 5 6 7 8 9 10; do skip "flow2tok or tok2pcap absent"; done
+fi
+
 # captures straight from the examples, one piped in
 run bash -c "cat '$EX/dns.pcap' | realism-eval --json '$EX/http.pcap' -"
 is "$RC $(val validity)" "0 1" "captures, one on stdin: valid"

@@ -5,7 +5,10 @@
 # stream and a shard of the same flows agreeing, labels it does not know,
 # a damaged input; generate with a tiny model pre-trained here: the same
 # seed giving the same bytes (for any stream and thread count), valid
-# packets through tok2pcap, prompts, --max-tokens, and --label refused.
+# packets through tok2pcap, prompts, --max-tokens, and --label refused;
+# the decoding grammar (the default) against --raw, and an untrained model
+# whose flows the grammar alone makes valid, each one flow (realism-eval
+# --tokens), TCP coherent, with nothing tshark calls malformed or an error.
 . "$TGPT_TOP/tests/lib.sh"
 
 need_tools tgpt-infer tgpt-train tokshard pcap2flow flow2tok tok2pcap mkpcap mpdump
@@ -246,14 +249,88 @@ like err '^tokens: [0-9]+ kept' "and never count fewer than no tokens kept"
 
 # (40 tokens hold 29 bytes: a packet passes only if that is one; when none
 # does, no flow holds a packet, exit 65, the records written all the same)
-run tgpt-infer generate -n 3 -j 1 --max-tokens 40 gen.ckpt
+run tgpt-infer generate -n 3 -j 1 --raw --max-tokens 40 gen.ckpt
 [ "$RC" = 0 ] || { [ "$RC" = 65 ] && grep -q 'holds a packet' err; }
-t_result $? "--max-tokens 40 bounds every flow (exit 0, or 65: no flow with a packet)"
+t_result $? "--raw --max-tokens 40 bounds every flow (exit 0, or 65: no flow with a packet)"
 ok "to 40 tokens (END included)" bash -c "mpdump < out | grep -o '\"tokens\":\"0x[0-9a-f]*' | \
 	awk '{ if ((length(\$0) - 12) / 4 > 40) bad = 1 } END { exit bad }'"
 like err 'by --max-tokens 3' "the summary says so"
 text out
 like out.txt '"cut":true' "and the records are marked cut"
+exits_with 65 "under the grammar no packet fits in 40 tokens: exit 65" tgpt-infer generate -n 3 \
+	-j 1 --max-tokens 40 gen.ckpt
+like err "none of the [0-9]+ flows generated holds a packet" "saying so"
+exits_with 0 "under the grammar, --max-tokens 150" tgpt-infer generate -n 6 -j 1 --max-tokens 150 \
+	gen.ckpt
+ok "bounds every flow to 150 tokens" bash -c "mpdump < out | grep -o '\"tokens\":\"0x[0-9a-f]*' | \
+	awk '{ if ((length(\$0) - 12) / 4 > 150) bad = 1 } END { exit bad }'"
+mv out short.tok
+exits_with 0 "of whole packets tok2pcap writes, dropping none" tok2pcap -w short.pcap short.tok
+is "$(cat err)" "" "(no drops)"
+
+# ------------------------------------------------------------ the grammar
+# An untrained model (tgpt-train --steps 0: its first random weights): the
+# grammar alone must make its flows real traffic.
+tgpt-train -q --preset tiny --context 512 -j 1 --steps 0 -o untrained.ckpt gsh 2>/dev/null ||
+	{ echo "Bail out! tgpt-train --steps 0"; exit 1; }
+exits_with 0 "an untrained model under the grammar" tgpt-infer generate -n 30 --seed 3 -j 2 \
+	--streams 4 --link-token 1 --max-tokens 1500 untrained.ckpt
+mv out u.tok
+mv err u.err
+like u.err '^grammar: [0-9]+ tokens forced, [0-9]+ sampled' "the summary counts forced tokens"
+like u.err '^rewinds: 0$' "nothing rewound"
+like u.err 'by the grammar 0\)' "no flow the grammar could not continue"
+exits_with 0 "tok2pcap writes its packets" tok2pcap -w u.pcap u.tok
+is "$(cat err)" "" "dropping none"
+exits_with 0 "realism-eval --tokens judges them" realism-eval --json --folds 2 --tokens u.tok real.pcap \
+	u.pcap
+like out '"validity":1,' "every packet valid (headers, checksums, IP, of its flow)"
+like out '"tcp_valid":1,' "every TCP flow coherent"
+like out '"regrouped":1,"gen_records":30,"gen_alone":30,"gen_capture_flows":30' \
+	"each of the 30 flows comes back from pcap2flow as exactly one flow"
+exits_with 0 "the same with 1 stream" tgpt-infer generate -n 30 --seed 3 -j 1 --link-token 1 \
+	--max-tokens 1500 untrained.ckpt
+ok "gives the same bytes (the key wait keeps flows apart from scheduling)" cmp u.tok out
+exits_with 65 "--raw: its flows fail every check: no packet, exit 65" tgpt-infer generate -n 6 \
+	--seed 3 -j 1 --link-token 1 --max-tokens 1500 --raw untrained.ckpt
+like err "none of the [0-9]+ flows generated holds a packet" "saying so"
+mv out ur.tok
+exits_with 65 "and tok2pcap's empty capture exits 65 too" tok2pcap -w ur.pcap ur.tok
+like err "no packets to write: 6 token records, none with a packet" "saying so"
+if command -v tshark >/dev/null; then
+	run tshark -r u.pcap -q -z expert,error
+	ok "tshark: no error expert info" bash -c "! grep -q '^Errors' out"
+	run tshark -r u.pcap -Y _ws.malformed
+	is "$(wc -l < out)" 0 "tshark: no malformed packet"
+	# DNS: the untrained model continues the DNS-like flows of mkpcap udp
+	# (port 53), whose messages the grammar keeps whole
+	tgpt-infer generate -q -n 12 -j 1 --prompt udp1.tok --max-tokens 2000 untrained.ckpt |
+		tok2pcap -q -w dns.pcap
+	run tshark -r dns.pcap -Y 'dns && !_ws.malformed'
+	ok "tshark: DNS messages after the prompts ($(wc -l < out))" test "$(wc -l < out)" -gt 12
+	run tshark -r dns.pcap -q -z expert,error
+	ok "none malformed, no error expert info" bash -c "! grep -q '^Errors' out"
+else
+	for i in 1 2 3 4; do skip "tshark absent"; done
+fi
+
+# The trained model: the grammar against --raw, each flow one flow.
+for mode in grammar raw; do
+	exits_with 0 "$mode: 8 flows of the trained model" tgpt-infer generate -n 8 --seed 5 -j 1 \
+		--max-tokens 1024 $([ $mode = raw ] && echo --raw) gen.ckpt
+	mv out m-$mode.tok
+	tok2pcap -q -w m-$mode.pcap m-$mode.tok
+	realism-eval --json --folds 2 --tokens m-$mode.tok real.pcap m-$mode.pcap > m-$mode.json
+	sed 's/^/# /; s/,"f1_folds.*//' m-$mode.json | head -1
+done
+like m-grammar.json '"validity":1,' "grammar: every packet valid"
+like m-grammar.json '"regrouped":1,' "grammar: every flow regroups alone"
+exits_with 64 "--link-token of a link type without a grammar exits 64" tgpt-infer generate \
+	--link-token 9 gen.ckpt
+like err 'the grammar makes no link type 9' "saying so"
+exits_with 65 "--raw takes it (and its packets all fail: exit 65)" tgpt-infer generate -n 1 \
+	--raw --link-token 9 --max-tokens 100 gen.ckpt
+like err 'failed: unknown link type' "the check saying why"
 
 # A flow whose packets all failed is START END; none with a packet is no
 # result: an error, after the summary, and no capture further down the pipe.

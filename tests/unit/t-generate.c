@@ -164,7 +164,7 @@ static size_t udp_frame(uint8_t *f, int seed)
 	memcpy(ip + 16, dst, 4);
 	uint16_t c = csum_fold(sum16(ip, 20, 0));
 	ip[10] = (uint8_t)(c >> 8), ip[11] = (uint8_t)c;
-	udp[0] = 0xc0, udp[1] = (uint8_t)seed, udp[2] = 0, udp[3] = 53;
+	udp[0] = 0xc0, udp[1] = 0x35, udp[2] = 0, udp[3] = 53;	/* one flow: seeds vary the data */
 	udp[4] = 0, udp[5] = (uint8_t)udp_len, udp[6] = udp[7] = 0;
 	for (size_t i = 0; i < pay; i++)
 		udp[8 + i] = (uint8_t)(seed * 31 + i * 7);
@@ -197,28 +197,28 @@ static void test_check_packet(void)
 	int tok[160];
 	const char *why = NULL;
 	size_t n = packet_tokens(tok, 1, 0.0, f, udp_frame(f, 1));
-	ok(gen_check_packet(tok + 1, n - 1, 0, buf, &why), "a right UDP packet passes");
+	ok(gen_check_packet(tok + 1, n - 1, 0, buf, NULL, 0, &why), "a right UDP packet passes");
 	tok[n - 1] ^= 0x40;
-	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, &why) && why &&
+	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, NULL, 0, &why) && why &&
 		strcmp(why, "UDP checksum") == 0,
 		"a payload byte changed: UDP checksum");
 	tok[n - 1] ^= 0x40;
 	tok[1 + 1 + 8 + 14 + 3] ^= 1;	/* IPv4 total length */
-	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, &why), "IPv4 total length changed: fails");
+	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, NULL, 0, &why), "IPv4 total length changed: fails");
 	tok[1 + 1 + 8 + 14 + 3] ^= 1;
 	tok[1] = 255;
-	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, &why) && strstr(why, "escape"),
+	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, NULL, 0, &why) && strstr(why, "escape"),
 		"link-type escape with no side link type fails");
-	ok(gen_check_packet(tok + 1, n - 1, 1, buf, &why), "... and passes with escape_linktype 1");
+	ok(gen_check_packet(tok + 1, n - 1, 1, buf, NULL, 0, &why), "... and passes with escape_linktype 1");
 	tok[1] = 1;
 	tok[2] = 0x7f, tok[3] = 0xf8;	/* a NaN interval */
-	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, &why) && strstr(why, "finite"),
+	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, NULL, 0, &why) && strstr(why, "finite"),
 		"a NaN time interval fails");
 	tok[2] = tok[3] = 0;
-	ok(!gen_check_packet(tok + 1, 5, 0, buf, &why), "a packet cut in its time field fails");
-	ok(!gen_check_packet(tok + 1, 9, 0, buf, &why), "a packet without bytes fails");
+	ok(!gen_check_packet(tok + 1, 5, 0, buf, NULL, 0, &why), "a packet cut in its time field fails");
+	ok(!gen_check_packet(tok + 1, 9, 0, buf, NULL, 0, &why), "a packet without bytes fails");
 	tok[30] = TOK_END;
-	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, &why) && strstr(why, "special"),
+	ok(!gen_check_packet(tok + 1, n - 1, 0, buf, NULL, 0, &why) && strstr(why, "special"),
 		"a special token among the bytes fails");
 }
 

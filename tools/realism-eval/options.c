@@ -26,6 +26,9 @@ const char usage[] =
 	"  -t, --idle-timeout SECS  captures: pcap2flow's idle timeout (120)\n"
 	"      --ip-layer           packets from their IP header on (sides of different\n"
 	"                           link types); frames without one left out\n"
+	"      --tokens FILE        the token records the generated capture was written\n"
+	"                           from (tok2pcap): the share of them that come back as\n"
+	"                           exactly one flow each\n"
 	"      --json               one JSON document instead of the report\n"
 	"  -q, --quiet              no progress on the terminal\n"
 	"  -h, --help               this text\n"
@@ -70,6 +73,7 @@ int parse_options(int argc, char **argv, struct options *o)
 		{ "split-file", required_argument, NULL, OPT_SPLIT_FILE },
 		{ "test-share", required_argument, NULL, OPT_TEST_SHARE },
 		{ "threads", required_argument, NULL, 'j' },
+		{ "tokens", required_argument, NULL, OPT_TOKENS },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -141,6 +145,9 @@ int parse_options(int argc, char **argv, struct options *o)
 		case OPT_IP_LAYER:
 			o->ip_layer = 1;
 			break;
+		case OPT_TOKENS:
+			o->tokens = optarg;
+			break;
 		case OPT_FEATURES:
 			if (strcmp(optarg, "stats") == 0 || strcmp(optarg, "bytes") == 0)
 				o->byte_features = strcmp(optarg, "bytes") == 0;
@@ -163,6 +170,10 @@ int parse_options(int argc, char **argv, struct options *o)
 		cli_usage_error(usage, "--split-file goes with --baseline");
 	if (o->split_file)
 		o->split = SPLIT_FILE;
+	if (o->tokens && o->baseline)
+		cli_usage_error(usage, "--tokens goes with a real and a generated input, not --baseline");
+	if (o->tokens && o->ip_layer)
+		cli_usage_error(usage, "--tokens matches whole frames: not with --ip-layer");
 	if (o->labels && !o->baseline)
 		cli_usage_error(usage, "--labels goes with --baseline");
 	if (o->byte_features && !o->baseline)

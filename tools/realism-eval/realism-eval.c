@@ -24,6 +24,7 @@
 #include "json.h"
 #include "../eval/folds.h"
 #include "../eval/metrics.h"
+#include "../eval/regroup.h"
 
 #define MAX_REASONS 32
 
@@ -83,6 +84,8 @@ struct evaluation {
 	double f1, f1_std, acc;
 	double *fold_f1;
 	struct field_result res[N_FIELDS];
+	struct regroup regroup;      /* --tokens: the generated flows' regrouping */
+	uint64_t regrouped;          /* records that came back as one flow */
 };
 
 /* Validity and the vector of one flow record. */
@@ -93,7 +96,7 @@ static void take_flow(struct evaluation *e, int k, const struct flow_rec *f, con
 	const char *why;
 	for (size_t i = 0; i < f->n_packets; i++) {
 		const struct packet *pk = &f->pkt[i];
-		if (pkt_validate(f->linktype, pk->data, pk->caplen, pk->wirelen, &why))
+		if (pkt_validate_flow(f->linktype, pk->data, pk->caplen, pk->wirelen, NULL, 0, &why))
 			s->valid_packets++;
 		else
 			reason_add(&s->bad_packets, why);
@@ -108,6 +111,8 @@ static void take_flow(struct evaluation *e, int k, const struct flow_rec *f, con
 			reason_add(&s->bad_flows, why);
 	}
 	field_set_add_flow(&e->fields, k, f);
+	if (k == 1 && o->tokens)
+		regroup_flow(&e->regroup, f);
 	if (f->n_packets == 0)
 		return;
 	flow_vector(f, o->packets, o->ports, acc, flowset_row(&e->set));
@@ -239,6 +244,11 @@ static void print_report(struct evaluation *e, const struct options *o)
 	printf("\nvalidity of the generated traffic\n");
 	print_share("packets with consistent headers", g->valid_packets, g->packets);
 	print_share("TCP flows that hold together", g->tcp_coherent, g->tcp_flows);
+	if (o->tokens) {
+		print_share("generated flows that regroup alone", e->regrouped, e->regroup.records);
+		printf("  (%" PRIu64 " generated flows, %" PRIu64 " flows of their capture)\n",
+		       e->regroup.records, e->regroup.flows);
+	}
 	print_reasons("invalid packets", &g->bad_packets);
 	print_reasons("incoherent TCP flows", &g->bad_flows);
 	printf("  (real traffic: packets %.4f, TCP flows ", share(r->valid_packets, r->packets));
@@ -312,6 +322,11 @@ static void print_json(struct evaluation *e, const struct options *o)
 	json_number(stdout, share(g->valid_packets, g->packets), JSON_DIGITS);
 	fputs(",\"tcp_valid\":", stdout);
 	json_number(stdout, share(g->tcp_coherent, g->tcp_flows), JSON_DIGITS);
+	fputs(",\"regrouped\":", stdout);
+	json_number(stdout, o->tokens ? share(e->regrouped, e->regroup.records) : NAN, JSON_DIGITS);
+	if (o->tokens)
+		printf(",\"gen_records\":%" PRIu64 ",\"gen_alone\":%" PRIu64 ",\"gen_capture_flows\":%"
+		       PRIu64, e->regroup.records, e->regrouped, e->regroup.flows);
 	fputs(",\"mean_jsd_packet\":", stdout);
 	json_number(stdout, field_mean_jsd(e->res, 0), JSON_DIGITS);
 	fputs(",\"mean_jsd_flow\":", stdout);
@@ -338,6 +353,8 @@ static int evaluate(char **argv, const struct options *o)
 	e.set.ncol = flow_vector_len(o->packets, o->ports);
 	field_set_init(&e.fields);
 	progress_init(&pr, o->quiet);
+	if (o->tokens)
+		regroup_open(&e.regroup, o->tokens);
 	for (int k = 0; k < 2; k++) {
 		e.side[k].path = argv[k];
 		e.side[k].name = strcmp(argv[k], "-") == 0 ? "<stdin>" : argv[k];
@@ -345,6 +362,8 @@ static int evaluate(char **argv, const struct options *o)
 	}
 	linktypes_warn(&e.side[0].linktypes, e.side[0].name, &e.side[1].linktypes, e.side[1].name,
 		       o->ip_layer);
+	if (o->tokens)
+		e.regrouped = regroup_alone(&e.regroup);
 	discriminate(&e, o);
 	progress_done(&pr);
 	field_set_compare(&e.fields, e.res);
@@ -355,6 +374,7 @@ static int evaluate(char **argv, const struct options *o)
 	cli_close_out(stdout, "stdout");
 	field_set_free(&e.fields);
 	flowset_free(&e.set);
+	regroup_free(&e.regroup);
 	free(e.fold_f1);
 	return 0;
 }

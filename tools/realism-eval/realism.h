@@ -17,7 +17,7 @@ extern const char usage[];
 /* Options without a letter (a short letter means one thing in every tool). */
 enum { OPT_SPLIT = 256, OPT_TEST_SHARE, OPT_SPLIT_FILE, OPT_BASELINE, OPT_FOLDS, OPT_JSON,
 	OPT_PACKETS, OPT_PORTS, OPT_SEED, OPT_IP_LAYER, OPT_FEATURES, OPT_FIRST_PACKETS,
-	OPT_FIRST_BYTES };
+	OPT_FIRST_BYTES, OPT_TOKENS };
 enum split_mode { SPLIT_CAPTURE, SPLIT_TIME, SPLIT_FILE };
 
 struct options {
@@ -29,7 +29,7 @@ struct options {
 	uint64_t seed;
 	double idle, test_share, eta;
 	enum split_mode split;
-	const char *labels, *split_file;
+	const char *labels, *split_file, *tokens;
 };
 
 /* Parses the options into o (exits 64 on a bad or conflicting one, 0 after

@@ -1,6 +1,7 @@
 /* cmd-generate.c: tgpt-infer generate: samples new flows with the recurrent
- * model (recurrent.h, generate.h), every packet checked as it completes,
- * primed by prompt records or START, and writes them as token records for
+ * model (recurrent.h, generate.h) under the decoding grammar (grammar.h;
+ * --raw: free sampling, every packet checked as it completes), primed by
+ * prompt records or START, and writes them as token records for
  * tok2pcap(1); a class-conditional model (conditional.h) generates flows of
  * the label it is given, or of labels drawn by the training frequencies. */
 #include <getopt.h>
@@ -11,6 +12,7 @@
 
 #include "generate.h"
 #include "infer.h"
+#include "packet.h"
 #include "record.h"
 #include "stream.h"
 #include "../tgpt/ckpt.h"
@@ -34,6 +36,8 @@ struct gen_cli {
 	uint32_t linktype;
 	int link_token;	/* --link-token: every packet's link-type token, or -1 */
 	enum rec_precision precision;
+	int raw;	/* --raw: no grammar */
+	double idle;	/* --idle-timeout */
 };
 
 /* Prompts: per prompt record, its first packets as tokens and, for a
@@ -273,11 +277,20 @@ static void gen_summary(const struct gen *g, const long *stops, double seconds, 
 	uint64_t n, uint64_t with_packets)
 {
 	const struct gen_stats *s = &g->stats;
-	double tps = seconds > 0 ? (double)s->sampled / seconds : 0.0;
+	/* tokens the flows received, sampled or forced (rewound ones too) */
+	double tps = seconds > 0 ? (double)(s->sampled + s->forced) / seconds : 0.0;
+	/* why a flow holds no packet: raw's checks failed every draw; the
+	 * grammar's packets always pass, so theirs did not fit (--max-tokens) */
+	const char *why = g->o.grammar ? "no packet fitted in it" :
+		"every packet sampled for it failed its checks";
 	if (!quiet) {
 		fprintf(stderr, "flows: %ld (ended by END %ld, by --max-tokens %ld, by the retry "
-			"bound %ld, stuck %ld)\n", s->flows, stops[GEN_STOP_END], stops[GEN_STOP_LENGTH],
-			stops[GEN_STOP_RETRIES], stops[GEN_STOP_STUCK]);
+			"bound %ld, stuck %ld, by the grammar %ld)\n", s->flows, stops[GEN_STOP_END],
+			stops[GEN_STOP_LENGTH], stops[GEN_STOP_RETRIES], stops[GEN_STOP_STUCK],
+			stops[GEN_STOP_GRAMMAR]);
+		if (g->o.grammar)
+			fprintf(stderr, "grammar: %ld tokens forced, %ld sampled; %ld checksums re-fed "
+				"(%ld tokens)\n", s->forced, s->sampled, s->patched, s->refed);
 		fprintf(stderr, "packets: %ld generated and kept, %ld dropped\n", s->packets,
 			s->dropped);
 		fprintf(stderr, "tokens: %ld kept, %ld sampled\n", s->tokens, s->sampled);
@@ -286,18 +299,18 @@ static void gen_summary(const struct gen *g, const long *stops, double seconds, 
 			fprintf(stderr, "  failed: %s: %ld\n", s->reasons[i].why, s->reasons[i].count);
 	}
 	if (n > 0 && with_packets == 0)
-		warnx("none of the %" PRIu64 " %s holds a packet: every packet sampled failed its "
-		      "checks", n, plural(n, "flow generated", "flows generated"));
+		warnx("none of the %" PRIu64 " %s holds a packet: %s", n,
+		      plural(n, "flow generated", "flows generated"), why);
 	else if (with_packets < n)
-		warnx("%" PRIu64 " of %" PRIu64 " flows hold no packet (START END): every packet "
-		      "sampled for them failed its checks", n - with_packets, n);
+		warnx("%" PRIu64 " of %" PRIu64 " flows hold no packet (START END): %s",
+		      n - with_packets, n, why);
 	fprintf(stderr, "tokens/s: %.1f\n", tps);
 }
 
 static void parse_generate(int argc, char **argv, struct gen_cli *o)
 {
 	enum { O_PROMPT_PACKETS = 256, O_MAX_TOKENS, O_RETRIES, O_STREAMS, O_LINKTYPE, O_LINK_TOKEN, O_FORCE,
-		O_PRECISION, O_SEED };
+		O_PRECISION, O_SEED, O_RAW, O_IDLE };
 	static const struct option longopts[] = {
 		{ "flows", required_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, O_FORCE },
@@ -311,6 +324,8 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 		{ "prompt", required_argument, NULL, 'p' },
 		{ "prompt-packets", required_argument, NULL, O_PROMPT_PACKETS },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, O_RAW },
+		{ "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "retries", required_argument, NULL, O_RETRIES },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "streams", required_argument, NULL, O_STREAMS },
@@ -329,6 +344,7 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 	o->prompt_packets = 1;
 	o->retries = 8;
 	o->link_token = -1;
+	o->idle = 120.0;
 	o->precision = REC_INT8;
 	o->streams = DEFAULT_STREAMS;
 	o->threads = default_threads();
@@ -363,6 +379,8 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 			o->linktype = (uint32_t)opt_u64(generate_usage, "--linktype", optarg, 0, UINT32_MAX);
 			break;
 		case O_FORCE: o->force = 1; break;
+		case O_RAW: o->raw = 1; break;
+		case O_IDLE: o->idle = opt_double(generate_usage, "--idle-timeout", optarg, 0.01, 4e9); break;
 		case O_PRECISION: {
 			int p = rec_precision_parse(optarg);
 			if (p < 0)
@@ -380,6 +398,11 @@ static void parse_generate(int argc, char **argv, struct gen_cli *o)
 	o->ckpt = argv[optind++];
 	if (optind < argc)
 		cli_usage_error(generate_usage, "generate: one checkpoint, and no input (--prompt FILE)");
+	uint32_t lt = o->link_token != 255 ? (uint32_t)o->link_token : o->linktype ? o->linktype :
+		UINT32_MAX;
+	if (!o->raw && o->link_token >= 0 && !pkt_linktype_known(lt))
+		cli_usage_error(generate_usage, "--link-token %d: the grammar makes no link type %u "
+			"(--raw samples any)", o->link_token, lt);
 	if (o->prompt && strcmp(o->prompt, "-") == 0 && strcmp(o->output, "-") != 0 &&
 			strcmp(o->output, o->prompt) == 0)
 		cli_usage_error(generate_usage, "--prompt and -o name the same file");
@@ -441,6 +464,9 @@ int cmd_generate(int argc, char **argv)
 	go.max_len = o.max_tokens ? (size_t)o.max_tokens : 4 * (size_t)m.c.max_ctx;
 	go.max_retries = o.retries;
 	go.escape_linktype = o.linktype;
+	go.grammar = !o.raw;
+	go.link_token = o.link_token;
+	go.idle_timeout = o.idle;
 	uint64_t streams = o.n < (uint64_t)o.streams ? o.n : (uint64_t)o.streams;
 	struct gen g;
 	struct gen_hook hook = { .total = o.n, .link_token = o.link_token };
@@ -466,7 +492,7 @@ int cmd_generate(int argc, char **argv)
 	uint64_t *per_entry = xcalloc((size_t)map.n + 1, sizeof *per_entry);
 	uint16_t *buf = NULL;
 	size_t cap = 0;
-	long stops[4] = { 0 };
+	long stops[GEN_N_STOPS] = { 0 };
 	uint64_t with_packets = 0;
 	static const int start = TOK_START;
 	double t0 = now_seconds();

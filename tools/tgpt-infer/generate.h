@@ -24,7 +24,20 @@
  * packet it continued goes too) and END appended. The same happens to the
  * open packet, if it fails, when a flow reaches max_len. Every flow thus
  * ends with END and holds only packets that passed (or came whole from
- * the prompt). */
+ * the prompt). The check is strict: a frame that is not IP, or a packet
+ * of another flow than the flow's first (pkt_validate_flow), fails.
+ *
+ * With o.grammar (tgpt-infer generate's default; grammar.h), each stream
+ * follows its flow's decoding grammar instead: forced tokens are fed
+ * without sampling, sampled ones drawn under its masks, checksums left
+ * open are re-fed from the state saved before them (the stream's
+ * snapshot), and packets need no rewinds: every one is valid by
+ * construction (the check still runs; a failure, a grammar bug, ends the
+ * flow). A flow the grammar cannot continue (a prompt it cannot make)
+ * ends cleanly, its open packet dropped. Generated first packets do not
+ * take another flow's addresses and ports (gram_cfg.taken): a flow's key
+ * byte waits until every flow before it in the run has its key, so flows
+ * still depend only on the seed and their index. */
 #ifndef TGPT_GENERATE_H
 #define TGPT_GENERATE_H
 
@@ -63,10 +76,11 @@ int gen_sample(struct gen_sampler *s, const float *logits, const unsigned char *
 /* ------------------------------------------------------------------ packet check */
 
 /* Judges one packet: tok[0..n) are the tokens after its START (link type,
- * 8 time tokens, bytes). buf: room for n bytes. Returns 1 when valid, else
- * 0 with *why a static phrase (see the header comment). */
+ * 8 time tokens, bytes); first (first_len bytes) the flow's first packet,
+ * NULL for the first itself. buf: room for n bytes. Returns 1 when valid,
+ * else 0 with *why a static phrase (see the header comment). */
 int gen_check_packet(const int *tok, size_t n, uint32_t escape_linktype, uint8_t *buf,
-	const char **why);
+	const uint8_t *first, size_t first_len, const char **why);
 
 /* ------------------------------------------------------------------ generation */
 
@@ -84,6 +98,9 @@ struct gen_opts {
 	 * the flow so far, prompt included. NULL: none. */
 	void (*hook)(void *user, int flow, const int *seq, size_t n, float *logits);
 	void *hook_user;
+	int grammar;		/* follow the decoding grammar (grammar.h); 0: raw sampling */
+	int link_token;		/* grammar: every packet's link-type token, or -1 */
+	double idle_timeout;	/* grammar: longest interval, pcap2flow's -t (120 s) */
 };
 
 void gen_opts_default(struct gen_opts *o);
@@ -93,6 +110,8 @@ enum gen_stop {
 	GEN_STOP_LENGTH,	/* max_len reached; END appended */
 	GEN_STOP_RETRIES,	/* a packet failed max_retries + 1 times; dropped, END appended */
 	GEN_STOP_STUCK,		/* the mask and the logits left nothing to draw (NaN logits) */
+	GEN_STOP_GRAMMAR,	/* the grammar could not continue it (a prompt it cannot make) */
+	GEN_N_STOPS
 };
 
 /* One generated flow: the prompt (START added when it was empty) followed
@@ -114,6 +133,9 @@ struct gen_stats {
 	long packets;		/* generated packets that passed */
 	long rewinds;		/* packets that failed and were sampled again */
 	long dropped;		/* packets that failed for good */
+	long forced;		/* grammar: tokens forced rather than sampled */
+	long patched;		/* grammar: checksums re-fed (C) */
+	long refed;		/* grammar: tokens fed again for them */
 	int n_reasons;		/* failures by reason (the last row collects overflow) */
 	struct {
 		const char *why;
@@ -134,6 +156,8 @@ struct gen {
 	float *logits;		/* (vocab) the hook's copy */
 	unsigned char *masks;	/* (4, vocab) the masks of gen_mask_for */
 	uint8_t *bytes;		/* (max_packet + 9) packet check buffer */
+	unsigned char *gmask;	/* (vocab) the grammar's mask, 0 past its 258 ids */
+	struct gen_keys *keys;	/* grammar: the run's flow keys (generate.c) */
 };
 
 /* streams: flows generated side by side (the rec batch). Returns -1 for

@@ -2,8 +2,8 @@
  * label of every flow of token records or a shard with a fine-tuned
  * classifier (classify.h) and scores the predictions against the labels the
  * flows carry; `generate` samples new flows with the recurrent model
- * (recurrent.h, generate.h), every packet checked as it completes, and
- * writes them as token records for tok2pcap(1); a class-conditional model
+ * (recurrent.h, generate.h) under the decoding grammar (grammar.h; --raw:
+ * free sampling, every packet checked as it completes), and writes them as token records for tok2pcap(1); a class-conditional model
  * (conditional.h) generates flows of the label it is given. The commands
  * live in cmd-classify.c and cmd-generate.c; this file dispatches to them. */
 #include <blis.h>
@@ -22,7 +22,8 @@
 	"tgpt-infer generate [-q] [-j N] [-n N] [--seed N] [-k K] [-T TEMP] [--label X]\n" \
 	"                           [--prompt FILE] [--prompt-packets K] [--max-tokens N]\n" \
 	"                           [--retries N] [--streams S] [--linktype N]\n" \
-	"                           [--link-token N] [--precision P] [-o FILE] [--force] CKPT\n"
+	"                           [--link-token N] [--precision P] [--raw]\n" \
+	"                           [--idle-timeout SECS] [-o FILE] [--force] CKPT\n"
 const char classify_usage[] = "usage: " CLASSIFY_SYNOPSIS;
 const char generate_usage[] = "usage: " GENERATE_SYNOPSIS;
 const char usage[] =
@@ -37,8 +38,14 @@ const char usage[] =
 	"  -o, --output FILE      the predictions (default stdout)\n"
 	"      --report FILE      the report to FILE instead of stderr ('-': stdout)\n"
 	"      --json             the report as one JSON document\n"
-	"generate: samples N flows with the model CKPT and writes them as token records\n"
-	"(tgpt.tok) for tok2pcap; a summary on stderr, last line \"tokens/s: X\".\n"
+	"generate: samples N flows with the model CKPT under the decoding grammar (each\n"
+	"flow one flow of valid packets, coherent TCP) and writes them as token records\n"
+	"(tgpt.tok) for tok2pcap; a summary on stderr, last line \"tokens/s: X\"; exit 65\n"
+	"when no flow holds a packet.\n"
+	"      --raw              sample freely, checking each packet and sampling a\n"
+	"                         failing one again (--retries), as the paper does\n"
+	"      --idle-timeout S   longest interval between a flow's packets, the idle\n"
+	"                         timeout pcap2flow -t will regroup with (default 120)\n"
 	"  -n, --flows N          flows to generate (default 1; with --prompt: one per\n"
 	"                         prompt record)\n"
 	"      --seed N           seed of the sampling (default 1)\n"
@@ -52,8 +59,8 @@ const char usage[] =
 	"      --prompt-packets K packets of each prompt record (default 1)\n"
 	"      --max-tokens N     tokens per flow, prompt and END included (default 4\n"
 	"                         times the model's context)\n"
-	"      --retries N        samplings of a failing packet before the flow ends\n"
-	"                         (default 8)\n"
+	"      --retries N        with --raw, samplings of a failing packet before the\n"
+	"                         flow ends (default 8)\n"
 	"      --streams S        flows generated side by side (default 16)\n"
 	"      --linktype N       the link type of escape tokens (255), for the checks\n"
 	"      --link-token N     every packet's link-type token is N (e.g. 1,\n"
