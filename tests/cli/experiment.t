@@ -23,8 +23,9 @@ like e/report.md '^\| tgpt fine-tuned \| [0-9.]+ \| [0-9.]+ \|' "report has the 
 like e/report.md '^\| realism-eval --baseline' "report has the baseline"
 like e/report.md '^Discriminator \(real vs generated\) macro-F1: [0-9.]+' "report has the discriminator F1"
 like e/report.md '^\| pkt_len \| [0-9.]+' "report has the per-field JSD"
-like e/report.md '^\| valid packets \(realism-eval\) \| 1 \| ' "the grammar's packets all valid, raw's beside"
-like e/report.md '^\| generated flows that regroup alone \(pcap2flow\) \| 6 of 6 \(1\) \| ' \
+like e/report.md '^\| valid packets \(realism-eval\) \| ([0-9]+) of \1 \(100%\) \| ' \
+	"the grammar's packets all valid, raw's beside"
+like e/report.md '^\| generated flows that regroup alone \(pcap2flow\) \| 6 of 6 \(100%\) \| ' \
 	"each of the grammar's 6 flows regroups alone"
 like e/report.md '^\| tshark: malformed packets / error expert infos \| ' "tshark's verdict, both modes"
 ok "plots written" sh -c 'ls e/plots/*.png >/dev/null'
