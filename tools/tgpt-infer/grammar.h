@@ -189,7 +189,7 @@ struct gram_pos {
 	int save;		/* save the stream's state before feeding it (C) */
 };
 
-struct gram_flow;	/* grammar.c */
+struct gram_flow;	/* grammar-private.h */
 
 struct gram {
 	struct gram_cfg cfg;
