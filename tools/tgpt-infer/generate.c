@@ -222,12 +222,8 @@ static void keys_add(struct gen_keys *k, const struct gram_endpoint *e)
 		}
 		keys_find(k, e, &slot);
 	}
-	if ((k->n & (k->n - 1)) == 0) {	/* 0, 1, 2, 4, ...: double the array */
-		struct gram_endpoint *p = realloc(k->e, (k->n ? 2 * k->n : 1) * sizeof *p);
-		if (!p)
-			err(EX_OSERR, "generate: flow keys");
-		k->e = p;
-	}
+	if ((k->n & (k->n - 1)) == 0)	/* 0, 1, 2, 4, ...: double the array */
+		k->e = xrealloc(k->e, (k->n ? 2 * k->n : 1) * sizeof *k->e);
 	k->e[k->n] = *e;
 	k->index[slot] = (uint32_t)++k->n;
 }
