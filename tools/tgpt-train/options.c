@@ -21,6 +21,7 @@ const char usage[] =
 	"       tgpt-train --labels [--finetune FILE | --preset NAME [SIZES]]\n"
 	"                  [--window-tokens W] [--balance MODE] [TRAINING] -o FILE SHARDS\n"
 	"       tgpt-train --info FILE\n"
+	"       tgpt-train --export FILE -o FILE\n"
 	"Trains the model on SHARDS/train.shard of tokshard(1) (validation on\n"
 	"SHARDS/val.shard) and writes checkpoints (tgpt-ckpt(5)) to FILE. The last\n"
 	"line on stderr is \"tokens/s: X\".\n"
@@ -76,6 +77,8 @@ const char usage[] =
 	"      --eval-batches N  batches of val.shard per validation (default 8; a\n"
 	"                        classifier: all of its labelled flows)\n"
 	"      --info FILE       check a checkpoint and print its contents as text\n"
+	"      --export FILE     write FILE's model to -o without the run's state (the\n"
+	"                        optimizer's moments): for --finetune and tgpt-infer\n"
 	"  -j, --threads N       threads (default: the number of CPUs)\n"
 	"  -q, --quiet           no progress or summary (still the tokens/s line)\n"
 	"  -h, --help            this help\n"
@@ -160,6 +163,7 @@ static const struct option longopts[] = {
 	{ "eval-every", required_argument, NULL, O_EVAL_EVERY },
 	{ "eval-batches", required_argument, NULL, O_EVAL_BATCHES },
 	{ "info", required_argument, NULL, O_INFO },
+	{ "export", required_argument, NULL, O_EXPORT },
 	{ "labels", no_argument, NULL, O_LABELS },
 	{ "finetune", required_argument, NULL, O_FINETUNE },
 	{ "window-tokens", required_argument, NULL, O_WINDOW_TOKENS },
@@ -274,6 +278,8 @@ void parse_options(int argc, char **argv, struct options *o)
 			o->metrics = optarg;
 		else if (c == O_INFO)
 			o->info = optarg;
+		else if (c == O_EXPORT)
+			o->export = optarg;
 		else if (c == O_FINETUNE)
 			o->finetune = optarg, o->given[c] = 1;
 		else if (c == O_STOP_AFTER)
@@ -289,6 +295,8 @@ void parse_options(int argc, char **argv, struct options *o)
 		default: cli_usage_error(usage, "unknown option or missing argument");
 		}
 	}
+	if (o->export && !o->out)
+		cli_usage_error(usage, "--export %s: -o FILE names the model to write", o->export);
 	if (optind < argc)
 		o->shards = argv[optind++];
 	if (optind < argc)
