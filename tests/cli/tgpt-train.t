@@ -276,6 +276,17 @@ exits_with 0 "as the run's own file can" tgpt-train --finetune b7.ckpt -j 1 --st
 is "$(losses fe.tsv)" "$(losses fb.tsv)" "with the same losses"
 exits_with 66 "--export of a missing file exits 66" tgpt-train --export nosuch.ckpt -o x.ckpt
 
+# --random-init: the shape of --finetune FILE, the parameters of a fresh run
+exits_with 64 "--random-init without --finetune exits 64" tgpt-train "${TINY[@]}" --random-init \
+	-o ri.ckpt all
+exits_with 0 "--finetune FILE --random-init" tgpt-train --finetune e.ckpt --random-init -j 1 \
+	--steps 2 -o ri.ckpt --metrics ri.tsv all
+like err 'from e.ckpt with random parameters' "says the parameters are random"
+exits_with 0 "a fresh run of the same shape" tgpt-train "${TINY[@]}" --steps 2 -o rf.ckpt \
+	--metrics rf.tsv all
+is "$(losses ri.tsv)" "$(losses rf.tsv)" "gives the same losses"
+ok "which are not the pre-trained model's" test "$(losses ri.tsv)" != "$(losses fe.tsv)"
+
 # ------------------------------------------------------------ random data
 exits_with 0 "--random-data needs no shards" tgpt-train --preset tiny --random-data --steps 3 -j 1 -q
 is "$(wc -l < err)" 1 "-q: only the tokens/s line"

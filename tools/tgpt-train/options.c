@@ -49,6 +49,8 @@ const char usage[] =
 	"      --random-data     random tokens, no shards (for benchmarks)\n"
 	"      --finetune FILE   start from the model and parameters in FILE (fresh\n"
 	"                        optimizer and schedule)\n"
+	"      --random-init     with --finetune: FILE's model with random parameters\n"
+	"                        (the ablation of its pre-training)\n"
 	"Class-conditional pre-training (tgpt-infer generate --label X then generates\n"
 	"flows of label X):\n"
 	"      --conditional     every flow led by its label's token (flows without one:\n"
@@ -164,6 +166,7 @@ static const struct option longopts[] = {
 	{ "eval-batches", required_argument, NULL, O_EVAL_BATCHES },
 	{ "info", required_argument, NULL, O_INFO },
 	{ "export", required_argument, NULL, O_EXPORT },
+	{ "random-init", no_argument, NULL, O_RANDOM_INIT },
 	{ "labels", no_argument, NULL, O_LABELS },
 	{ "finetune", required_argument, NULL, O_FINETUNE },
 	{ "window-tokens", required_argument, NULL, O_WINDOW_TOKENS },
@@ -280,6 +283,8 @@ void parse_options(int argc, char **argv, struct options *o)
 			o->info = optarg;
 		else if (c == O_EXPORT)
 			o->export = optarg;
+		else if (c == O_RANDOM_INIT)
+			o->given[c] = 1;
 		else if (c == O_FINETUNE)
 			o->finetune = optarg, o->given[c] = 1;
 		else if (c == O_STOP_AFTER)
@@ -295,6 +300,8 @@ void parse_options(int argc, char **argv, struct options *o)
 		default: cli_usage_error(usage, "unknown option or missing argument");
 		}
 	}
+	if (o->given[O_RANDOM_INIT] && !o->finetune)
+		cli_usage_error(usage, "--random-init takes the model of --finetune FILE");
 	if (o->export && !o->out)
 		cli_usage_error(usage, "--export %s: -o FILE names the model to write", o->export);
 	if (optind < argc)
