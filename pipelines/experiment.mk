@@ -4,8 +4,9 @@
 #   make -f pipelines/experiment.mk EXP=exp/NAME [CONFIG=FILE] [target]
 #
 # captures -> token files (pipelines/preprocess, GNU Parallel) -> shards ->
-# pretrained model -> fine-tuned classifier -> classification report (and the
-# classical baseline, on its own split or on the classifier's shards) ->
+# pretrained model (or PRETRAINED's) -> fine-tuned classifier, and the same
+# fine-tuning from random parameters -> classification report (and the
+# classical baselines, on their own split or on the classifier's shards) ->
 # generated flows -> pcap -> jsdiv and realism-eval -> EXP/report.md
 # (target classification: EXP/classification.md, the classifiers alone).
 # With TEST_CAPTURES, the classifiers are tested on a corpus of their own
@@ -65,6 +66,8 @@ LR ?= 3e-3
 FT_STEPS ?= 300
 FT_WINDOW ?= 256
 FT_LR ?= 3e-3
+FT_DROPOUT ?= 0
+PRETRAINED ?=
 SPLIT ?= 80/10/10
 SPLIT_GROUP ?= flow
 CONDITIONAL ?= 0
@@ -90,7 +93,7 @@ CFG_TEST := $(TEST_CAPTURES) $(TEST_FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) 
 # (CONDITIONAL = 0 adds nothing, so experiments from before it keep their models)
 COND := $(filter 1,$(CONDITIONAL))
 CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(LR) $(STEPS) $(SEED) $(JOBS)$(if $(COND), conditional)
-CFG_FT := $(FT_STEPS) $(FT_WINDOW) $(FT_LR) $(SEED) $(JOBS)
+CFG_FT := $(FT_STEPS) $(FT_WINDOW) $(FT_LR) $(FT_DROPOUT) $(PRETRAINED) $(SEED) $(JOBS)
 CFG_GEN := $(GEN_N) $(GEN_MAX_TOKENS) $(TOP_K) $(PROMPT_PACKETS) $(SEED)$(if $(COND), conditional)
 $(eval $(call cfg_rule,$(EXP)/cfg/data,$(CFG_DATA)))
 $(eval $(call cfg_rule,$(EXP)/cfg/select,$(CFG_SELECT)))
@@ -211,18 +214,35 @@ $(EXP)/baseline-split.tsv: $(EXP)/shards-clf/.done $(EXP)/shards-test/.done
 endif
 
 # ---------------------------------------------------------------- models
+# MODEL, what fine-tuning and generation start from: PRETRAINED (a
+# pre-trained model such as models/tgpt-small.ckpt, of its own preset and
+# context), or when it is empty one pre-trained here on the experiment's own
+# flows (PRESET, CONTEXT, STEPS, LR).
+MODEL := $(or $(PRETRAINED),$(EXP)/model.ckpt)
+ifneq ($(PRETRAINED),)
+ifeq ($(wildcard $(PRETRAINED)),)
+$(error PRETRAINED = $(PRETRAINED): no such file (empty: pre-train here))
+endif
+endif
 $(EXP)/model.ckpt: $(EXP)/shards/.done $(EXP)/cfg/train
 	$(TRAIN) --preset $(PRESET) --context $(CONTEXT) --batch $(BATCH) --lr $(LR) \
 	  --steps $(STEPS) $(if $(COND),--conditional )--metrics $(EXP)/pretrain.tsv -o $@ $(EXP)/shards
 
-$(EXP)/clf.ckpt: $(EXP)/model.ckpt $(EXP)/shards-clf/.done $(EXP)/cfg/ft
-	$(TRAIN) --finetune $(EXP)/model.ckpt --labels --ft-window $(FT_WINDOW) --lr $(FT_LR) \
-	  --steps $(FT_STEPS) --metrics $(EXP)/finetune.tsv -o $@ $(EXP)/shards-clf
+# The classifier, and the ablation of pre-training: the same fine-tuning
+# (data, steps, schedule, seed) from random parameters of MODEL's shape.
+FINETUNE = $(TRAIN) --finetune $(MODEL) --labels --ft-window $(FT_WINDOW) --lr $(FT_LR) \
+	  --steps $(FT_STEPS) $(if $(filter-out 0,$(FT_DROPOUT)),--dropout $(FT_DROPOUT))
+$(EXP)/clf.ckpt: $(MODEL) $(EXP)/shards-clf/.done $(EXP)/cfg/ft
+	$(FINETUNE) --metrics $(EXP)/finetune.tsv -o $@ $(EXP)/shards-clf
+$(EXP)/clf-scratch.ckpt: $(MODEL) $(EXP)/shards-clf/.done $(EXP)/cfg/ft
+	$(FINETUNE) --random-init --metrics $(EXP)/finetune-scratch.tsv -o $@ $(EXP)/shards-clf
 
 # ---------------------------------------------------------------- classification
 CLF_TEST := $(EXP)/$(if $(CROSS),shards-test,shards-clf)
 $(EXP)/classify.json: $(EXP)/clf.ckpt $(CLF_TEST)/.done
-	tgpt-infer classify -q -j $(JOBS) --json --report $@ $(EXP)/clf.ckpt $(CLF_TEST)/test.shard > $(EXP)/pred.mp
+	tgpt-infer classify -q -j $(JOBS) --json --report $@ $< $(CLF_TEST)/test.shard > $(EXP)/pred.mp
+$(EXP)/classify-scratch.json: $(EXP)/clf-scratch.ckpt $(CLF_TEST)/.done
+	tgpt-infer classify -q -j $(JOBS) --json --report $@ $< $(CLF_TEST)/test.shard > $(EXP)/pred-scratch.mp
 
 # Two baselines: the flow statistics (baseline.json) and the first bytes
 # (baseline-bytes.json, nPrint-style), on the same flows and split.
@@ -261,21 +281,21 @@ $(EXP)/ndpi-agreement.txt: $(FLOW_TABLE) | $(EXP)/.dir
 # skips the prompts of other labels).
 GENERATE = tgpt-infer generate -q --seed $(SEED) --top-k $(TOP_K) --max-tokens $(GEN_MAX_TOKENS) \
 	  --link-token 1 $(if $(filter-out 0,$(PROMPT_PACKETS)),--prompt $(EXP)/prompts.tok --prompt-packets $(PROMPT_PACKETS))
-$(EXP)/gen.tok: $(EXP)/model.ckpt $(EXP)/tok/.done $(EXP)/real.pcap $(EXP)/cfg/gen
+$(EXP)/gen.tok: $(MODEL) $(EXP)/tok/.done $(EXP)/real.pcap $(EXP)/cfg/gen
 	if [ -s $(EXP)/real-other-linktypes.txt ]; then \
 	  { pcap2flow -q $(EXP)/real.pcap | flow2tok -q > $(EXP)/prompts.tok; } $(call log_to,$(EXP)/prompts.log); \
 	else find $(EXP)/tok -name '*.tok' | sort | xargs cat > $(EXP)/prompts.tok; fi
 ifeq ($(COND),1)
-	tgpt-train --info $(EXP)/model.ckpt | sed -n 's/^label [0-9]* [0-9,]* [0-9]* //p' | grep . > $(EXP)/gen-labels.txt
+	tgpt-train --info $(MODEL) | sed -n 's/^label [0-9]* [0-9,]* [0-9]* //p' | grep . > $(EXP)/gen-labels.txt
 	n=$$(wc -l < $(EXP)/gen-labels.txt); i=0; : > $(EXP)/gen.log; : > $@.tmp; \
 	while IFS= read -r label; do \
 	  k=$$(( $(GEN_N) / n + (i < $(GEN_N) % n ? 1 : 0) )); i=$$((i + 1)); \
 	  [ "$$k" -gt 0 ] || continue; \
-	  $(GENERATE) -n $$k --label "$$label" $(EXP)/model.ckpt >> $@.tmp 2>> $(EXP)/gen.log; \
+	  $(GENERATE) -n $$k --label "$$label" $(MODEL) >> $@.tmp 2>> $(EXP)/gen.log; \
 	done < $(EXP)/gen-labels.txt; \
 	mv $@.tmp $@
 else
-	$(GENERATE) -n $(GEN_N) $(EXP)/model.ckpt > $@ 2> $(EXP)/gen.log
+	$(GENERATE) -n $(GEN_N) $(MODEL) > $@ 2> $(EXP)/gen.log
 endif
 
 $(EXP)/gen.pcap: $(EXP)/gen.tok
@@ -298,13 +318,13 @@ $(EXP)/realism.json: $(EXP)/real.pcap $(EXP)/gen.pcap
 	realism-eval -q --json --seed $(SEED) $^ > $@
 
 # ---------------------------------------------------------------- report
-CLF_REPORTS := $(EXP)/classify.json $(EXP)/baseline.json $(EXP)/baseline-bytes.json $(NDPI_AGREEMENT)
+CLF_REPORTS := $(EXP)/classify.json $(EXP)/classify-scratch.json $(EXP)/baseline.json $(EXP)/baseline-bytes.json $(NDPI_AGREEMENT)
 $(EXP)/report.md: $(CLF_REPORTS) $(EXP)/jsdiv.json $(EXP)/realism.json \
 		$(TOP)/pipelines/report.sh
-	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh $(EXP) > $@
+	TITLE='$(TITLE)' PRETRAINED='$(PRETRAINED)' $(TOP)/pipelines/report.sh $(EXP) > $@
 
 $(EXP)/classification.md: $(CLF_REPORTS) $(TOP)/pipelines/report.sh
-	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh --classification $(EXP) > $@
+	TITLE='$(TITLE)' PRETRAINED='$(PRETRAINED)' $(TOP)/pipelines/report.sh --classification $(EXP) > $@
 
 clean-model:
-	rm -f $(EXP)/model.ckpt $(EXP)/clf.ckpt
+	rm -f $(EXP)/model.ckpt $(EXP)/clf.ckpt $(EXP)/clf-scratch.ckpt
