@@ -67,6 +67,8 @@ FT_STEPS ?= 300
 FT_WINDOW ?= 256
 FT_LR ?= 3e-3
 FT_DROPOUT ?= 0
+CLF_PACKETS ?=
+CLF_PACKET_BYTES ?=
 PRETRAINED ?=
 SPLIT ?= 80/10/10
 SPLIT_GROUP ?= flow
@@ -88,6 +90,7 @@ TRAIN := tgpt-train -q -j $(JOBS) --seed $(SEED)
 CFG_DATA := $(CAPTURES) $(LABELS) $(FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(CONTEXT) \
 	$(SPLIT) $(SPLIT_GROUP) $(SEED) $(JOBS)
 CFG_SELECT := $(LABELLED_ONLY) $(MAX_PER_SOURCE_LABEL) $(MIN_LABEL_FLOWS)
+CFG_CLF_INPUT := $(CLF_PACKETS) / $(CLF_PACKET_BYTES)
 CFG_BASELINE := $(BASELINE_SPLIT) $(BYTES_PACKETS) $(BYTES_PER_PACKET)
 CFG_TEST := $(TEST_CAPTURES) $(TEST_FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(SEED) $(JOBS)
 # (CONDITIONAL = 0 adds nothing, so experiments from before it keep their models)
@@ -97,6 +100,7 @@ CFG_FT := $(FT_STEPS) $(FT_WINDOW) $(FT_LR) $(FT_DROPOUT) $(PRETRAINED) $(SEED) 
 CFG_GEN := $(GEN_N) $(GEN_MAX_TOKENS) $(TOP_K) $(PROMPT_PACKETS) $(SEED)$(if $(COND), conditional)
 $(eval $(call cfg_rule,$(EXP)/cfg/data,$(CFG_DATA)))
 $(eval $(call cfg_rule,$(EXP)/cfg/select,$(CFG_SELECT)))
+$(eval $(call cfg_rule,$(EXP)/cfg/clf-input,$(CFG_CLF_INPUT)))
 $(eval $(call cfg_rule,$(EXP)/cfg/baseline,$(CFG_BASELINE)))
 $(eval $(call cfg_rule,$(EXP)/cfg/train,$(CFG_TRAIN)))
 $(eval $(call cfg_rule,$(EXP)/cfg/ft,$(CFG_FT)))
@@ -135,6 +139,11 @@ preprocess = $(TOP)/pipelines/preprocess -q -j $(JOBS) --no-shards --allow-damag
 	$(if $(2),--flow-labels $(2) --flow-args '$(if $(LABEL_COLUMN),--label-column $(LABEL_COLUMN)) \
 	$(foreach f,$(LABEL_FILTER),--label-filter $(f))')
 PREPROCESS := $(call preprocess,$(LABELS),$(FLOW_TABLE))
+# The classifier's input (masked): the first CLF_PACKETS packets of a flow,
+# the first CLF_PACKET_BYTES bytes of each (empty: all), then the first
+# FT_WINDOW tokens of that.
+CLF_INPUT := $(if $(CLF_PACKETS),--first-packets $(CLF_PACKETS)) \
+	$(if $(CLF_PACKET_BYTES),--first-bytes $(CLF_PACKET_BYTES))
 # log_to FILE: a command's stderr into FILE, its tail on the terminal if it fails
 log_to = 2> $(1) || { tail -20 $(1) >&2; exit 1; }
 $(EXP)/tok/.done: $(EXP)/cfg/data $(LABELS) $(FLOW_TABLE)
@@ -144,8 +153,8 @@ $(EXP)/tok/.done: $(EXP)/cfg/data $(LABELS) $(FLOW_TABLE)
 
 # The baseline on the shards reads the flow streams the masked token files
 # were made from (same sources and ids): EXP/flows.
-$(EXP)/tokm/.done: $(EXP)/cfg/data $(EXP)/cfg/baseline $(LABELS) $(FLOW_TABLE)
-	$(PREPROCESS) --mask mac,ip,port $(if $(filter shards,$(BASELINE_SPLIT)),--keep-flows) \
+$(EXP)/tokm/.done: $(EXP)/cfg/data $(EXP)/cfg/baseline $(EXP)/cfg/clf-input $(LABELS) $(FLOW_TABLE)
+	$(PREPROCESS) --mask mac,ip,port $(CLF_INPUT) $(if $(filter shards,$(BASELINE_SPLIT)),--keep-flows) \
 	  $(CAPTURES) $(EXP)/tokm-run $(call log_to,$(EXP)/tokm.log)
 	rm -rf $(@D) $(EXP)/flows && mv $(EXP)/tokm-run/tok $(@D)
 	if [ -d $(EXP)/tokm-run/flows ]; then mv $(EXP)/tokm-run/flows $(EXP)/flows; fi
@@ -190,9 +199,9 @@ $(EXP)/test-flow-labels.tsv: $(EXP)/test-captures/.done $(FLOW_TABLE)
 	$(TOP)/pipelines/label-ndpi -j $(JOBS) --allow-damaged $(if $(FLOW_TABLE),--spell-as $(FLOW_TABLE)) \
 	  -o $@ $(EXP)/test-captures $(call log_to,$(EXP)/test-label.log)
 
-$(EXP)/tokm-test/.done: $(EXP)/test-captures/.done $(TEST_TABLE) $(EXP)/cfg/data
+$(EXP)/tokm-test/.done: $(EXP)/test-captures/.done $(TEST_TABLE) $(EXP)/cfg/data $(EXP)/cfg/clf-input
 	rm -rf $(EXP)/tokm-test-run
-	$(call preprocess,,$(TEST_TABLE)) --mask mac,ip,port --keep-flows \
+	$(call preprocess,,$(TEST_TABLE)) --mask mac,ip,port $(CLF_INPUT) --keep-flows \
 	  $(EXP)/test-captures $(EXP)/tokm-test-run $(call log_to,$(EXP)/tokm-test.log)
 	rm -rf $(@D) $(EXP)/flows-test $(EXP)/test-damaged.txt
 	mv $(EXP)/tokm-test-run/tok $(@D) && mv $(EXP)/tokm-test-run/flows $(EXP)/flows-test
