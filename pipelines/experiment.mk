@@ -88,11 +88,11 @@ TRAIN := tgpt-train -q -j $(JOBS) --seed $(SEED)
 # their values and is rewritten only when they change (git's GIT-CFLAGS
 # trick), so editing GEN_N reruns generation and its evaluation, not training.
 CFG_DATA := $(CAPTURES) $(LABELS) $(FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(CONTEXT) \
-	$(SPLIT) $(SPLIT_GROUP) $(SEED) $(JOBS)
+	$(SPLIT) $(SPLIT_GROUP) $(SEED)
 CFG_SELECT := $(LABELLED_ONLY) $(MAX_PER_SOURCE_LABEL) $(MIN_LABEL_FLOWS)
 CFG_CLF_INPUT := $(CLF_PACKETS) / $(CLF_PACKET_BYTES)
 CFG_BASELINE := $(BASELINE_SPLIT) $(BYTES_PACKETS) $(BYTES_PER_PACKET)
-CFG_TEST := $(TEST_CAPTURES) $(TEST_FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(SEED) $(JOBS)
+CFG_TEST := $(TEST_CAPTURES) $(TEST_FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(SEED)
 # (CONDITIONAL = 0 adds nothing, so experiments from before it keep their models)
 COND := $(filter 1,$(CONDITIONAL))
 CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(LR) $(STEPS) $(SEED) $(JOBS)$(if $(COND), conditional)
