@@ -4,8 +4,9 @@
 #   make -f pipelines/experiment.mk EXP=exp/NAME [CONFIG=FILE] [target]
 #
 # captures -> token files (pipelines/preprocess, GNU Parallel) -> shards ->
-# pretrained model -> fine-tuned classifier -> classification report (and the
-# classical baseline, on its own split or on the classifier's shards) ->
+# pretrained model (or PRETRAINED's) -> fine-tuned classifier, and the same
+# fine-tuning from random parameters -> classification report (and the
+# classical baselines, on their own split or on the classifier's shards) ->
 # generated flows -> pcap -> jsdiv and realism-eval -> EXP/report.md
 # (target classification: EXP/classification.md, the classifiers alone).
 # With TEST_CAPTURES, the classifiers are tested on a corpus of their own
@@ -65,6 +66,10 @@ LR ?= 3e-3
 FT_STEPS ?= 300
 FT_WINDOW ?= 256
 FT_LR ?= 3e-3
+FT_DROPOUT ?= 0
+CLF_PACKETS ?=
+CLF_PACKET_BYTES ?=
+PRETRAINED ?=
 SPLIT ?= 80/10/10
 SPLIT_GROUP ?= flow
 CONDITIONAL ?= 0
@@ -83,17 +88,19 @@ TRAIN := tgpt-train -q -j $(JOBS) --seed $(SEED)
 # their values and is rewritten only when they change (git's GIT-CFLAGS
 # trick), so editing GEN_N reruns generation and its evaluation, not training.
 CFG_DATA := $(CAPTURES) $(LABELS) $(FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(CONTEXT) \
-	$(SPLIT) $(SPLIT_GROUP) $(SEED) $(JOBS)
+	$(SPLIT) $(SPLIT_GROUP) $(SEED)
 CFG_SELECT := $(LABELLED_ONLY) $(MAX_PER_SOURCE_LABEL) $(MIN_LABEL_FLOWS)
+CFG_CLF_INPUT := $(CLF_PACKETS) / $(CLF_PACKET_BYTES)
 CFG_BASELINE := $(BASELINE_SPLIT) $(BYTES_PACKETS) $(BYTES_PER_PACKET)
-CFG_TEST := $(TEST_CAPTURES) $(TEST_FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(SEED) $(JOBS)
+CFG_TEST := $(TEST_CAPTURES) $(TEST_FLOW_TABLE) $(LABEL_COLUMN) $(LABEL_FILTER) $(SEED)
 # (CONDITIONAL = 0 adds nothing, so experiments from before it keep their models)
 COND := $(filter 1,$(CONDITIONAL))
 CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(LR) $(STEPS) $(SEED) $(JOBS)$(if $(COND), conditional)
-CFG_FT := $(FT_STEPS) $(FT_WINDOW) $(FT_LR) $(SEED) $(JOBS)
+CFG_FT := $(FT_STEPS) $(FT_WINDOW) $(FT_LR) $(FT_DROPOUT) $(PRETRAINED) $(SEED) $(JOBS)
 CFG_GEN := $(GEN_N) $(GEN_MAX_TOKENS) $(TOP_K) $(PROMPT_PACKETS) $(SEED)$(if $(COND), conditional)
 $(eval $(call cfg_rule,$(EXP)/cfg/data,$(CFG_DATA)))
 $(eval $(call cfg_rule,$(EXP)/cfg/select,$(CFG_SELECT)))
+$(eval $(call cfg_rule,$(EXP)/cfg/clf-input,$(CFG_CLF_INPUT)))
 $(eval $(call cfg_rule,$(EXP)/cfg/baseline,$(CFG_BASELINE)))
 $(eval $(call cfg_rule,$(EXP)/cfg/train,$(CFG_TRAIN)))
 $(eval $(call cfg_rule,$(EXP)/cfg/ft,$(CFG_FT)))
@@ -132,6 +139,11 @@ preprocess = $(TOP)/pipelines/preprocess -q -j $(JOBS) --no-shards --allow-damag
 	$(if $(2),--flow-labels $(2) --flow-args '$(if $(LABEL_COLUMN),--label-column $(LABEL_COLUMN)) \
 	$(foreach f,$(LABEL_FILTER),--label-filter $(f))')
 PREPROCESS := $(call preprocess,$(LABELS),$(FLOW_TABLE))
+# The classifier's input (masked): the first CLF_PACKETS packets of a flow,
+# the first CLF_PACKET_BYTES bytes of each (empty: all), then the first
+# FT_WINDOW tokens of that.
+CLF_INPUT := $(if $(CLF_PACKETS),--first-packets $(CLF_PACKETS)) \
+	$(if $(CLF_PACKET_BYTES),--first-bytes $(CLF_PACKET_BYTES))
 # log_to FILE: a command's stderr into FILE, its tail on the terminal if it fails
 log_to = 2> $(1) || { tail -20 $(1) >&2; exit 1; }
 $(EXP)/tok/.done: $(EXP)/cfg/data $(LABELS) $(FLOW_TABLE)
@@ -141,8 +153,8 @@ $(EXP)/tok/.done: $(EXP)/cfg/data $(LABELS) $(FLOW_TABLE)
 
 # The baseline on the shards reads the flow streams the masked token files
 # were made from (same sources and ids): EXP/flows.
-$(EXP)/tokm/.done: $(EXP)/cfg/data $(EXP)/cfg/baseline $(LABELS) $(FLOW_TABLE)
-	$(PREPROCESS) --mask mac,ip,port $(if $(filter shards,$(BASELINE_SPLIT)),--keep-flows) \
+$(EXP)/tokm/.done: $(EXP)/cfg/data $(EXP)/cfg/baseline $(EXP)/cfg/clf-input $(LABELS) $(FLOW_TABLE)
+	$(PREPROCESS) --mask mac,ip,port $(CLF_INPUT) $(if $(filter shards,$(BASELINE_SPLIT)),--keep-flows) \
 	  $(CAPTURES) $(EXP)/tokm-run $(call log_to,$(EXP)/tokm.log)
 	rm -rf $(@D) $(EXP)/flows && mv $(EXP)/tokm-run/tok $(@D)
 	if [ -d $(EXP)/tokm-run/flows ]; then mv $(EXP)/tokm-run/flows $(EXP)/flows; fi
@@ -187,9 +199,9 @@ $(EXP)/test-flow-labels.tsv: $(EXP)/test-captures/.done $(FLOW_TABLE)
 	$(TOP)/pipelines/label-ndpi -j $(JOBS) --allow-damaged $(if $(FLOW_TABLE),--spell-as $(FLOW_TABLE)) \
 	  -o $@ $(EXP)/test-captures $(call log_to,$(EXP)/test-label.log)
 
-$(EXP)/tokm-test/.done: $(EXP)/test-captures/.done $(TEST_TABLE) $(EXP)/cfg/data
+$(EXP)/tokm-test/.done: $(EXP)/test-captures/.done $(TEST_TABLE) $(EXP)/cfg/data $(EXP)/cfg/clf-input
 	rm -rf $(EXP)/tokm-test-run
-	$(call preprocess,,$(TEST_TABLE)) --mask mac,ip,port --keep-flows \
+	$(call preprocess,,$(TEST_TABLE)) --mask mac,ip,port $(CLF_INPUT) --keep-flows \
 	  $(EXP)/test-captures $(EXP)/tokm-test-run $(call log_to,$(EXP)/tokm-test.log)
 	rm -rf $(@D) $(EXP)/flows-test $(EXP)/test-damaged.txt
 	mv $(EXP)/tokm-test-run/tok $(@D) && mv $(EXP)/tokm-test-run/flows $(EXP)/flows-test
@@ -211,18 +223,35 @@ $(EXP)/baseline-split.tsv: $(EXP)/shards-clf/.done $(EXP)/shards-test/.done
 endif
 
 # ---------------------------------------------------------------- models
+# MODEL, what fine-tuning and generation start from: PRETRAINED (a
+# pre-trained model such as models/tgpt-small.ckpt, of its own preset and
+# context), or when it is empty one pre-trained here on the experiment's own
+# flows (PRESET, CONTEXT, STEPS, LR).
+MODEL := $(or $(PRETRAINED),$(EXP)/model.ckpt)
+ifneq ($(PRETRAINED),)
+ifeq ($(wildcard $(PRETRAINED)),)
+$(error PRETRAINED = $(PRETRAINED): no such file (empty: pre-train here))
+endif
+endif
 $(EXP)/model.ckpt: $(EXP)/shards/.done $(EXP)/cfg/train
 	$(TRAIN) --preset $(PRESET) --context $(CONTEXT) --batch $(BATCH) --lr $(LR) \
 	  --steps $(STEPS) $(if $(COND),--conditional )--metrics $(EXP)/pretrain.tsv -o $@ $(EXP)/shards
 
-$(EXP)/clf.ckpt: $(EXP)/model.ckpt $(EXP)/shards-clf/.done $(EXP)/cfg/ft
-	$(TRAIN) --finetune $(EXP)/model.ckpt --labels --ft-window $(FT_WINDOW) --lr $(FT_LR) \
-	  --steps $(FT_STEPS) --metrics $(EXP)/finetune.tsv -o $@ $(EXP)/shards-clf
+# The classifier, and the ablation of pre-training: the same fine-tuning
+# (data, steps, schedule, seed) from random parameters of MODEL's shape.
+FINETUNE = $(TRAIN) --finetune $(MODEL) --labels --ft-window $(FT_WINDOW) --lr $(FT_LR) \
+	  --steps $(FT_STEPS) $(if $(filter-out 0,$(FT_DROPOUT)),--dropout $(FT_DROPOUT))
+$(EXP)/clf.ckpt: $(MODEL) $(EXP)/shards-clf/.done $(EXP)/cfg/ft
+	$(FINETUNE) --metrics $(EXP)/finetune.tsv -o $@ $(EXP)/shards-clf
+$(EXP)/clf-scratch.ckpt: $(MODEL) $(EXP)/shards-clf/.done $(EXP)/cfg/ft
+	$(FINETUNE) --random-init --metrics $(EXP)/finetune-scratch.tsv -o $@ $(EXP)/shards-clf
 
 # ---------------------------------------------------------------- classification
 CLF_TEST := $(EXP)/$(if $(CROSS),shards-test,shards-clf)
 $(EXP)/classify.json: $(EXP)/clf.ckpt $(CLF_TEST)/.done
-	tgpt-infer classify -q -j $(JOBS) --json --report $@ $(EXP)/clf.ckpt $(CLF_TEST)/test.shard > $(EXP)/pred.mp
+	tgpt-infer classify -q -j $(JOBS) --json --report $@ $< $(CLF_TEST)/test.shard > $(EXP)/pred.mp
+$(EXP)/classify-scratch.json: $(EXP)/clf-scratch.ckpt $(CLF_TEST)/.done
+	tgpt-infer classify -q -j $(JOBS) --json --report $@ $< $(CLF_TEST)/test.shard > $(EXP)/pred-scratch.mp
 
 # Two baselines: the flow statistics (baseline.json) and the first bytes
 # (baseline-bytes.json, nPrint-style), on the same flows and split.
@@ -276,19 +305,19 @@ $(EXP)/prompts.tok: $(EXP)/tok/.done $(EXP)/real.pcap
 # exit statuses of generate and tok2pcap that still make a result (the raw
 # side may hold no packet: 65).
 define gen_rule
-$(EXP)/gen$(1).tok: $(EXP)/model.ckpt $(EXP)/prompts.tok $(EXP)/cfg/gen
+$(EXP)/gen$(1).tok: $(MODEL) $(EXP)/prompts.tok $(EXP)/cfg/gen
 ifeq ($(COND),1)
-	tgpt-train --info $(EXP)/model.ckpt | sed -n 's/^label [0-9]* [0-9,]* [0-9]* //p' | grep . > $(EXP)/gen$(1)-labels.txt
+	tgpt-train --info $(MODEL) | sed -n 's/^label [0-9]* [0-9,]* [0-9]* //p' | grep . > $(EXP)/gen$(1)-labels.txt
 	n=$$$$(wc -l < $(EXP)/gen$(1)-labels.txt); i=0; : > $(EXP)/gen$(1).log; : > $$@.tmp; \
 	while IFS= read -r label; do \
 	  k=$$$$(( $(GEN_N) / n + (i < $(GEN_N) % n ? 1 : 0) )); i=$$$$((i + 1)); \
 	  [ "$$$$k" -gt 0 ] || continue; \
-	  $(GENERATE) $(2) -n $$$$k --label "$$$$label" $(EXP)/model.ckpt >> $$@.tmp 2>> $(EXP)/gen$(1).log \
+	  $(GENERATE) $(2) -n $$$$k --label "$$$$label" $(MODEL) >> $$@.tmp 2>> $(EXP)/gen$(1).log \
 	    || case $$$$? in $(3)) ;; *) tail -5 $(EXP)/gen$(1).log >&2; exit 1;; esac; \
 	done < $(EXP)/gen$(1)-labels.txt; \
 	mv $$@.tmp $$@
 else
-	$(GENERATE) $(2) -n $(GEN_N) $(EXP)/model.ckpt > $$@.tmp 2> $(EXP)/gen$(1).log \
+	$(GENERATE) $(2) -n $(GEN_N) $(MODEL) > $$@.tmp 2> $(EXP)/gen$(1).log \
 	  || case $$$$? in $(3)) ;; *) tail -5 $(EXP)/gen$(1).log >&2; exit 1;; esac
 	mv $$@.tmp $$@
 endif
@@ -335,14 +364,14 @@ $(EXP)/tshark-raw.json: $(EXP)/gen-raw.pcap $(TOP)/pipelines/tshark-check
 	$(TOP)/pipelines/tshark-check $< > $@
 
 # ---------------------------------------------------------------- report
-CLF_REPORTS := $(EXP)/classify.json $(EXP)/baseline.json $(EXP)/baseline-bytes.json $(NDPI_AGREEMENT)
+CLF_REPORTS := $(EXP)/classify.json $(EXP)/classify-scratch.json $(EXP)/baseline.json $(EXP)/baseline-bytes.json $(NDPI_AGREEMENT)
 $(EXP)/report.md: $(CLF_REPORTS) $(EXP)/jsdiv.json $(EXP)/realism.json \
 		$(EXP)/jsdiv-raw.json $(EXP)/realism-raw.json $(EXP)/tshark.json $(EXP)/tshark-raw.json \
 		$(TOP)/pipelines/report.sh
-	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh $(EXP) > $@
+	TITLE='$(TITLE)' PRETRAINED='$(PRETRAINED)' $(TOP)/pipelines/report.sh $(EXP) > $@
 
 $(EXP)/classification.md: $(CLF_REPORTS) $(TOP)/pipelines/report.sh
-	TITLE='$(TITLE)' $(TOP)/pipelines/report.sh --classification $(EXP) > $@
+	TITLE='$(TITLE)' PRETRAINED='$(PRETRAINED)' $(TOP)/pipelines/report.sh --classification $(EXP) > $@
 
 clean-model:
-	rm -f $(EXP)/model.ckpt $(EXP)/clf.ckpt
+	rm -f $(EXP)/model.ckpt $(EXP)/clf.ckpt $(EXP)/clf-scratch.ckpt

@@ -4,7 +4,9 @@
 #   make -f pipelines/pretrain.mk [OUT=exp/pretrained] [CORPUS=DIR] [VAR=value ...] [target]
 #
 # Targets: shards (the data alone), model (the default: data, then training),
-# info (what the data and the run are). Interrupting make (SIGINT, SIGTERM)
+# info (what the data and the run are), release (the finished model without
+# its optimizer state as RELEASE, models/tgpt-small.ckpt, its loss curve
+# beside it as a plot, and its sha256). Interrupting make (SIGINT, SIGTERM)
 # leaves OUT/run.ckpt at its last step; make again resumes from it, with the
 # same bits as an uninterrupted run (a changed setting or shard refuses to
 # resume rather than start the hours over). A finished run is copied to
@@ -35,25 +37,26 @@ FLOW_CAP ?= 1024
 PER_CAPTURE ?= 300
 SPLIT ?= 95/5/0
 SEED ?= 1
-JOBS ?= 2
+JOBS ?= 1
 # The run: the small preset on sequences of CONTEXT tokens (whole flows
 # packed one after the other), BATCH x ACCUM sequences a step: STEPS x
-# BATCH x ACCUM x CONTEXT tokens in all, 65.5 M by default (about 10 passes
-# over the training tokens of a cap of 300 flows a capture, 40 % more data
-# than a cap of 100 for a largest capture of 4-5 %), about 5.2 h on 2 quiet
-# cores (3,500 tokens/s;
+# BATCH x ACCUM x CONTEXT tokens in all. The shipped model's run (the
+# defaults, JOBS = 1): 1,200 steps, 4.9 M tokens, about one pass over the
+# training tokens, about 55 minutes on one thread of a busy 2-core machine
+# (models/README.md). The recipe's long run, 16,000 steps (65.5 M tokens,
+# about 10 passes), takes about 5.2 h on 2 quiet cores (3,500 tokens/s;
 # docs/pretraining.md has the short runs that chose these values).
 PRESET ?= small
 CONTEXT ?= 1024
 BATCH ?= 4
 ACCUM ?= 1
-STEPS ?= 16000
+STEPS ?= 1200
 LR ?= 1e-3
 MIN_LR ?= 1e-4
-WARMUP ?= 250
+WARMUP ?= 150
 DROPOUT ?= 0.1
 CKPT_EVERY ?= 250
-EVAL_EVERY ?= 1000
+EVAL_EVERY ?= 300
 
 # Each step depends only on the settings it uses (common.mk's cfg_rule).
 CFG_DATA := $(SOURCES) $(FLOW_CAP) $(PER_CAPTURE) $(SPLIT) $(SEED)
@@ -61,7 +64,7 @@ CFG_TRAIN := $(PRESET) $(CONTEXT) $(BATCH) $(ACCUM) $(STEPS) $(LR) $(MIN_LR) $(W
 	$(DROPOUT) $(SEED)
 $(eval $(call cfg_rule,$(OUT)/cfg/data,$(CFG_DATA)))
 $(eval $(call cfg_rule,$(OUT)/cfg/train,$(CFG_TRAIN)))
-.PHONY: model shards info
+.PHONY: model shards info release
 model: $(OUT)/model.ckpt
 shards: $(OUT)/shards/.done
 
@@ -129,3 +132,23 @@ info: $(OUT)/shards/.done
 	@grep -v '^tokshard: [0-9]* flows\? longer' $(OUT)/shards.log | grep -E '^(train|val) +\(all\)|tokshard:'
 	@echo "run: tgpt-train $(TRAIN_ARGS) --metrics $(OUT)/pretrain.tsv -o $(OUT)/run.ckpt $(OUT)/shards"
 	@echo "tokens: $$(( $(STEPS) * $(BATCH) * $(ACCUM) * $(CONTEXT) ))"
+
+# ---------------------------------------------------------------- release
+# The finished model as tgpt ships it: parameters only (tgpt-train --export),
+# the loss curve (training loss, its mean over 50 steps, validation loss) as
+# a plot beside it, and the sha256 models/README.md quotes.
+RELEASE ?= $(TOP)/models/tgpt-small.ckpt
+release: $(RELEASE) $(basename $(RELEASE))-loss.png
+	@sha256sum $(RELEASE)
+$(RELEASE): $(OUT)/model.ckpt
+	tgpt-train --export $< -o $@
+$(basename $(RELEASE))-loss.png: $(OUT)/model.ckpt
+	awk -F'\t' 'NR > 1 { i = n % 50; if (n >= 50) s -= l[i]; l[i] = $$2; s += $$2; n++; \
+	  print $$1, $$2, s / (n < 50 ? n : 50), ($$6 == "" ? "NaN" : $$6) }' $(OUT)/pretrain.tsv > $(OUT)/loss.dat
+	gnuplot -e "set terminal pngcairo size 800,480; set output '$@.tmp'; \
+	  set xlabel 'step (4 x 1,024 tokens)'; set ylabel 'loss (nats per token)'; set key top right; \
+	  set datafile missing 'NaN'; \
+	  plot '$(OUT)/loss.dat' using 1:2 with lines lc rgb '#c0c0c0' title 'training', \
+	  '' using 1:3 with lines lw 2 lc rgb '#1f77b4' title 'training, mean of 50 steps', \
+	  '' using 1:4 with linespoints lw 2 pt 7 lc rgb '#d62728' title 'validation (captures never trained on)'"
+	mv $@.tmp $@

@@ -35,6 +35,18 @@ bytes_row() {
 	echo "| realism-eval --baseline --features bytes (XGBoost, first $(j .first_bytes baseline-bytes.json) bytes of $(j .first_packets baseline-bytes.json) packets) | $(num .macro_f1 baseline-bytes.json) | $(num .accuracy baseline-bytes.json) | $(j .test baseline-bytes.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline-bytes.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline-bytes.json) |"
 }
 
+# The ablation's row, tgpt fine-tuned from random parameters, when it ran.
+scratch_row() {
+	[ -f "$exp/classify-scratch.json" ] || return 0
+	echo "| tgpt fine-tuned from random parameters (no pre-training) | $(num .macro_f1 classify-scratch.json) | $(num .accuracy classify-scratch.json) | $(j .labelled classify-scratch.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify-scratch.json) | shards |"
+}
+# What the classifier was fine-tuned from: PRETRAINED (experiment.mk passes
+# it), or the model pre-trained in the experiment.
+pretrained_from() {
+	if [ -n "${PRETRAINED:-}" ]; then echo "the pre-trained model \`$PRETRAINED\`"
+	else echo "the model pre-trained in this experiment (\`$exp/model.ckpt\`)"; fi
+}
+
 # A confusion matrix as a table: labels (JSON array) and rows (array of
 # arrays), only the labels that occur as truth or prediction.
 confusion_table() { # JSON-FILE LABELS-EXPR ROWS-EXPR
@@ -113,16 +125,19 @@ cat <<MD
 # Experiment: $title
 
 Configuration: \`$exp/config.mk\`
-($(grep -E '^(PRESET|CONTEXT|STEPS|FT_STEPS|FT_WINDOW|GEN_N|SEED|SPLIT|SPLIT_GROUP|LABEL_COLUMN|LABEL_FILTER|LABELLED_ONLY|MAX_PER_SOURCE_LABEL|MIN_LABEL_FLOWS|BASELINE_SPLIT|BYTES_PACKETS|BYTES_PER_PACKET) ' "$exp/config.mk" | tr -s ' ' | paste -sd, - | sed 's/,/, /g')).
+($(grep -E '^(PRETRAINED|PRESET|CONTEXT|STEPS|FT_STEPS|FT_WINDOW|FT_DROPOUT|GEN_N|SEED|SPLIT|SPLIT_GROUP|LABEL_COLUMN|LABEL_FILTER|LABELLED_ONLY|MAX_PER_SOURCE_LABEL|MIN_LABEL_FLOWS|BASELINE_SPLIT|BYTES_PACKETS|BYTES_PER_PACKET) ' "$exp/config.mk" | tr -s ' ' | paste -sd, - | sed 's/,/, /g')).
 
 ## Classification (test split)
 
 | classifier | macro-F1 | accuracy | test flows | labels | split |
 |---|---|---|---|---|---|
-| tgpt fine-tuned | $(num .macro_f1 classify.json) | $(num .accuracy classify.json) | $(j .labelled classify.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify.json) | shards |
+| tgpt fine-tuned from pre-training | $(num .macro_f1 classify.json) | $(num .accuracy classify.json) | $(j .labelled classify.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify.json) | shards |
 | realism-eval --baseline (XGBoost, flow statistics) | $(num .macro_f1 baseline.json) | $(num .accuracy baseline.json) | $(j .test baseline.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline.json) |
+$(scratch_row)
 $(bytes_row)
 
+tgpt was fine-tuned from $(pretrained_from); the row below it is the same
+fine-tuning (data, steps, schedule, seed) from random parameters.
 Test flows: the flows scored (tgpt: those whose label the classifier knows).
 Labels: those with test flows. Macro-F1 is the mean F1 over the labels that
 occur in the test split as truth or as prediction.

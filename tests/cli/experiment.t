@@ -19,7 +19,10 @@ sed -e "s|^CAPTURES = .*|CAPTURES = $T_DIR/caps|" -e "s|^LABELS = .*|LABELS = $T
     -e 's/^JOBS = .*/JOBS = 1/' "$TGPT_TOP/pipelines/experiment.conf" > conf
 exits_with 0 "the experiment runs to its report" make -s -f "$mk" EXP=e CONFIG="$T_DIR/conf"
 ok "report written" test -s e/report.md
-like e/report.md '^\| tgpt fine-tuned \| [0-9.]+ \| [0-9.]+ \|' "report has the classifier's macro-F1 and accuracy"
+like e/report.md '^\| tgpt fine-tuned from pre-training \| [0-9.]+ \| [0-9.]+ \|' "report has the classifier's macro-F1 and accuracy"
+like e/report.md '^\| tgpt fine-tuned from random parameters \(no pre-training\) \| [0-9.]+ \| [0-9.]+ \|' \
+	"... and the ablation's, fine-tuned from random parameters"
+like e/report.md 'fine-tuned from the model pre-trained in this experiment' "... saying where from"
 like e/report.md '^\| realism-eval --baseline' "report has the baseline"
 like e/report.md '^Discriminator \(real vs generated\) macro-F1: [0-9.]+' "report has the discriminator F1"
 like e/report.md '^\| pkt_len \| [0-9.]+' "report has the per-field JSD"
@@ -39,6 +42,17 @@ is "$RC" 0 "the rerun after a change of GEN_N succeeds"
 like out 'tgpt-infer generate' "after a change of GEN_N generation reruns"
 like out 'report.sh' "... and the report"
 ! grep -q 'tgpt-train' out; t_result $? "... but not the training"
+# PRETRAINED: fine-tuning starts from a model made elsewhere; nothing is
+# pre-trained here.
+exits_with 0 "PRETRAINED = a model: the classification runs" \
+	make -f "$mk" EXP=p CONFIG="$T_DIR/conf" PRETRAINED=e/model.ckpt classification
+! grep -q -- 'tgpt-train.*--preset' out; t_result $? "... pre-training nothing"
+like out 'tgpt-train .*--finetune e/model.ckpt --labels' "... fine-tuning PRETRAINED"
+like out 'tgpt-train .*--finetune e/model.ckpt --labels.*--random-init' "... and its ablation"
+like p/classification.md 'fine-tuned from the pre-trained model `e/model.ckpt`' "the report names it"
+exits_with 2 "PRETRAINED = no file: an error" \
+	make -f "$mk" EXP=p CONFIG="$T_DIR/conf" PRETRAINED=nosuch.ckpt classification
+like err 'PRETRAINED = nosuch.ckpt: no such file' "... saying so"
 # CONDITIONAL = 1: conditional pre-training, generation split over the labels.
 sed -e 's/^CONDITIONAL = .*/CONDITIONAL = 1/' -e 's/^GEN_N = .*/GEN_N = 5/' conf > conf-cond
 exits_with 0 "CONDITIONAL = 1 runs to the generated capture" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # flow2tok.t: the tokenizer's command line and its output, token by token:
-# packet layout, float64 intervals, side data, masking, --max-tokens, damaged
+# packet layout, float64 intervals, side data, masking, --max-tokens,
+# --first-packets and --first-bytes, damaged
 # and wrong input. Crafted flows come from mkrec, captures from mkpcap.
 . "$TGPT_TOP/tests/lib.sh"
 
@@ -153,6 +154,34 @@ is "$(toks tiny.tok 1 | tail -n 1)" 257 "the cut record still ends with END"
 like tiny.err 'inside their first packet' "cutting inside a first packet is counted"
 flow2tok -q --max-tokens 12 big.flows 2> quiet.err > /dev/null
 is "$(cat quiet.err)" "" "-q keeps the summary quiet"
+
+# ---------------------------------------------------------------- --first-packets, --first-bytes
+# five.flows: 4 packets of 5 bytes (15 tokens each).
+is "$(flow2tok -q --first-packets 2 five.flows > t.tok; toks t.tok 1 | wc -l)" 31 \
+	"--first-packets 2 keeps 2 packets (2 x 15 tokens and END)"
+mpdump t.tok > d
+like d '"cut":true' "... and says the record is cut"
+is "$(flow2tok -q --first-bytes 3 five.flows > t.tok; toks t.tok 1 | wc -l)" 53 \
+	"--first-bytes 3 keeps 3 bytes of each of the 4 packets (4 x 13 tokens and END)"
+is "$(toks t.tok 1 | sed -n '11,13p' | paste -sd' ')" "1 2 3" "... the first 3"
+mpdump t.tok > d
+like d '"wirelen":\[2,2,2,2\]' "... their wire lengths kept (2 bytes beyond each)"
+is "$(flow2tok -q --first-bytes 5 five.flows | mpdump | grep -c '"cut"')" 0 \
+	"--first-bytes of a whole packet cuts nothing"
+flow2tok -q --first-packets 3 --first-bytes 40 --mask mac,ip,port big.flows > fb.tok
+flow2tok -q --mask mac,ip,port big.flows > fm.tok
+prefix=1
+for i in $(seq 1 "$(records fm.tok)"); do
+	# each packet of fb.tok: the head and first 40 bytes of fm.tok's
+	toks fm.tok "$i" | awk 'NR > 1 && $1 == 256 { p++ } $1 != 257 { if (p < 3) { n[p]++; if (n[p] <= 50) print } }' > want
+	toks fb.tok "$i" | grep -vx 257 > got
+	cmp -s want got || prefix=0
+done
+is "$prefix" 1 "masked flows: the first 40 bytes of the first 3 packets, as tokenized whole"
+exits_with 0 "tok2pcap writes them back" tok2pcap -q -w fb.pcap fb.tok
+is "$(tcpdump -nr fb.pcap 2>/dev/null | wc -l)" "$(mpdump fb.tok | grep -o '"index":\[[0-9,]*' | tr ',' '\n' | wc -l)" \
+	"... every packet kept"
+exits_with 64 "--first-bytes 0 exits 64" flow2tok --first-bytes 0 five.flows
 
 # ---------------------------------------------------------------- exactness
 # An interval float64 cannot hold to the nanosecond (2^53 + 1 ns): warned,

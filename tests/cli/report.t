@@ -22,6 +22,13 @@ like out '^Valid generated packets: 3 of 4 \(75%\); coherent generated TCP flows
 ! grep -q ' of generated packets are valid' out; t_result $? "... not a bare fraction"
 exits_with 0 "TITLE names it" env TITLE="the demo" "$TGPT_TOP/pipelines/report.sh" $e
 like out '^# Experiment: the demo$' "... in the title"
+ok "no ablation row without classify-scratch.json" sh -c '! grep -q "from random parameters (no" out'
+cp $e/classify.json $e/classify-scratch.json
+sed -i 's/"macro_f1":0.5/"macro_f1":0.25/' $e/classify-scratch.json
+exits_with 0 "PRETRAINED names the model" env PRETRAINED=models/m.ckpt "$TGPT_TOP/pipelines/report.sh" $e
+like out 'fine-tuned from the pre-trained model `models/m.ckpt`' "... in the report"
+like out '^\| tgpt fine-tuned from random parameters \(no pre-training\) \| 0\.25 \| 0\.75 \| 8 \| 2 \|' \
+	"the ablation's row from classify-scratch.json"
 # the demo gives its experiment a title, not its directory's "exp"
 grep -q 'TITLE=' "$TGPT_TOP/examples/demo.sh"; t_result $? "the demo titles its experiment"
 

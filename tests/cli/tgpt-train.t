@@ -258,6 +258,35 @@ is "$(awk -F'\t' 'NR == 4 { print $6 }' dv0.5.tsv)" "$(awk -F'\t' 'NR == 4 { pri
 ok "while training does" test "$(cut -f2 dv0.tsv)" != "$(cut -f2 dv0.5.tsv)"
 exits_with 64 "a rate above 0.9 exits 64" tgpt-train "${TINY[@]}" --dropout 1 -o x.ckpt all
 
+# ------------------------------------------------------------ export
+exits_with 64 "--export without -o exits 64" tgpt-train --export b7.ckpt
+exits_with 0 "--export writes the model alone" tgpt-train --export b7.ckpt -o e.ckpt
+is "$(tgpt-train --info e.ckpt | awk '$1 == "section" { print $2 }' | tr '\n' ' ')" \
+	"model labels params " "its sections: model, labels, params"
+is "$(tgpt-train --info e.ckpt | grep '^section params' | cut -d' ' -f9)" \
+	"$(tgpt-train --info b7.ckpt | grep '^section params' | cut -d' ' -f9)" \
+	"the parameters are the run's (the same CRC-32)"
+ok "and it is less than half the run's file" test $(($(wc -c < e.ckpt) * 2)) -lt "$(wc -c < b7.ckpt)"
+exits_with 65 "it cannot be resumed" tgpt-train --resume e.ckpt -o e2.ckpt all
+like err 'e.ckpt: no train section' "naming the file and what it lacks"
+exits_with 0 "it can be fine-tuned" tgpt-train --finetune e.ckpt -j 1 --steps 2 -o fe.ckpt \
+	--metrics fe.tsv all
+exits_with 0 "as the run's own file can" tgpt-train --finetune b7.ckpt -j 1 --steps 2 -o fb.ckpt \
+	--metrics fb.tsv all
+is "$(losses fe.tsv)" "$(losses fb.tsv)" "with the same losses"
+exits_with 66 "--export of a missing file exits 66" tgpt-train --export nosuch.ckpt -o x.ckpt
+
+# --random-init: the shape of --finetune FILE, the parameters of a fresh run
+exits_with 64 "--random-init without --finetune exits 64" tgpt-train "${TINY[@]}" --random-init \
+	-o ri.ckpt all
+exits_with 0 "--finetune FILE --random-init" tgpt-train --finetune e.ckpt --random-init -j 1 \
+	--steps 2 -o ri.ckpt --metrics ri.tsv all
+like err 'from e.ckpt with random parameters' "says the parameters are random"
+exits_with 0 "a fresh run of the same shape" tgpt-train "${TINY[@]}" --steps 2 -o rf.ckpt \
+	--metrics rf.tsv all
+is "$(losses ri.tsv)" "$(losses rf.tsv)" "gives the same losses"
+ok "which are not the pre-trained model's" test "$(losses ri.tsv)" != "$(losses fe.tsv)"
+
 # ------------------------------------------------------------ random data
 exits_with 0 "--random-data needs no shards" tgpt-train --preset tiny --random-data --steps 3 -j 1 -q
 is "$(wc -l < err)" 1 "-q: only the tokens/s line"

@@ -14,13 +14,16 @@
 
 static const char usage[] =
 	"usage: flow2tok [-qV] [--no-side] [--mask mac,ip,port] [--max-tokens N] [-l LABEL]\n"
-	"                [-o FILE] [--force] [FILE ...]\n"
+	"                [--first-packets K] [--first-bytes N] [-o FILE] [--force] [FILE ...]\n"
 	"Reads flow records (pcap2flow) from FILEs or stdin ('-') and writes one\n"
 	"token record per flow (tgpt-stream(5)) to stdout or FILE.\n"
 	"  -o, --output FILE   write to FILE (replaced atomically); '-' is stdout\n"
 	"  -l, --label LABEL   label every record with LABEL\n"
 	"      --mask LIST     zero these fields, keeping offsets: mac, ip, port\n"
 	"      --max-tokens N  cut flows at a packet boundary to fit N tokens (N >= 12)\n"
+	"      --first-packets K  only the first K packets of each flow\n"
+	"      --first-bytes N    only the first N captured bytes of each packet (as a\n"
+	"                         snaplen would; its wire length is kept)\n"
 	"      --no-side       drop the side data (source, times, lengths, indices)\n"
 	"      --force         write binary output even to a terminal\n"
 	"  -q, --quiet         no progress, no summary\n"
@@ -34,6 +37,7 @@ struct options {
 	const char *output, *label;
 	unsigned mask;
 	size_t max_tokens; /* 0: no limit */
+	size_t first_packets, first_bytes; /* 0: all */
 	int no_side, force, quiet;
 };
 
@@ -123,22 +127,34 @@ static void mask_packet(uint16_t *w, size_t len, uint32_t linktype, const struct
 		zero_field(w, len, span[i].off, span[i].len);
 }
 
-/* How many packets fit the budget, and the captured bytes kept of the first
- * when even it does not fit (else its whole caplen). */
-static size_t packets_that_fit(const struct flow_rec *f, size_t max_tokens, size_t *first_len)
+/* The captured bytes of a packet that are tokenized: --first-bytes of them
+ * at most. */
+static size_t kept_len(const struct packet *p, const struct options *o)
 {
-	*first_len = f->n_packets ? f->pkt[0].caplen : 0;
+	return o->first_bytes && p->caplen > o->first_bytes ? o->first_bytes : p->caplen;
+}
+
+/* How many packets fit the budget (--first-packets of them at most), and
+ * the captured bytes kept of the first when even it does not fit (else its
+ * kept_len). */
+static size_t packets_that_fit(const struct flow_rec *f, const struct options *o,
+			       size_t *first_len)
+{
+	size_t max_tokens = o->max_tokens;
+	size_t all = o->first_packets && f->n_packets > o->first_packets ? o->first_packets
+									 : f->n_packets;
+	*first_len = all ? kept_len(&f->pkt[0], o) : 0;
 	if (!max_tokens)
-		return f->n_packets;
+		return all;
 	size_t used = 1; /* END */
 	size_t n = 0;
-	for (; n < f->n_packets; n++) {
-		size_t cost = TOK_PACKET_OVERHEAD + (size_t)f->pkt[n].caplen;
+	for (; n < all; n++) {
+		size_t cost = TOK_PACKET_OVERHEAD + kept_len(&f->pkt[n], o);
 		if (used + cost > max_tokens)
 			break;
 		used += cost;
 	}
-	if (n == 0 && f->n_packets > 0) {
+	if (n == 0 && all > 0) {
 		*first_len = max_tokens - 1 - TOK_PACKET_OVERHEAD;
 		n = 1;
 	}
@@ -163,20 +179,21 @@ static void tokenize(struct tokenizer *tz, const struct flow_rec *f, const struc
 		     struct tok_rec *t)
 {
 	size_t first_len;
-	size_t n = packets_that_fit(f, o->max_tokens, &first_len);
+	size_t n = packets_that_fit(f, o, &first_len);
 	size_t total = 1;
 	for (size_t i = 0; i < n; i++)
-		total += TOK_PACKET_OVERHEAD + (i ? f->pkt[i].caplen : first_len);
+		total += TOK_PACKET_OVERHEAD + (i ? kept_len(&f->pkt[i], o) : first_len);
 	grow((void **)&tz->tokens, &tz->tokens_cap, total, sizeof *tz->tokens);
 	grow_side(tz, n);
 
 	uint16_t lt_token = (uint16_t)(f->linktype < TOK_LINKTYPE_ESCAPE ? f->linktype
 									  : TOK_LINKTYPE_ESCAPE);
 	uint16_t *w = tz->tokens;
-	int exact = 1;
+	int exact = 1, shortened = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct packet *p = &f->pkt[i];
-		size_t len = i ? p->caplen : first_len;
+		size_t len = i ? kept_len(p, o) : first_len;
+		shortened |= len < p->caplen;
 		double seconds = 0;
 		if (i)
 			exact &= interval_seconds(f->pkt[i - 1].ts_ns, p->ts_ns, &seconds);
@@ -196,7 +213,7 @@ static void tokenize(struct tokenizer *tz, const struct flow_rec *f, const struc
 	t->id = f->id;
 	t->label = o->label ? o->label : f->label;
 	t->label_len = o->label ? strlen(o->label) : f->label_len;
-	t->cut = n < f->n_packets || (n > 0 && first_len < f->pkt[0].caplen);
+	t->cut = n < f->n_packets || shortened;
 	t->n_tokens = (size_t)(w - tz->tokens);
 	if (!exact) {
 		tz->inexact_flows++;
@@ -222,7 +239,7 @@ static void tokenize(struct tokenizer *tz, const struct flow_rec *f, const struc
 	tz->packets += n;
 	tz->tokens_out += t->n_tokens;
 	tz->cut_flows += t->cut;
-	tz->truncated_first += n > 0 && first_len < f->pkt[0].caplen;
+	tz->truncated_first += n > 0 && first_len < kept_len(&f->pkt[0], o);
 }
 
 /* Tokenizes every flow of one input; returns 0, or an exit status. */
@@ -256,10 +273,13 @@ static void summary(const struct tokenizer *tz, const struct options *o)
 {
 	if (o->quiet)
 		return;
-	if (tz->cut_flows)
+	if (tz->cut_flows && !o->first_packets && !o->first_bytes)
 		warnx("%" PRIu64 " of %" PRIu64 " flows cut by --max-tokens %zu"
 		      " (%" PRIu64 " of them inside their first packet)",
 		      tz->cut_flows, tz->flows, o->max_tokens, tz->truncated_first);
+	else if (tz->cut_flows)
+		warnx("%" PRIu64 " of %" PRIu64 " flows cut by --first-packets, --first-bytes"
+		      " or --max-tokens", tz->cut_flows, tz->flows);
 	if (tz->inexact_flows)
 		warnx("%" PRIu64 " %s a time interval float64 cannot hold exactly",
 		      tz->inexact_flows, plural(tz->inexact_flows, "flow with", "flows with"));
@@ -267,12 +287,15 @@ static void summary(const struct tokenizer *tz, const struct options *o)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_MASK = 256, OPT_MAX_TOKENS, OPT_NO_SIDE, OPT_FORCE };
+	enum { OPT_MASK = 256, OPT_MAX_TOKENS, OPT_FIRST_PACKETS, OPT_FIRST_BYTES, OPT_NO_SIDE,
+	       OPT_FORCE };
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "label", required_argument, NULL, 'l' },
 		{ "mask", required_argument, NULL, OPT_MASK },
 		{ "max-tokens", required_argument, NULL, OPT_MAX_TOKENS },
+		{ "first-packets", required_argument, NULL, OPT_FIRST_PACKETS },
+		{ "first-bytes", required_argument, NULL, OPT_FIRST_BYTES },
 		{ "no-side", no_argument, NULL, OPT_NO_SIDE },
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -292,6 +315,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_MAX_TOKENS:
 			o->max_tokens = (size_t)opt_u64(usage, "--max-tokens", optarg, MIN_MAX_TOKENS,
 							SIZE_MAX / 4);
+			break;
+		case OPT_FIRST_PACKETS:
+			o->first_packets = (size_t)opt_u64(usage, "--first-packets", optarg, 1,
+							   SIZE_MAX / 4);
+			break;
+		case OPT_FIRST_BYTES:
+			o->first_bytes = (size_t)opt_u64(usage, "--first-bytes", optarg, 1, SIZE_MAX / 4);
 			break;
 		case OPT_NO_SIDE: o->no_side = 1; break;
 		case OPT_FORCE: o->force = 1; break;

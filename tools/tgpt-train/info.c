@@ -1,5 +1,6 @@
-/* info.c: tgpt-train --info FILE: a checkpoint checked section by section
- * and printed as text (tgpt-ckpt(5)). */
+/* info.c: tgpt-train --info FILE, a checkpoint checked section by section
+ * and printed as text (tgpt-ckpt(5)), and --export FILE, its model without
+ * the training run's state (what a released model ships). */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -52,5 +53,30 @@ int info(const char *path)
 		info_labels(&ck);
 	ckpt_close(&ck);
 	cli_close_out(stdout, "stdout");
+	return 0;
+}
+
+/* The sections a model needs (MODEL, LABELS, PARAMS), checked, into OUT:
+ * the AdamW moments, the run's state and a fine-tuning run's last
+ * parameters stay behind, so OUT is a third of FILE's size and can be
+ * fine-tuned (--finetune) or loaded by tgpt-infer, not resumed. */
+int export_model(const char *path, const char *out)
+{
+	static const uint32_t kept[] = { CKPT_MODEL, CKPT_LABELS, CKPT_PARAMS };
+	struct ckpt ck;
+	struct ckpt_out o = { 0 };
+	char err[1024];
+	int rc = ckpt_open(path, &ck, 1, err, sizeof err);
+	if (rc)
+		errx(rc, "%s", err);
+	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+		const struct ckpt_section *s = ckpt_find(&ck, kept[i]);
+		if (!s)
+			errx(EX_DATAERR, "%s: no %s section: not a model", path,
+				kept[i] == CKPT_MODEL ? "model" : kept[i] == CKPT_PARAMS ? "params" : "labels");
+		ckpt_out_add(&o, s->type, s->data, s->size);
+	}
+	ckpt_write(&o, out);
+	ckpt_close(&ck);
 	return 0;
 }

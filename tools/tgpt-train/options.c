@@ -21,6 +21,7 @@ const char usage[] =
 	"       tgpt-train --labels [--finetune FILE | --preset NAME [SIZES]]\n"
 	"                  [--window-tokens W] [--balance MODE] [TRAINING] -o FILE SHARDS\n"
 	"       tgpt-train --info FILE\n"
+	"       tgpt-train --export FILE -o FILE\n"
 	"Trains the model on SHARDS/train.shard of tokshard(1) (validation on\n"
 	"SHARDS/val.shard) and writes checkpoints (tgpt-ckpt(5)) to FILE. The last\n"
 	"line on stderr is \"tokens/s: X\".\n"
@@ -48,6 +49,8 @@ const char usage[] =
 	"      --random-data     random tokens, no shards (for benchmarks)\n"
 	"      --finetune FILE   start from the model and parameters in FILE (fresh\n"
 	"                        optimizer and schedule)\n"
+	"      --random-init     with --finetune: FILE's model with random parameters\n"
+	"                        (the ablation of its pre-training)\n"
 	"Class-conditional pre-training (tgpt-infer generate --label X then generates\n"
 	"flows of label X):\n"
 	"      --conditional     every flow led by its label's token (flows without one:\n"
@@ -76,6 +79,8 @@ const char usage[] =
 	"      --eval-batches N  batches of val.shard per validation (default 8; a\n"
 	"                        classifier: all of its labelled flows)\n"
 	"      --info FILE       check a checkpoint and print its contents as text\n"
+	"      --export FILE     write FILE's model to -o without the run's state (the\n"
+	"                        optimizer's moments): for --finetune and tgpt-infer\n"
 	"  -j, --threads N       threads (default: the number of CPUs)\n"
 	"  -q, --quiet           no progress or summary (still the tokens/s line)\n"
 	"  -h, --help            this help\n"
@@ -160,6 +165,8 @@ static const struct option longopts[] = {
 	{ "eval-every", required_argument, NULL, O_EVAL_EVERY },
 	{ "eval-batches", required_argument, NULL, O_EVAL_BATCHES },
 	{ "info", required_argument, NULL, O_INFO },
+	{ "export", required_argument, NULL, O_EXPORT },
+	{ "random-init", no_argument, NULL, O_RANDOM_INIT },
 	{ "labels", no_argument, NULL, O_LABELS },
 	{ "finetune", required_argument, NULL, O_FINETUNE },
 	{ "window-tokens", required_argument, NULL, O_WINDOW_TOKENS },
@@ -274,6 +281,10 @@ void parse_options(int argc, char **argv, struct options *o)
 			o->metrics = optarg;
 		else if (c == O_INFO)
 			o->info = optarg;
+		else if (c == O_EXPORT)
+			o->export = optarg;
+		else if (c == O_RANDOM_INIT)
+			o->given[c] = 1;
 		else if (c == O_FINETUNE)
 			o->finetune = optarg, o->given[c] = 1;
 		else if (c == O_STOP_AFTER)
@@ -289,6 +300,10 @@ void parse_options(int argc, char **argv, struct options *o)
 		default: cli_usage_error(usage, "unknown option or missing argument");
 		}
 	}
+	if (o->given[O_RANDOM_INIT] && !o->finetune)
+		cli_usage_error(usage, "--random-init takes the model of --finetune FILE");
+	if (o->export && !o->out)
+		cli_usage_error(usage, "--export %s: -o FILE names the model to write", o->export);
 	if (optind < argc)
 		o->shards = argv[optind++];
 	if (optind < argc)

@@ -522,8 +522,9 @@ static void summary(const struct run *r)
 	const struct train *t = &r->t;
 	if (r->o.quiet)
 		return;
-	fprintf(stderr, "%s: %s model%s%s, %zu parameters, ", cli_progname(), t->preset,
-		r->loaded ? " from " : "", r->loaded ? r->o.finetune : "", model_num_params(&r->m));
+	fprintf(stderr, "%s: %s model%s%s%s, %zu parameters, ", cli_progname(), t->preset,
+		r->loaded ? " from " : "", r->loaded ? r->o.finetune : "",
+		r->o.given[O_RANDOM_INIT] ? " with random parameters" : "", model_num_params(&r->m));
 	if (r->classify)
 		fprintf(stderr, "classifier of %u labels (%" PRIu64 " token%s each), window %" PRIu64
 			", balance %s", r->map.n, t->label_tokens, t->label_tokens == 1 ? "" : "s",
@@ -577,7 +578,10 @@ void setup(struct run *r)
 	model_set_threads((int)r->t.threads);
 	open_data(r);
 	struct model_config c = r->m.c;	/* model_init clears *m first */
-	if (!r->resumed && !r->loaded && model_init(&r->m, &c, r->t.seed) < 0)
+	int fresh = !r->resumed && (!r->loaded || o->given[O_RANDOM_INIT]);
+	if (fresh && r->loaded)
+		model_free(&r->m);	/* --random-init: FILE's shape, not its parameters */
+	if (fresh && model_init(&r->m, &c, r->t.seed) < 0)
 		errx(EX_SOFTWARE, "model_init refused a checked config");
 	size_t n = (size_t)(r->t.batch * r->t.context);
 	r->tok = xcalloc(n, sizeof *r->tok);

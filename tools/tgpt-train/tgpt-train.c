@@ -368,6 +368,8 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &r->o);
 	if (r->o.info)
 		return info(r->o.info);
+	if (r->o.export)
+		return export_model(r->o.export, r->o.out);
 	dist_init(&argc, &argv);
 	if (dist_rank() != 0)
 		r->o.quiet = 1;	/* rank 0 speaks for the run */

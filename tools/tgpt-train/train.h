@@ -5,7 +5,7 @@
  *   loader.c      flows of a shard packed into sequences, epoch by epoch
  *   classifier.c  fine-tuning for classification (--labels) and its validation
  *   state.c       the TRAIN section of a checkpoint: the run's state
- *   info.c        --info FILE
+ *   info.c        --info FILE, --export FILE
  *   dist.c        the ranks of a data-parallel run (dist.h) */
 #ifndef TGPT_TRAIN_H
 #define TGPT_TRAIN_H
@@ -66,7 +66,7 @@ struct train {
 /* Training options that may be given: which were, by their option id. */
 enum { O_PRESET = 256, O_CONTEXT, O_STEPS, O_BATCH, O_ACCUM, O_LR, O_MIN_LR, O_WARMUP,
 	O_BETA1, O_BETA2, O_EPS, O_WD, O_CLIP, O_SEED, O_RANDOM, O_CKPT_EVERY, O_RESUME,
-	O_STOP_AFTER, O_METRICS, O_EVAL_EVERY, O_EVAL_BATCHES, O_INFO, O_THREADS,
+	O_STOP_AFTER, O_METRICS, O_EVAL_EVERY, O_EVAL_BATCHES, O_INFO, O_EXPORT, O_RANDOM_INIT, O_THREADS,
 	O_LABELS, O_FINETUNE, O_WINDOW_TOKENS, O_LABEL_TOKENS, O_BALANCE, O_CONDITIONAL,
 	O_ATTN_DROPOUT, O_RESID_DROPOUT, O_DROPOUT, O_END,
 	O_MODEL = 400, O_NO = 500 };
@@ -75,7 +75,7 @@ struct options {
 	struct train t;              /* the values given */
 	int given[O_END];
 	int mf_value[MF_COUNT], mf_given[MF_COUNT];
-	const char *out, *resume, *metrics, *info, *shards, *finetune;
+	const char *out, *resume, *metrics, *info, *export, *shards, *finetune;
 	uint64_t stop_after;
 	int quiet;
 };
@@ -214,7 +214,8 @@ int keep_best(struct run *r);
 void train_text(const struct train *t, struct ckpt_text *txt);
 int read_train(struct ckpt *ck, struct train *t, char *err, size_t errlen);
 
-/* info.c: --info FILE. */
+/* info.c: --info FILE; --export FILE -o OUT. */
 int info(const char *path);
+int export_model(const char *path, const char *out);
 
 #endif
