@@ -1,5 +1,5 @@
 /* t-p2f-pcapng.c: pcap2flow's reader of pcapng files whose interfaces have
- * several link types (reader.c), on a file built here block by block: two
+ * several link types (pcapng.c), on a file built here block by block: two
  * sections of either byte order, interfaces with if_tsresol (decimal and
  * binary) and if_tsoffset, enhanced, simple and obsolete packet blocks, and
  * a block it must skip. Every packet's link type, time, lengths and bytes

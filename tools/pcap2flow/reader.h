@@ -1,9 +1,10 @@
 /* reader.h: pcap2flow's captures in. Classic pcap files, the common kind,
  * are read by reader.c itself: a regular file mapped a window at a time
  * (its packets are not copied: flows point into the windows), a pipe in
- * large blocks; and so are pcapng files whose interfaces have several link
- * types, which libpcap refuses. libpcap reads the rest (pcapng, older
- * versions, link types it rewrites) and live interfaces. */
+ * large blocks; pcapng files whose interfaces have several link types,
+ * which libpcap refuses, by pcapng.c (reader-private.h is what the two
+ * share). libpcap reads the rest (pcapng, older versions, link types it
+ * rewrites) and live interfaces. */
 #ifndef PCAP2FLOW_READER_H
 #define PCAP2FLOW_READER_H
 
@@ -76,7 +77,7 @@ struct ng_iface {
 	uint8_t tsprec;         /* 6 or 9: what the flow records say */
 };
 
-/* The pcapng reader's state (reader.c): for files whose interfaces have
+/* The pcapng reader's state (pcapng.c): for files whose interfaces have
  * several link types, which libpcap does not read. */
 struct ng_in {
 	FILE *f;
