@@ -40,6 +40,15 @@ scratch_row() {
 	[ -f "$exp/classify-scratch.json" ] || return 0
 	echo "| tgpt fine-tuned from random parameters (no pre-training) | $(num .macro_f1 classify-scratch.json) | $(num .accuracy classify-scratch.json) | $(j .labelled classify-scratch.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify-scratch.json) | shards |"
 }
+# The table's rows: tgpt, the ablation (when it ran), the baselines; no
+# blank line between them, which would end the table.
+clf_rows() {
+	echo "| tgpt fine-tuned from pre-training | $(num .macro_f1 classify.json) | $(num .accuracy classify.json) | $(j .labelled classify.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify.json) | shards |"
+	scratch_row
+	echo "| realism-eval --baseline (XGBoost, flow statistics) | $(num .macro_f1 baseline.json) | $(num .accuracy baseline.json) | $(j .test baseline.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline.json) |"
+	bytes_row
+}
+
 # What the classifier was fine-tuned from: PRETRAINED (experiment.mk passes
 # it), or the model pre-trained in the experiment.
 pretrained_from() {
@@ -131,13 +140,10 @@ Configuration: \`$exp/config.mk\`
 
 | classifier | macro-F1 | accuracy | test flows | labels | split |
 |---|---|---|---|---|---|
-| tgpt fine-tuned from pre-training | $(num .macro_f1 classify.json) | $(num .accuracy classify.json) | $(j .labelled classify.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify.json) | shards |
-| realism-eval --baseline (XGBoost, flow statistics) | $(num .macro_f1 baseline.json) | $(num .accuracy baseline.json) | $(j .test baseline.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline.json) |
-$(scratch_row)
-$(bytes_row)
+$(clf_rows)
 
-tgpt was fine-tuned from $(pretrained_from); the row below it is the same
-fine-tuning (data, steps, schedule, seed) from random parameters.
+tgpt was fine-tuned from $(pretrained_from); the row "from random
+parameters" is the same fine-tuning (data, steps, schedule, seed) without it.
 Test flows: the flows scored (tgpt: those whose label the classifier knows).
 Labels: those with test flows. Macro-F1 is the mean F1 over the labels that
 occur in the test split as truth or as prediction.
