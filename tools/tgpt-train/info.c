@@ -65,15 +65,14 @@ int export_model(const char *path, const char *out)
 	static const uint32_t kept[] = { CKPT_MODEL, CKPT_LABELS, CKPT_PARAMS };
 	struct ckpt ck;
 	struct ckpt_out o = { 0 };
+	const struct ckpt_section *s;
 	char err[1024];
-	int rc = ckpt_open(path, &ck, 1, err, sizeof err);
+	int rc = ckpt_open(path, &ck, 0, err, sizeof err);	/* the dropped sections unchecked */
 	if (rc)
 		errx(rc, "%s", err);
 	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
-		const struct ckpt_section *s = ckpt_find(&ck, kept[i]);
-		if (!s)
-			errx(EX_DATAERR, "%s: no %s section: not a model", path,
-				kept[i] == CKPT_MODEL ? "model" : kept[i] == CKPT_PARAMS ? "params" : "labels");
+		if ((rc = ckpt_verify(&ck, kept[i], &s, err, sizeof err)))
+			errx(rc, "%s", err);
 		ckpt_out_add(&o, s->type, s->data, s->size);
 	}
 	ckpt_write(&o, out);
