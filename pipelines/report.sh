@@ -35,16 +35,16 @@ bytes_row() {
 	echo "| realism-eval --baseline --features bytes (XGBoost, first $(j .first_bytes baseline-bytes.json) bytes of $(j .first_packets baseline-bytes.json) packets) | $(num .macro_f1 baseline-bytes.json) | $(num .accuracy baseline-bytes.json) | $(j .test baseline-bytes.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline-bytes.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline-bytes.json) |"
 }
 
-# The ablation's row, tgpt fine-tuned from random parameters, when it ran.
-scratch_row() {
-	[ -f "$exp/classify-scratch.json" ] || return 0
-	echo "| tgpt fine-tuned from random parameters (no pre-training) | $(num .macro_f1 classify-scratch.json) | $(num .accuracy classify-scratch.json) | $(j .labelled classify-scratch.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify-scratch.json) | shards |"
+# A tgpt classifier's row (tgpt-infer classify's JSON), when it ran.
+tgpt_row() { # NAME FILE
+	[ -f "$exp/$2" ] || return 0
+	echo "| $1 | $(num .macro_f1 "$2") | $(num .accuracy "$2") | $(j .labelled "$2") | $(j '[.per_class[] | select(.support > 0)] | length' "$2") | shards |"
 }
 # The table's rows: tgpt, the ablation (when it ran), the baselines; no
 # blank line between them, which would end the table.
 clf_rows() {
-	echo "| tgpt fine-tuned from pre-training | $(num .macro_f1 classify.json) | $(num .accuracy classify.json) | $(j .labelled classify.json) | $(j '[.per_class[] | select(.support > 0)] | length' classify.json) | shards |"
-	scratch_row
+	tgpt_row "tgpt fine-tuned from pre-training" classify.json
+	tgpt_row "tgpt fine-tuned from random parameters (no pre-training)" classify-scratch.json
 	echo "| realism-eval --baseline (XGBoost, flow statistics) | $(num .macro_f1 baseline.json) | $(num .accuracy baseline.json) | $(j .test baseline.json) | $(j '[.classes[] | select(.test > 0)] | length' baseline.json) | $(j 'if .split == "file" then "shards (split.tsv)" else "own (" + .split + ")" end' baseline.json) |"
 	bytes_row
 }
